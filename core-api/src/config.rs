@@ -1,0 +1,343 @@
+//! Configuration: built-in defaults, then an optional TOML file, then environment overrides
+//! named `RECO__SECTION__KEY` (e.g. `RECO__INDEX__SHARDS=8`). Validated once at start.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub index: IndexConfig,
+    pub ranking: RankingConfig,
+    pub storage: StorageConfig,
+    pub model: ModelConfig,
+    pub demo: DemoConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    /// Whole-request deadline; slower requests get a 503 `timeout` error.
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Version number baked into edge cache keys (`rec:v{N}:…`).
+    pub cache_version: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    pub shards: usize,
+    pub m: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+    /// Vectors waiting in a shard's exact delta before it is rebuilt in the background.
+    pub rebuild_threshold: usize,
+}
+
+/// Weights of the hybrid ranker and the knobs of the other ranking stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RankingConfig {
+    pub semantic_weight: f32,
+    pub graph_weight: f32,
+    pub popularity_weight: f32,
+    pub freshness_weight: f32,
+    pub quality_weight: f32,
+    /// MMR trade-off: 1.0 is pure relevance, 0.0 pure diversity.
+    pub mmr_lambda: f32,
+    /// Candidates fetched from the vector index per request.
+    pub ann_candidates: usize,
+    /// Candidates fetched from the item graph per request.
+    pub graph_candidates: usize,
+    /// Share of the free-text intent in the query vector when the user also has history.
+    pub query_blend: f32,
+    /// Recent interactions used to build the user vector.
+    pub history_limit: usize,
+    /// Half-life of an interaction's weight in the user vector, in days.
+    pub history_half_life_days: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Embedded database and index snapshots live here.
+    pub data_dir: PathBuf,
+    /// Capacity of the in-process user-embedding cache (entries).
+    pub user_cache_entries: usize,
+    pub user_cache_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Load the demo catalogue and ratings when the store holds no items.
+    pub load_if_empty: bool,
+    pub catalog: PathBuf,
+    pub ratings: PathBuf,
+    /// Load at most this many catalogue films (0 = all); handy for quick trials.
+    pub max_items: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            index: IndexConfig::default(),
+            ranking: RankingConfig::default(),
+            storage: StorageConfig::default(),
+            model: ModelConfig::default(),
+            demo: DemoConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            request_timeout_ms: 2_000,
+            max_body_bytes: 8 << 20,
+            cache_version: 1,
+        }
+    }
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            shards: 4,
+            m: 16,
+            ef_construction: 200,
+            ef_search: 100,
+            rebuild_threshold: 2_000,
+        }
+    }
+}
+
+impl Default for RankingConfig {
+    fn default() -> Self {
+        Self {
+            semantic_weight: 0.55,
+            graph_weight: 0.15,
+            popularity_weight: 0.12,
+            freshness_weight: 0.05,
+            quality_weight: 0.13,
+            mmr_lambda: 0.75,
+            ann_candidates: 200,
+            graph_candidates: 100,
+            query_blend: 0.6,
+            history_limit: 50,
+            history_half_life_days: 30.0,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: "var/data".into(),
+            user_cache_entries: 100_000,
+            user_cache_ttl_secs: 3_600,
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            dir: gpu_batch::DEFAULT_MODEL_DIR.into(),
+        }
+    }
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            load_if_empty: true,
+            catalog: "data/movietweetings/catalog-movies.dat".into(),
+            ratings: "data/movietweetings/snapshot-20k/ratings.dat".into(),
+            max_items: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+const ENV_PREFIX: &str = "RECO__";
+
+impl Config {
+    /// Defaults, overlaid by `file` (if any), overlaid by `RECO__…` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut merged = toml::Value::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
+            let overlay: toml::Value = toml::from_str(&text)
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            merge(&mut merged, overlay);
+        }
+        for (key, value) in env {
+            let Some(path) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let parts: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+            let [section, field] = parts.as_slice() else {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}: expected {ENV_PREFIX}SECTION__KEY"
+                )));
+            };
+            let table = merged
+                .get_mut(section.as_str())
+                .and_then(toml::Value::as_table_mut)
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!("{key}: unknown section '{section}'"))
+                })?;
+            table.insert(field.clone(), parse_env_value(&value));
+        }
+        let config: Config = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.index.shards == 0 || self.index.shards > 1024 {
+            return invalid("index.shards must be between 1 and 1024");
+        }
+        if !(2..=128).contains(&self.index.m) {
+            return invalid("index.m must be between 2 and 128");
+        }
+        if self.index.ef_construction < self.index.m || self.index.ef_search == 0 {
+            return invalid("index.ef_construction must be >= m and index.ef_search > 0");
+        }
+        if !(0.0..=1.0).contains(&self.ranking.mmr_lambda)
+            || !(0.0..=1.0).contains(&self.ranking.query_blend)
+        {
+            return invalid("ranking.mmr_lambda and ranking.query_blend must be within [0, 1]");
+        }
+        if self.ranking.ann_candidates == 0 || self.ranking.history_half_life_days <= 0.0 {
+            return invalid(
+                "ranking.ann_candidates and ranking.history_half_life_days must be positive",
+            );
+        }
+        if self.server.request_timeout_ms == 0 || self.server.max_body_bytes < 1024 {
+            return invalid(
+                "server.request_timeout_ms must be > 0 and server.max_body_bytes >= 1024",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Environment values are typed like TOML scalars: `8` is an integer, `0.5` a float,
+/// `true` a boolean, anything else a string.
+fn parse_env_value(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else if let Ok(f) = raw.parse::<f64>() {
+        toml::Value::Float(f)
+    } else if let Ok(b) = raw.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(raw.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(
+            (c.index.m, c.index.ef_construction, c.index.ef_search),
+            (16, 200, 100)
+        );
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = std::env::temp_dir().join(format!("reco-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[index]\nshards = 8\nef_search = 64\n[ranking]\nmmr_lambda = 0.5\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("RECO__INDEX__SHARDS", "20"),
+                ("RECO__SERVER__BIND", "0.0.0.0:9000"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.index.shards, 20, "env wins over file");
+        assert_eq!(c.index.ef_search, 64, "file wins over defaults");
+        assert_eq!(c.ranking.mmr_lambda, 0.5);
+        assert_eq!(c.server.bind, "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        assert!(Config::load(None, env(&[("RECO__INDEX__SHARDS", "0")])).is_err());
+        assert!(Config::load(None, env(&[("RECO__NOPE__X", "1")])).is_err());
+        assert!(Config::load(None, env(&[("RECO__INDEX__NOPE", "1")])).is_err());
+        assert!(Config::load(None, env(&[("RECO__INDEX__SHARDS", "many")])).is_err());
+    }
+}

@@ -1,0 +1,1002 @@
+//! The recommendation engine: owns the catalogue, the index and the stores, and runs the
+//! ranking pipeline (user history → candidates from vectors and the item graph → hard
+//! filters → hybrid ranking → MMR diversity → reasons).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rayon::prelude::*;
+use shared_types::{
+    validate_item_id, validate_user_id, InteractionEvent, Item, ItemInput, Maturity,
+    NormalisedRequest, RecommendationResponse, ScoreComponents, ScoredItem,
+};
+
+use crate::catalog::{Catalog, CatalogEntry};
+use crate::config::{Config, RankingConfig};
+use crate::error::EngineError;
+use crate::index::distance::{best_dot, dot_f32};
+use crate::index::{IndexParams, LocalShard, Shard, ShardedIndex};
+use crate::metrics::{Metrics, Stage};
+use crate::store::{
+    EmbeddedStore, InProcessItemGraph, InProcessUserCache, Interaction, InteractionStore,
+    ItemGraph, ItemStore, StoredItem, UserEmbeddingCache,
+};
+
+/// Turns texts into unit vectors; implemented by `gpu_batch::TextEncoder`.
+pub trait Embedder: Send + Sync {
+    fn dim(&self) -> usize;
+    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, gpu_batch::EmbedError>;
+}
+
+impl Embedder for gpu_batch::TextEncoder {
+    fn dim(&self) -> usize {
+        gpu_batch::TextEncoder::dim(self)
+    }
+
+    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, gpu_batch::EmbedError> {
+        gpu_batch::TextEncoder::embed_batch(self, texts)
+    }
+}
+
+/// Most items accepted by one `POST /v1/items`, events by one `POST /v1/events`.
+pub const MAX_ITEMS_PER_REQUEST: usize = 10_000;
+pub const MAX_EVENTS_PER_REQUEST: usize = 1_000;
+const QUERY_CACHE_ENTRIES: usize = 10_000;
+/// Seeds taken from the user's history for graph candidates.
+const GRAPH_SEEDS: usize = 10;
+
+/// The text embedded for an item: title, genres and description.
+pub fn item_text(item: &Item) -> String {
+    let mut text = item.title.clone();
+    if !item.genres.is_empty() {
+        text.push_str(". Genres: ");
+        text.push_str(&item.genres.join(", "));
+    }
+    if let Some(d) = item.description.as_deref().filter(|d| !d.is_empty()) {
+        text.push_str(". ");
+        text.push_str(d);
+    }
+    text
+}
+
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn normalise(v: &mut [f32]) -> bool {
+    let norm = dot_f32(v, v).sqrt();
+    if !norm.is_finite() || norm < 1e-6 {
+        return false;
+    }
+    v.iter_mut().for_each(|x| *x /= norm);
+    true
+}
+
+/// Runs CPU-bound work on the rayon pool and awaits it without blocking the reactor.
+async fn on_rayon<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, EngineError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await
+        .map_err(|_| EngineError::Internal("a ranking task panicked".into()))
+}
+
+/// The storage backends the engine runs on.
+pub struct Backends {
+    pub items: Arc<dyn ItemStore>,
+    pub interactions: Arc<dyn InteractionStore>,
+    pub graph: Arc<dyn ItemGraph>,
+    pub user_cache: Arc<dyn UserEmbeddingCache>,
+}
+
+/// One candidate before ranking: where it came from and what it scored there.
+#[derive(Default, Clone)]
+struct Candidate {
+    graph: f32,
+    via: Option<Arc<str>>,
+}
+
+struct Ranked {
+    entry: Arc<CatalogEntry>,
+    components: ScoreComponents,
+    score: f32,
+    via: Option<Arc<str>>,
+}
+
+/// Everything the shared ranking stages need for one request.
+struct RankRequest {
+    query: Option<Vec<f32>>,
+    candidates: HashMap<Arc<str>, Candidate>,
+    exclude: HashSet<Arc<str>>,
+    filters: HardFilters,
+    limit: usize,
+    /// Positive history (for "similar to X" reasons), newest first.
+    history: Vec<Arc<CatalogEntry>>,
+    intent: Option<String>,
+    fallback_reason: &'static str,
+}
+
+#[derive(Default, Clone)]
+struct HardFilters {
+    max_maturity: Option<Maturity>,
+    exclude_genres: Vec<String>,
+    language: Option<String>,
+}
+
+impl HardFilters {
+    fn admits(&self, e: &CatalogEntry) -> bool {
+        let maturity_ok = match (self.max_maturity, e.item.maturity) {
+            (None, _) => true,
+            (Some(max), Some(m)) => m <= max,
+            // Strict family mode admits only items rated for everyone.
+            (Some(max), None) => max != Maturity::All,
+        };
+        let language_ok = match (&self.language, &e.item.language) {
+            (Some(want), Some(have)) => {
+                have.eq_ignore_ascii_case(want)
+                    || have.to_lowercase().starts_with(&format!("{want}-"))
+            }
+            _ => true,
+        };
+        maturity_ok && language_ok && !e.genres.iter().any(|g| self.exclude_genres.contains(g))
+    }
+}
+
+pub struct Engine {
+    config: Config,
+    catalog: Catalog,
+    index: ShardedIndex,
+    backends: Backends,
+    embedder: Arc<dyn Embedder>,
+    metrics: Arc<Metrics>,
+    query_vectors: Mutex<HashMap<String, Arc<Vec<f32>>>>,
+    response_seq: AtomicU64,
+    current_year: i32,
+}
+
+impl Engine {
+    /// Opens the engine on the embedded default backends in `config.storage.data_dir`,
+    /// loading the demo catalogue first when the store is empty and the config asks for it.
+    pub async fn open_embedded(
+        config: Config,
+        embedder: Arc<dyn Embedder>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, EngineError> {
+        let store = Arc::new(EmbeddedStore::open(&config.storage.data_dir)?);
+        if config.demo.load_if_empty && !store.has_items()? {
+            crate::demo::load(&config, &store, embedder.as_ref(), &metrics).await?;
+        }
+        let graph = Arc::new(InProcessItemGraph::new());
+        let backends = Backends {
+            items: store.clone(),
+            interactions: store.clone(),
+            graph: graph.clone(),
+            user_cache: Arc::new(InProcessUserCache::new(
+                config.storage.user_cache_entries,
+                Duration::from_secs(config.storage.user_cache_ttl_secs),
+            )),
+        };
+        let engine = Self::open(config, backends, embedder, metrics).await?;
+        // Rebuild popularity and co-interaction edges from the durable event log.
+        let replay = engine.clone();
+        let store_for_replay = store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut previous: Vec<Arc<str>> = Vec::new();
+            let mut user = String::new();
+            store_for_replay.replay_events(|event| {
+                if event.user_id != user {
+                    user = event.user_id.clone();
+                    previous.clear();
+                }
+                if let Some(entry) = replay.catalog.get(&event.item_id) {
+                    replay.catalog.record_engagement(&entry.id, event.action);
+                    if event.action.preference_weight() > 0.0 {
+                        for (distance, prev) in previous.iter().rev().enumerate() {
+                            graph.link(prev, &entry.id, 1.0 / (1.0 + distance as f32));
+                        }
+                        previous.push(entry.id.clone());
+                        if previous.len() > 5 {
+                            previous.remove(0);
+                        }
+                    }
+                }
+            })
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        Ok(engine)
+    }
+
+    /// Opens the engine over any backends: loads the catalogue and opens every shard
+    /// (reusing snapshots in the data directory).
+    pub async fn open(
+        config: Config,
+        backends: Backends,
+        embedder: Arc<dyn Embedder>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, EngineError> {
+        let started = Instant::now();
+        let stored = backends.items.load_all().await?;
+        let params = IndexParams {
+            dim: embedder.dim(),
+            m: config.index.m,
+            ef_construction: config.index.ef_construction,
+            ef_search: config.index.ef_search,
+            rebuild_threshold: config.index.rebuild_threshold,
+        };
+        let catalog = Catalog::default();
+        let shard_count = config.index.shards;
+        let mut per_shard: Vec<Vec<(Arc<str>, u64, Vec<f32>)>> = vec![Vec::new(); shard_count];
+        for s in stored {
+            let id = catalog.insert(CatalogEntry::new(s.item, s.version, &s.vector));
+            per_shard[crate::index::shard_of(&id, shard_count)].push((id, s.version, s.vector));
+        }
+        let snapshot_dir = config.storage.data_dir.join(format!(
+            "index-d{}-m{}-efc{}",
+            params.dim, params.m, params.ef_construction
+        ));
+        let shards: Vec<Arc<dyn Shard>> = on_rayon(move || {
+            per_shard
+                .into_par_iter()
+                .enumerate()
+                .map(|(i, items)| {
+                    LocalShard::open(i, params, Some(&snapshot_dir), items) as Arc<dyn Shard>
+                })
+                .collect()
+        })
+        .await?;
+        let index = ShardedIndex::new(shards, params);
+        for shard in index.shards() {
+            metrics.set_shard_items(shard.id(), shard.len());
+        }
+        tracing::info!(
+            items = catalog.len(),
+            shards = shard_count,
+            took_ms = started.elapsed().as_millis() as u64,
+            "index loaded"
+        );
+        let current_year = 1970 + (now_secs() / 31_556_952) as i32;
+        Ok(Arc::new(Self {
+            config,
+            catalog,
+            index,
+            backends,
+            embedder,
+            metrics,
+            query_vectors: Mutex::new(HashMap::new()),
+            response_seq: AtomicU64::new(0),
+            current_year,
+        }))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn index(&self) -> &ShardedIndex {
+        &self.index
+    }
+
+    pub fn catalog_len(&self) -> usize {
+        self.catalog.len()
+    }
+
+    pub fn get_item(&self, id: &str) -> Result<Item, EngineError> {
+        validate_item_id(id)?;
+        self.catalog.get(id).map(|e| e.item.clone()).ok_or_else(|| {
+            EngineError::not_found("item_not_found", format!("no item with id '{id}'"))
+        })
+    }
+
+    /// Embeds texts on the blocking pool.
+    async fn embed(&self, texts: Vec<String>, path: &str) -> Result<Vec<Vec<f32>>, EngineError> {
+        self.metrics.observe_embed_batch(path, texts.len());
+        let embedder = self.embedder.clone();
+        tokio::task::spawn_blocking(move || embedder.embed_batch(&texts))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(EngineError::from)
+    }
+
+    /// Embedding of a (normalised) free-text intent, cached because popular intents repeat.
+    async fn embed_query(&self, q: &str) -> Result<Arc<Vec<f32>>, EngineError> {
+        if let Some(v) = self.query_vectors.lock().expect("query cache").get(q) {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(
+            self.embed(vec![q.to_string()], "query")
+                .await?
+                .pop()
+                .unwrap_or_default(),
+        );
+        let mut cache = self.query_vectors.lock().expect("query cache");
+        if cache.len() >= QUERY_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(q.to_string(), v.clone());
+        Ok(v)
+    }
+
+    fn next_response_id(&self) -> String {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        format!(
+            "{nanos:016x}{:06x}",
+            self.response_seq.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
+        )
+    }
+
+    /// Personalised recommendations for a validated request.
+    pub async fn recommend(
+        self: &Arc<Self>,
+        req: &NormalisedRequest,
+    ) -> Result<RecommendationResponse, EngineError> {
+        let cfg = &self.config.ranking;
+        let context_started = Instant::now();
+        let intent = match &req.q {
+            Some(q) => Some(self.embed_query(q).await?),
+            None => None,
+        };
+        self.metrics.observe_stage(Stage::Context, context_started);
+
+        let mut degraded = Vec::new();
+        let (history, cached_vector) = match &req.user_id {
+            Some(user) => {
+                let (history, cached) = tokio::join!(
+                    self.backends.interactions.recent(user, cfg.history_limit),
+                    self.backends.user_cache.get(user)
+                );
+                let history = history.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "interaction store failed; serving without history");
+                    degraded.push("interactions".to_string());
+                    Vec::new()
+                });
+                (history, cached)
+            }
+            None => (Vec::new(), None),
+        };
+        let history: Vec<(Interaction, Arc<CatalogEntry>)> = history
+            .into_iter()
+            .filter_map(|ev| self.catalog.get(&ev.item_id).map(|e| (ev, e)))
+            .collect();
+        let user_vector = match cached_vector {
+            Some(v) => Some(v),
+            None => {
+                let v = user_vector(&history, cfg.history_half_life_days);
+                if let (Some(v), Some(user)) = (&v, &req.user_id) {
+                    self.backends.user_cache.put(user, v).await;
+                }
+                v
+            }
+        };
+        let cold_start = user_vector.is_none();
+        let query = match (intent.as_deref(), user_vector) {
+            (Some(q), Some(u)) => {
+                let mut blended: Vec<f32> = q
+                    .iter()
+                    .zip(&u)
+                    .map(|(a, b)| cfg.query_blend * a + (1.0 - cfg.query_blend) * b)
+                    .collect();
+                normalise(&mut blended).then_some(blended)
+            }
+            (Some(q), None) => Some(q.clone()),
+            (None, u) => u,
+        };
+
+        // Candidate generation: vector search and graph neighbours concurrently.
+        let candidates_started = Instant::now();
+        let seeds = graph_seeds(&history, cfg.history_half_life_days);
+        let ann = async {
+            let Some(q) = query.clone() else {
+                return Ok(Vec::new());
+            };
+            let started = Instant::now();
+            let engine = self.clone();
+            let k = cfg.ann_candidates.max(req.limit as usize * 4);
+            let hits = on_rayon(move || engine.index.search(&q, k, None)).await;
+            self.metrics.observe_stage(Stage::VectorSearch, started);
+            hits
+        };
+        let graph = async {
+            if seeds.is_empty() {
+                return Ok(Vec::new());
+            }
+            let started = Instant::now();
+            let n = self
+                .backends
+                .graph
+                .neighbours(&seeds, cfg.graph_candidates)
+                .await;
+            self.metrics.observe_stage(Stage::Graph, started);
+            n
+        };
+        let (ann, graph) = tokio::join!(ann, graph);
+        let mut candidates: HashMap<Arc<str>, Candidate> = HashMap::new();
+        for hit in ann? {
+            candidates.entry(hit.item_id).or_default();
+        }
+        match graph {
+            Ok(neighbours) => {
+                let max = neighbours.first().map_or(1.0, |n| n.score.max(1e-6));
+                for n in neighbours {
+                    let c = candidates.entry(n.item_id).or_default();
+                    c.graph = n.score / max;
+                    c.via = Some(n.via);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "item graph failed; serving vector candidates only");
+                self.metrics.count_degraded("graph");
+                degraded.push("graph".to_string());
+            }
+        }
+        let fallback_reason = if candidates.is_empty() {
+            // Cold start without intent: what is popular, filtered to the context below.
+            for id in self
+                .catalog
+                .popular()
+                .iter()
+                .take(cfg.ann_candidates.max(req.limit as usize * 4))
+            {
+                candidates.entry(id.clone()).or_default();
+            }
+            "popular right now"
+        } else {
+            "recommended for you"
+        };
+        self.metrics
+            .observe_stage(Stage::Candidates, candidates_started);
+
+        let exclude = history.iter().map(|(_, e)| e.id.clone()).collect();
+        let positive_history = history
+            .iter()
+            .filter(|(ev, _)| ev.action.preference_weight() > 0.0)
+            .map(|(_, e)| e.clone())
+            .collect();
+        let response = self
+            .rank(RankRequest {
+                query,
+                candidates,
+                exclude,
+                filters: HardFilters {
+                    max_maturity: req.max_maturity,
+                    exclude_genres: req.exclude_genres.clone(),
+                    language: req.language.clone(),
+                },
+                limit: req.limit as usize,
+                history: positive_history,
+                intent: req.q.clone(),
+                fallback_reason,
+            })
+            .await?;
+        Ok(RecommendationResponse {
+            recommendation_id: self.next_response_id(),
+            user_id: req.user_id.clone(),
+            items: response,
+            cold_start,
+            degraded,
+        })
+    }
+
+    /// Items similar to `item_id`, excluding what `user_id` (if any) has already seen.
+    pub async fn similar(
+        self: &Arc<Self>,
+        item_id: &str,
+        limit: u32,
+        user_id: Option<&str>,
+    ) -> Result<RecommendationResponse, EngineError> {
+        validate_item_id(item_id)?;
+        if let Some(u) = user_id {
+            validate_user_id(u)?;
+        }
+        let limit = shared_types::effective_limit(Some(limit))? as usize;
+        let seed = self.catalog.get(item_id).ok_or_else(|| {
+            EngineError::not_found("item_not_found", format!("no item with id '{item_id}'"))
+        })?;
+        let cfg = &self.config.ranking;
+        let query = seed.vector_f32();
+        let candidates_started = Instant::now();
+        let seeds = [(seed.id.clone(), 1.0)];
+        let ann = async {
+            let started = Instant::now();
+            let engine = self.clone();
+            let q = query.clone();
+            let k = cfg.ann_candidates.max(limit * 4) + 1;
+            let hits = on_rayon(move || engine.index.search(&q, k, None)).await;
+            self.metrics.observe_stage(Stage::VectorSearch, started);
+            hits
+        };
+        let history = async {
+            match user_id {
+                Some(u) => {
+                    self.backends
+                        .interactions
+                        .recent(u, cfg.history_limit)
+                        .await
+                }
+                None => Ok(Vec::new()),
+            }
+        };
+        let (ann, graph, history) = tokio::join!(
+            ann,
+            self.backends.graph.neighbours(&seeds, cfg.graph_candidates),
+            history
+        );
+        let mut degraded = Vec::new();
+        let mut candidates: HashMap<Arc<str>, Candidate> = HashMap::new();
+        for hit in ann? {
+            candidates.entry(hit.item_id).or_default();
+        }
+        match graph {
+            Ok(neighbours) => {
+                let max = neighbours.first().map_or(1.0, |n| n.score.max(1e-6));
+                for n in neighbours {
+                    let c = candidates.entry(n.item_id).or_default();
+                    c.graph = n.score / max;
+                    c.via = Some(n.via);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "item graph failed");
+                self.metrics.count_degraded("graph");
+                degraded.push("graph".to_string());
+            }
+        }
+        self.metrics
+            .observe_stage(Stage::Candidates, candidates_started);
+        let mut exclude: HashSet<Arc<str>> = HashSet::from([seed.id.clone()]);
+        match history {
+            Ok(h) => exclude.extend(
+                self.catalog
+                    .get_many(h.iter().map(|e| e.item_id.as_str()))
+                    .into_iter()
+                    .map(|e| e.id.clone()),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "interaction store failed");
+                degraded.push("interactions".to_string());
+            }
+        }
+        let items = self
+            .rank(RankRequest {
+                query: Some(query),
+                candidates,
+                exclude,
+                filters: HardFilters::default(),
+                limit,
+                history: vec![seed.clone()],
+                intent: None,
+                fallback_reason: "similar items",
+            })
+            .await?;
+        Ok(RecommendationResponse {
+            recommendation_id: self.next_response_id(),
+            user_id: user_id.map(str::to_string),
+            items,
+            cold_start: false,
+            degraded,
+        })
+    }
+
+    /// Filter, rank, diversify and explain: the stages shared by every endpoint.
+    async fn rank(self: &Arc<Self>, req: RankRequest) -> Result<Vec<ScoredItem>, EngineError> {
+        let engine = self.clone();
+        on_rayon(move || engine.rank_blocking(req)).await
+    }
+
+    fn rank_blocking(&self, req: RankRequest) -> Vec<ScoredItem> {
+        let cfg: &RankingConfig = &self.config.ranking;
+        let filter_started = Instant::now();
+        let entries: Vec<(Arc<CatalogEntry>, Candidate)> = {
+            let ids: Vec<(&Arc<str>, &Candidate)> = req
+                .candidates
+                .iter()
+                .filter(|(id, _)| !req.exclude.contains(*id))
+                .collect();
+            let found = self.catalog.get_many(ids.iter().map(|(id, _)| &***id));
+            // get_many skips unknown (deleted) ids, so re-pair by id.
+            let by_id: HashMap<&str, &Candidate> = ids.iter().map(|(id, c)| (&***id, *c)).collect();
+            found
+                .into_iter()
+                .filter(|e| req.filters.admits(e))
+                .map(|e| {
+                    let c = by_id.get(&*e.id).map(|c| (*c).clone()).unwrap_or_default();
+                    (e, c)
+                })
+                .collect()
+        };
+        self.metrics.observe_stage(Stage::Filter, filter_started);
+
+        let rank_started = Instant::now();
+        let dot = best_dot();
+        let score_one = |(entry, c): (Arc<CatalogEntry>, Candidate)| {
+            let semantic = req
+                .query
+                .as_deref()
+                .map_or(0.0, |q| dot(q, &entry.vector).max(0.0));
+            let components = ScoreComponents {
+                semantic,
+                graph: c.graph,
+                popularity: self.catalog.popularity(&entry.id),
+                freshness: entry.item.year.map_or(0.0, |y| {
+                    (-((self.current_year - i32::from(y)).max(0) as f32) / 20.0).exp()
+                }),
+                quality: entry.item.quality.unwrap_or(0.0),
+            };
+            let score = cfg.semantic_weight * components.semantic
+                + cfg.graph_weight * components.graph
+                + cfg.popularity_weight * components.popularity
+                + cfg.freshness_weight * components.freshness
+                + cfg.quality_weight * components.quality;
+            Ranked {
+                entry,
+                components,
+                score,
+                via: c.via,
+            }
+        };
+        let mut ranked: Vec<Ranked> = if entries.len() > 512 {
+            entries.into_par_iter().map(score_one).collect()
+        } else {
+            entries.into_iter().map(score_one).collect()
+        };
+        ranked.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.entry.id.cmp(&b.entry.id))
+        });
+        self.metrics.observe_stage(Stage::Rank, rank_started);
+
+        let diversity_started = Instant::now();
+        let picked = mmr(ranked, req.limit, cfg.mmr_lambda);
+        self.metrics
+            .observe_stage(Stage::Diversity, diversity_started);
+
+        let history_vectors: Vec<(Arc<CatalogEntry>, Vec<f32>)> = req
+            .history
+            .iter()
+            .take(20)
+            .map(|e| (e.clone(), e.vector_f32()))
+            .collect();
+        picked
+            .into_iter()
+            .map(|r| {
+                let reason = explain(&r, &req, &history_vectors, cfg, &self.catalog);
+                ScoredItem {
+                    item: r.entry.item.clone(),
+                    score: r.score,
+                    components: r.components,
+                    reason,
+                }
+            })
+            .collect()
+    }
+
+    /// Stores events durably, then updates popularity, the item graph and the user's vector.
+    pub async fn record_events(&self, events: Vec<InteractionEvent>) -> Result<usize, EngineError> {
+        if events.is_empty() || events.len() > MAX_EVENTS_PER_REQUEST {
+            return Err(EngineError::invalid(
+                "invalid_batch",
+                format!("send between 1 and {MAX_EVENTS_PER_REQUEST} events"),
+            ));
+        }
+        let now = now_secs();
+        let mut stored = Vec::with_capacity(events.len());
+        for e in events {
+            validate_user_id(&e.user_id)?;
+            validate_item_id(&e.item_id)?;
+            if self.catalog.get(&e.item_id).is_none() {
+                return Err(EngineError::not_found(
+                    "item_not_found",
+                    format!("no item with id '{}'", e.item_id),
+                ));
+            }
+            let timestamp = e.timestamp.unwrap_or(now);
+            if !(0..=now + 86_400).contains(&timestamp) {
+                return Err(EngineError::invalid(
+                    "invalid_timestamp",
+                    "timestamp must be unix seconds, not in the future",
+                ));
+            }
+            if e.recommendation_id.as_ref().is_some_and(|r| r.len() > 64) {
+                return Err(EngineError::invalid(
+                    "invalid_recommendation_id",
+                    "recommendation_id is at most 64 bytes",
+                ));
+            }
+            stored.push(Interaction {
+                user_id: e.user_id,
+                item_id: e.item_id,
+                action: e.action,
+                timestamp,
+                recommendation_id: e.recommendation_id,
+            });
+        }
+        // The previous positive items of each user, read before the append, seed graph edges.
+        let users: HashSet<&str> = stored.iter().map(|e| e.user_id.as_str()).collect();
+        let mut previous: HashMap<String, Vec<Arc<str>>> = HashMap::new();
+        for user in users {
+            let recent = self
+                .backends
+                .interactions
+                .recent(user, 5)
+                .await
+                .unwrap_or_default();
+            let items = self
+                .catalog
+                .get_many(
+                    recent
+                        .iter()
+                        .filter(|e| e.action.preference_weight() > 0.0)
+                        .map(|e| e.item_id.as_str()),
+                )
+                .into_iter()
+                .map(|e| e.id.clone())
+                .collect();
+            previous.insert(user.to_string(), items);
+        }
+        let count = stored.len();
+        self.backends.interactions.append(stored.clone()).await?;
+        for e in stored {
+            let Some(entry) = self.catalog.get(&e.item_id) else {
+                continue;
+            };
+            self.catalog.record_engagement(&entry.id, e.action);
+            let before = previous.entry(e.user_id.clone()).or_default();
+            if e.action.preference_weight() > 0.0 {
+                if let Err(err) = self.backends.graph.record(before, &entry.id).await {
+                    tracing::warn!(error = %err, "item graph update failed");
+                }
+                before.insert(0, entry.id.clone());
+                before.truncate(5);
+            }
+            self.backends.user_cache.invalidate(&e.user_id).await;
+        }
+        Ok(count)
+    }
+
+    /// Validates, embeds (where no vector is given), stores durably and indexes items.
+    pub async fn upsert_items(&self, inputs: Vec<ItemInput>) -> Result<usize, EngineError> {
+        if inputs.is_empty() || inputs.len() > MAX_ITEMS_PER_REQUEST {
+            return Err(EngineError::invalid(
+                "invalid_batch",
+                format!("send between 1 and {MAX_ITEMS_PER_REQUEST} items"),
+            ));
+        }
+        let dim = self.embedder.dim();
+        let mut items = Vec::with_capacity(inputs.len());
+        let mut to_embed = Vec::new();
+        for (i, input) in inputs.into_iter().enumerate() {
+            let (item, vector) = validate_item(input, dim)?;
+            if vector.is_none() {
+                to_embed.push(i);
+            }
+            items.push((item, vector));
+        }
+        if !to_embed.is_empty() {
+            let texts = to_embed.iter().map(|&i| item_text(&items[i].0)).collect();
+            let vectors = self.embed(texts, "ingest").await?;
+            for (i, v) in to_embed.into_iter().zip(vectors) {
+                items[i].1 = Some(v);
+            }
+        }
+        let stored: Vec<StoredItem> = items
+            .into_iter()
+            .map(|(item, vector)| StoredItem {
+                item,
+                version: self.backends.items.next_version(),
+                vector: vector.unwrap_or_default(),
+            })
+            .collect();
+        let count = stored.len();
+        self.backends.items.upsert(stored.clone()).await?;
+        for s in stored {
+            let id = self
+                .catalog
+                .insert(CatalogEntry::new(s.item, s.version, &s.vector));
+            self.index.upsert(id, s.version, &s.vector);
+        }
+        self.refresh_shard_metrics();
+        Ok(count)
+    }
+
+    pub async fn delete_item(&self, item_id: &str) -> Result<(), EngineError> {
+        validate_item_id(item_id)?;
+        if !self.backends.items.delete(item_id).await? {
+            return Err(EngineError::not_found(
+                "item_not_found",
+                format!("no item with id '{item_id}'"),
+            ));
+        }
+        self.catalog.remove(item_id);
+        self.index.remove(item_id);
+        self.refresh_shard_metrics();
+        Ok(())
+    }
+
+    fn refresh_shard_metrics(&self) {
+        for shard in self.index.shards() {
+            self.metrics.set_shard_items(shard.id(), shard.len());
+        }
+    }
+}
+
+/// Checks an incoming item and normalises its optional vector.
+fn validate_item(input: ItemInput, dim: usize) -> Result<(Item, Option<Vec<f32>>), EngineError> {
+    validate_item_id(&input.id)?;
+    let bad = |m: String| EngineError::invalid("invalid_item", format!("item '{}': {m}", input.id));
+    if input.title.trim().is_empty() || input.title.len() > 512 {
+        return Err(bad("title must be 1-512 bytes".into()));
+    }
+    if input.genres.len() > 20
+        || input
+            .genres
+            .iter()
+            .any(|g| g.trim().is_empty() || g.len() > 40)
+    {
+        return Err(bad("at most 20 genres of 1-40 bytes".into()));
+    }
+    if input.description.as_ref().is_some_and(|d| d.len() > 4096) {
+        return Err(bad("description is at most 4096 bytes".into()));
+    }
+    if input.quality.is_some_and(|q| !(0.0..=1.0).contains(&q)) {
+        return Err(bad("quality must be within [0, 1]".into()));
+    }
+    if input
+        .language
+        .as_ref()
+        .is_some_and(|l| l.is_empty() || l.len() > 35)
+    {
+        return Err(bad("language must be a short tag such as 'en'".into()));
+    }
+    let vector = match input.embedding {
+        None => None,
+        Some(mut v) => {
+            if v.len() != dim {
+                return Err(bad(format!(
+                    "embedding must have {dim} dimensions, got {}",
+                    v.len()
+                )));
+            }
+            if !v.iter().all(|x| x.is_finite()) || !normalise(&mut v) {
+                return Err(bad("embedding must be finite and non-zero".into()));
+            }
+            Some(v)
+        }
+    };
+    let item = Item {
+        id: input.id,
+        title: input.title.trim().to_string(),
+        genres: input
+            .genres
+            .into_iter()
+            .map(|g| g.trim().to_string())
+            .collect(),
+        year: input.year,
+        language: input.language.map(|l| l.to_lowercase()),
+        maturity: input.maturity,
+        description: input.description,
+        quality: input.quality,
+    };
+    Ok((item, vector))
+}
+
+fn recency_weight(newest: i64, ts: i64, half_life_days: f32) -> f32 {
+    let age_days = (newest - ts).max(0) as f32 / 86_400.0;
+    0.5f32.powf(age_days / half_life_days)
+}
+
+/// Recency-weighted mean of the user's interactions: likes pull towards an item, dislikes
+/// and skips push away. `None` when nothing positive is known (cold start).
+fn user_vector(
+    history: &[(Interaction, Arc<CatalogEntry>)],
+    half_life_days: f32,
+) -> Option<Vec<f32>> {
+    let newest = history.iter().map(|(e, _)| e.timestamp).max()?;
+    let dim = history.first()?.1.vector.len();
+    let mut acc = vec![0f32; dim];
+    let mut positive = false;
+    for (event, entry) in history {
+        let w = event.action.preference_weight()
+            * recency_weight(newest, event.timestamp, half_life_days);
+        positive |= w > 0.0;
+        for (a, x) in acc.iter_mut().zip(&entry.vector) {
+            *a += w * x.to_f32();
+        }
+    }
+    (positive && normalise(&mut acc)).then_some(acc)
+}
+
+/// The user's strongest recent positive items, as weighted graph seeds.
+fn graph_seeds(
+    history: &[(Interaction, Arc<CatalogEntry>)],
+    half_life_days: f32,
+) -> Vec<(Arc<str>, f32)> {
+    let Some(newest) = history.iter().map(|(e, _)| e.timestamp).max() else {
+        return Vec::new();
+    };
+    let mut seeds: Vec<(Arc<str>, f32)> = history
+        .iter()
+        .filter(|(e, _)| e.action.preference_weight() > 0.0)
+        .map(|(e, entry)| {
+            (
+                entry.id.clone(),
+                e.action.preference_weight() * recency_weight(newest, e.timestamp, half_life_days),
+            )
+        })
+        .collect();
+    seeds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    seeds.dedup_by(|a, b| a.0 == b.0);
+    seeds.truncate(GRAPH_SEEDS);
+    seeds
+}
+
+/// Maximal marginal relevance: repeatedly take the item with the best trade-off between its
+/// (normalised) score and its similarity to what is already taken.
+fn mmr(ranked: Vec<Ranked>, limit: usize, lambda: f32) -> Vec<Ranked> {
+    let mut pool: Vec<Ranked> = ranked.into_iter().take(limit * 4).collect();
+    let top = pool.first().map_or(1.0, |r| r.score.abs().max(1e-6));
+    let mut max_sim = vec![f32::MIN; pool.len()];
+    let mut picked = Vec::with_capacity(limit);
+    let dot = best_dot();
+    while picked.len() < limit && !pool.is_empty() {
+        let best = (0..pool.len())
+            .max_by(|&a, &b| {
+                let value = |i: usize| {
+                    let redundancy = if max_sim[i] == f32::MIN {
+                        0.0
+                    } else {
+                        max_sim[i]
+                    };
+                    lambda * pool[i].score / top - (1.0 - lambda) * redundancy
+                };
+                value(a).total_cmp(&value(b)).then(b.cmp(&a))
+            })
+            .expect("pool is not empty");
+        let chosen = pool.swap_remove(best);
+        max_sim.swap_remove(best);
+        let v = chosen.entry.vector_f32();
+        for (i, r) in pool.iter().enumerate() {
+            max_sim[i] = max_sim[i].max(dot(&v, &r.entry.vector));
+        }
+        picked.push(chosen);
+    }
+    picked
+}
+
+fn explain(
+    r: &Ranked,
+    req: &RankRequest,
+    history: &[(Arc<CatalogEntry>, Vec<f32>)],
+    cfg: &RankingConfig,
+    catalog: &Catalog,
+) -> String {
+    let c = &r.components;
+    if let Some(via) = &r.via {
+        if cfg.graph_weight * c.graph >= cfg.semantic_weight * c.semantic * 0.5 {
+            if let Some(seed) = catalog.get(via) {
+                return format!("because you watched {}", seed.item.title);
+            }
+        }
+    }
+    if let Some(q) = &req.intent {
+        return format!("matches '{q}'");
+    }
+    let dot = best_dot();
+    let closest = history
+        .iter()
+        .map(|(e, v)| (e, dot(v, &r.entry.vector)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    match closest {
+        Some((e, sim)) if sim > 0.3 => format!("similar to {}", e.item.title),
+        _ => req.fallback_reason.to_string(),
+    }
+}

@@ -1,0 +1,48 @@
+//! The domain error of the engine. The HTTP layer maps it to a status in one place
+//! (`http::ApiError`).
+
+use gpu_batch::EmbedError;
+use shared_types::ValidationError;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The client sent something the engine cannot accept.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// The client referred to something that does not exist.
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ValidationError> for EngineError {
+    fn from(e: ValidationError) -> Self {
+        Self::Invalid {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! HTTP transport: routes, request decoding, and the single place where errors become HTTP
+//! statuses. Handlers decode, call one engine method, and encode; nothing else.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use shared_types::{
+    ErrorBody, EventsAccepted, InteractionEvent, ItemInput, ItemsUpserted, RecommendationQuery,
+    SimilarQuery, TtlTier, CACHE_TIER_HEADER, DEFAULT_LIMIT,
+};
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::metrics::Metrics;
+
+/// Shared state of the HTTP layer. The engine is set once loading finishes; until then
+/// the API answers 503 `not_ready` and `/readyz` reports not ready.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<OnceLock<Arc<Engine>>>,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    fn engine(&self) -> Result<&Arc<Engine>, ApiError> {
+        self.engine.get().ok_or(ApiError::NotReady)
+    }
+}
+
+/// Everything that can go wrong in a request, mapped to a status in [`IntoResponse`].
+#[derive(Debug)]
+pub enum ApiError {
+    Engine(EngineError),
+    BadRequest { code: &'static str, message: String },
+    PayloadTooLarge { limit: usize },
+    UnsupportedMediaType,
+    RouteNotFound,
+    MethodNotAllowed,
+    NotReady,
+    Timeout,
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        Self::Engine(e)
+    }
+}
+
+impl ApiError {
+    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message): (StatusCode, &str, String) = match self {
+            Self::Engine(EngineError::Invalid { code, message }) => {
+                (StatusCode::BAD_REQUEST, code, message)
+            }
+            Self::Engine(EngineError::NotFound { code, message }) => {
+                (StatusCode::NOT_FOUND, code, message)
+            }
+            Self::Engine(
+                e @ (EngineError::Store(_) | EngineError::Embed(_) | EngineError::Internal(_)),
+            ) => {
+                tracing::error!(error = %e, "request failed");
+                let (status, code) = match e {
+                    EngineError::Store(_) => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+                    }
+                    _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                };
+                (
+                    status,
+                    code,
+                    "the request could not be completed; try again later".into(),
+                )
+            }
+            Self::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message),
+            Self::PayloadTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body exceeds {limit} bytes"),
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send application/json or application/x-ndjson".into(),
+            ),
+            Self::RouteNotFound => (
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                "no such endpoint".into(),
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint".into(),
+            ),
+            Self::NotReady => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the index is still loading".into(),
+            ),
+            Self::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took too long".into(),
+            ),
+        };
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                code: code.to_string(),
+                message,
+            }),
+        )
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Builds the router; tests drive it with `oneshot`, `main` serves it.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.config.server.max_body_bytes;
+    Router::new()
+        .route("/v1/recommendations", get(recommendations))
+        .route("/v1/similar/{item_id}", get(similar))
+        .route("/v1/events", axum::routing::post(post_events))
+        .route("/v1/items", axum::routing::post(post_items))
+        .route("/v1/items/{item_id}", get(get_item).delete(delete_item))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Per-request deadline plus request metrics labelled by matched route (bounded labels).
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().clone();
+    let deadline = Duration::from_millis(state.config.server.request_timeout_ms);
+    let response = match tokio::time::timeout(deadline, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::Timeout.into_response(),
+    };
+    state.metrics.observe_request(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+fn parse_query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ApiError> {
+    match raw.as_deref() {
+        None | Some("") => Ok(T::default()),
+        Some(q) => {
+            serde_urlencoded::from_str(q).map_err(|e| ApiError::bad("invalid_query", e.to_string()))
+        }
+    }
+}
+
+fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::bad("invalid_path", e.body_text()))
+}
+
+fn with_tier(tier: TtlTier, body: impl IntoResponse) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(CACHE_TIER_HEADER, HeaderValue::from_static(tier.as_str()));
+    r
+}
+
+async fn recommendations(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let query: RecommendationQuery = parse_query(raw)?;
+    let req = query.normalise().map_err(EngineError::from)?;
+    let engine = state.engine()?;
+    let response = engine.recommend(&req).await?;
+    Ok(with_tier(TtlTier::for_recommendation(&req), Json(response)))
+}
+
+async fn similar(
+    State(state): State<AppState>,
+    item_id: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let item_id = path_param(item_id)?;
+    let query: SimilarQuery = parse_query(raw)?;
+    let engine = state.engine()?;
+    let response = engine
+        .similar(
+            &item_id,
+            query.limit.unwrap_or(DEFAULT_LIMIT),
+            query.user_id.as_deref(),
+        )
+        .await?;
+    Ok(with_tier(TtlTier::Popular, Json(response)))
+}
+
+async fn get_item(
+    State(state): State<AppState>,
+    item_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let item_id = path_param(item_id)?;
+    Ok(with_tier(
+        TtlTier::Popular,
+        Json(state.engine()?.get_item(&item_id)?),
+    ))
+}
+
+async fn delete_item(
+    State(state): State<AppState>,
+    item_id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let item_id = path_param(item_id)?;
+    state.engine()?.delete_item(&item_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Decodes a body holding one object, a JSON array of objects, or NDJSON (one per line).
+fn decode_many<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Vec<T>, ApiError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit },
+        _ => ApiError::bad("invalid_body", e.body_text()),
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let invalid = |e: serde_json::Error| ApiError::bad("invalid_json", e.to_string());
+    match content_type.as_str() {
+        "application/json" => {
+            let first = body.iter().find(|b| !b.is_ascii_whitespace());
+            if first == Some(&b'[') {
+                serde_json::from_slice(&body).map_err(invalid)
+            } else {
+                Ok(vec![serde_json::from_slice(&body).map_err(invalid)?])
+            }
+        }
+        "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => body
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|(i, line)| {
+                serde_json::from_slice(line)
+                    .map_err(|e| ApiError::bad("invalid_json", format!("line {}: {e}", i + 1)))
+            })
+            .collect(),
+        _ => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+async fn post_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let events: Vec<InteractionEvent> =
+        decode_many(&headers, body, state.config.server.max_body_bytes)?;
+    let accepted = state.engine()?.record_events(events).await?;
+    Ok((StatusCode::ACCEPTED, Json(EventsAccepted { accepted })).into_response())
+}
+
+async fn post_items(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let items: Vec<ItemInput> = decode_many(&headers, body, state.config.server.max_body_bytes)?;
+    let upserted = state.engine()?.upsert_items(items).await?;
+    Ok((StatusCode::OK, Json(ItemsUpserted { upserted })).into_response())
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.engine.get() {
+        Some(engine) => Json(serde_json::json!({
+            "status": "ready",
+            "items": engine.catalog_len(),
+            "shards": engine.index().shards().len(),
+        }))
+        .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(ErrorBody {
+                code: "not_ready".into(),
+                message: "the index is still loading".into(),
+            }),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,442 @@
+//! A read-only, compact HNSW layout for fast search, built from an `hnsw_rs` graph.
+//!
+//! `hnsw_rs` builds a good graph but searches it slowly (a heap allocation per point, a hash
+//! map per query). Once built, the graph is copied into flat arrays laid out the way hnswlib
+//! does it: all FP16 vectors contiguous, level-0 neighbour lists at a fixed stride (count
+//! first), upper levels in a side table, and a per-thread visited list reused by generation
+//! counter. Search walks these arrays with SIMD distances and prefetching.
+
+use std::cell::RefCell;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::io::{self, Read, Write};
+
+use half::f16;
+use hnsw_rs::prelude::{Distance, Hnsw};
+
+use super::distance::{best_dot, dot_f32, prefetch, DotFn};
+
+const NO_UPPER: u32 = u32::MAX;
+/// hnsw_rs never creates more layers than this.
+const MAX_LAYERS: usize = 16;
+
+/// Cosine distance for unit vectors, clamped at zero. `hnsw_rs`'s own `DistDot` asserts
+/// `1 - dot >= 0`, which rounding breaks for a query equal to a stored vector.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClampedDot;
+
+impl Distance<f32> for ClampedDot {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - dot_f32(a, b)).max(0.0)
+    }
+}
+
+/// Build parameters of the HNSW graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildParams {
+    pub m: usize,
+    pub ef_construction: usize,
+}
+
+/// Search candidate: `dist` is the negated inner product, so smaller is closer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Candidate {
+    dist: f32,
+    node: u32,
+}
+
+impl Eq for Candidate {}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.dist
+            .total_cmp(&other.dist)
+            .then(self.node.cmp(&other.node))
+    }
+}
+
+/// Per-thread scratch space, reused across searches so the hot path does not allocate.
+#[derive(Default)]
+struct Scratch {
+    visited: Vec<u16>,
+    generation: u16,
+    candidates: BinaryHeap<Reverse<Candidate>>,
+    top: BinaryHeap<Candidate>,
+}
+
+impl Scratch {
+    /// Starts a new search over `len` nodes: bumping the generation "clears" the marks.
+    fn reset(&mut self, len: usize) {
+        if self.visited.len() < len {
+            self.visited.resize(len, 0);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.visited.fill(0);
+            self.generation = 1;
+        }
+        self.candidates.clear();
+        self.top.clear();
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The frozen graph. Node `i` is the `i`-th vector given to [`FrozenGraph::build`].
+pub struct FrozenGraph {
+    dim: usize,
+    len: usize,
+    vectors: Vec<f16>,
+    level0_stride: usize,
+    level0: Vec<u32>,
+    upper_stride: usize,
+    /// Index into `upper` of a node's level-1 list, or `NO_UPPER`.
+    upper_offsets: Vec<u32>,
+    upper: Vec<u32>,
+    entry: u32,
+    max_level: u8,
+    dot: DotFn,
+}
+
+impl FrozenGraph {
+    /// Builds the graph with `hnsw_rs` (in parallel) and freezes it. `vectors` holds `len`
+    /// unit vectors of `dim` floats, row-major.
+    pub fn build(vectors: &[f32], dim: usize, params: BuildParams) -> Self {
+        assert!(
+            dim > 0 && vectors.len() % dim == 0,
+            "vectors must be whole rows of {dim}"
+        );
+        let len = vectors.len() / dim;
+        // Build on the FP16-rounded values the search will see.
+        let stored: Vec<f16> = vectors.iter().map(|&x| f16::from_f32(x)).collect();
+        if len == 0 {
+            return Self::from_parts(dim, stored, 1, vec![], 1, vec![], vec![], 0, 0);
+        }
+        let rounded: Vec<f32> = stored.iter().map(|x| x.to_f32()).collect();
+        let hnsw: Hnsw<f32, ClampedDot> = Hnsw::new(
+            params.m,
+            len,
+            MAX_LAYERS,
+            params.ef_construction,
+            ClampedDot,
+        );
+        let rows: Vec<(&[f32], usize)> = rounded.chunks_exact(dim).zip(0..).collect();
+        hnsw.parallel_insert_slice(&rows);
+        Self::freeze(&hnsw, dim, stored)
+    }
+
+    fn freeze(hnsw: &Hnsw<f32, ClampedDot>, dim: usize, stored: Vec<f16>) -> Self {
+        let len = stored.len() / dim;
+        let indexation = hnsw.get_point_indexation();
+        // First pass: neighbour lists per node and layer, keyed by our node ids.
+        let mut lists: Vec<Vec<Vec<u32>>> = vec![Vec::new(); len];
+        // The entry point is the first node seen on the highest non-empty layer.
+        let mut max_level = 0u8;
+        let mut entry = None;
+        for layer in 0..MAX_LAYERS {
+            for point in indexation.get_layer_iterator(layer) {
+                let node = point.get_origin_id();
+                lists[node] = point
+                    .get_neighborhood_id()
+                    .into_iter()
+                    .map(|ns| ns.into_iter().map(|n| n.get_origin_id() as u32).collect())
+                    .collect();
+                if entry.is_none() || layer as u8 > max_level {
+                    entry = Some(node as u32);
+                    max_level = layer as u8;
+                }
+            }
+        }
+        let entry = entry.unwrap_or(0);
+        let level0_stride = 1 + lists
+            .iter()
+            .filter_map(|l| l.first())
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0);
+        let upper_stride = 1 + lists
+            .iter()
+            .flat_map(|l| l.iter().skip(1))
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0);
+        let mut level0 = vec![0u32; len * level0_stride];
+        let mut upper_offsets = vec![NO_UPPER; len];
+        let mut upper = Vec::new();
+        for (node, layers) in lists.iter().enumerate() {
+            let row = &mut level0[node * level0_stride..(node + 1) * level0_stride];
+            if let Some(l0) = layers.first() {
+                row[0] = l0.len() as u32;
+                row[1..=l0.len()].copy_from_slice(l0);
+            }
+            if layers.len() > 1 {
+                upper_offsets[node] = upper.len() as u32;
+                for l in &layers[1..] {
+                    let start = upper.len();
+                    upper.resize(start + upper_stride, 0);
+                    upper[start] = l.len() as u32;
+                    upper[start + 1..start + 1 + l.len()].copy_from_slice(l);
+                }
+            }
+        }
+        let levels_max = lists
+            .iter()
+            .map(|l| l.len().saturating_sub(1))
+            .max()
+            .unwrap_or(0) as u8;
+        Self::from_parts(
+            dim,
+            stored,
+            level0_stride,
+            level0,
+            upper_stride,
+            upper_offsets,
+            upper,
+            entry,
+            max_level.min(levels_max),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn from_parts(
+        dim: usize,
+        vectors: Vec<f16>,
+        level0_stride: usize,
+        level0: Vec<u32>,
+        upper_stride: usize,
+        upper_offsets: Vec<u32>,
+        upper: Vec<u32>,
+        entry: u32,
+        max_level: u8,
+    ) -> Self {
+        Self {
+            dim,
+            len: vectors.len() / dim,
+            vectors,
+            level0_stride,
+            level0,
+            upper_stride,
+            upper_offsets,
+            upper,
+            entry,
+            max_level,
+            dot: best_dot(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The stored (FP16) vector of `node`.
+    pub fn vector(&self, node: u32) -> &[f16] {
+        let start = node as usize * self.dim;
+        &self.vectors[start..start + self.dim]
+    }
+
+    /// Bytes held by the search structure (vectors and links).
+    pub fn heap_bytes(&self) -> usize {
+        self.vectors.len() * 2
+            + (self.level0.len() + self.upper.len() + self.upper_offsets.len()) * 4
+    }
+
+    fn neighbours(&self, node: u32, level: u8) -> &[u32] {
+        if level == 0 {
+            let row = &self.level0[node as usize * self.level0_stride..];
+            &row[1..=row[0] as usize]
+        } else {
+            let base = self.upper_offsets[node as usize] as usize
+                + (level as usize - 1) * self.upper_stride;
+            let row = &self.upper[base..];
+            &row[1..=row[0] as usize]
+        }
+    }
+
+    #[inline]
+    fn distance(&self, query: &[f32], node: u32) -> f32 {
+        -(self.dot)(query, self.vector(node))
+    }
+
+    /// The `k` nearest nodes to `query` (a unit vector) with their inner products, best
+    /// first. `ef` is the size of the dynamic candidate list (raised to at least `k`).
+    pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
+        if self.len == 0 || k == 0 {
+            return Vec::new();
+        }
+        assert_eq!(query.len(), self.dim, "query dimension");
+        let mut current = self.entry;
+        let mut current_dist = self.distance(query, current);
+        for level in (1..=self.max_level).rev() {
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for &n in self.neighbours(current, level) {
+                    let d = self.distance(query, n);
+                    if d < current_dist {
+                        current_dist = d;
+                        current = n;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            self.search_level0(&mut scratch, query, current, current_dist, ef.max(k));
+            let mut found: Vec<(u32, f32)> =
+                scratch.top.drain().map(|c| (c.node, -c.dist)).collect();
+            found.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            found.truncate(k);
+            found
+        })
+    }
+
+    fn search_level0(
+        &self,
+        s: &mut Scratch,
+        query: &[f32],
+        entry: u32,
+        entry_dist: f32,
+        ef: usize,
+    ) {
+        s.reset(self.len);
+        let generation = s.generation;
+        s.visited[entry as usize] = generation;
+        s.candidates.push(Reverse(Candidate {
+            dist: entry_dist,
+            node: entry,
+        }));
+        s.top.push(Candidate {
+            dist: entry_dist,
+            node: entry,
+        });
+        let mut bound = entry_dist;
+        while let Some(Reverse(closest)) = s.candidates.pop() {
+            if closest.dist > bound && s.top.len() >= ef {
+                break;
+            }
+            let links = self.neighbours(closest.node, 0);
+            if let Some(&first) = links.first() {
+                prefetch(self.vector(first).as_ptr());
+            }
+            for (i, &n) in links.iter().enumerate() {
+                if let Some(&next) = links.get(i + 1) {
+                    prefetch(self.vector(next).as_ptr());
+                }
+                let mark = &mut s.visited[n as usize];
+                if *mark == generation {
+                    continue;
+                }
+                *mark = generation;
+                let d = self.distance(query, n);
+                if s.top.len() < ef || d < bound {
+                    s.candidates.push(Reverse(Candidate { dist: d, node: n }));
+                    s.top.push(Candidate { dist: d, node: n });
+                    if s.top.len() > ef {
+                        s.top.pop();
+                    }
+                    bound = s.top.peek().map_or(d, |c| c.dist);
+                }
+            }
+        }
+    }
+
+    /// Writes the graph in a little-endian binary layout.
+    pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+        for v in [
+            self.dim,
+            self.len,
+            self.level0_stride,
+            self.upper_stride,
+            self.upper.len(),
+            self.entry as usize,
+            self.max_level as usize,
+        ] {
+            w.write_all(&(v as u64).to_le_bytes())?;
+        }
+        w.write_all(bytemuck::cast_slice(&self.vectors))?;
+        w.write_all(bytemuck::cast_slice(&self.level0))?;
+        w.write_all(bytemuck::cast_slice(&self.upper_offsets))?;
+        w.write_all(bytemuck::cast_slice(&self.upper))?;
+        Ok(())
+    }
+
+    /// Reads what [`write_to`](Self::write_to) wrote, validating every link.
+    pub fn read_from(r: &mut impl Read) -> io::Result<Self> {
+        let mut header = [0u64; 7];
+        for h in &mut header {
+            let mut b = [0u8; 8];
+            r.read_exact(&mut b)?;
+            *h = u64::from_le_bytes(b);
+        }
+        let [dim, len, level0_stride, upper_stride, upper_len, entry, max_level] =
+            header.map(|v| v as usize);
+        let bad = |what: &str| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("corrupt graph: {what}"))
+        };
+        if dim == 0
+            || dim > 65_536
+            || len > u32::MAX as usize
+            || level0_stride == 0
+            || upper_stride == 0
+        {
+            return Err(bad("header"));
+        }
+        fn read_vec<T: bytemuck::Pod + Default + Clone>(
+            r: &mut impl Read,
+            n: usize,
+        ) -> io::Result<Vec<T>> {
+            let mut v = vec![T::default(); n];
+            r.read_exact(bytemuck::cast_slice_mut(&mut v))?;
+            Ok(v)
+        }
+        let vectors: Vec<f16> = read_vec(r, len * dim)?;
+        let level0: Vec<u32> = read_vec(r, len * level0_stride)?;
+        let upper_offsets: Vec<u32> = read_vec(r, len)?;
+        let upper: Vec<u32> = read_vec(r, upper_len)?;
+        let links_ok = |rows: &[u32], stride: usize| {
+            rows.chunks_exact(stride).all(|row| {
+                (row[0] as usize) < stride
+                    && row[1..=row[0] as usize].iter().all(|&n| (n as usize) < len)
+            })
+        };
+        if !links_ok(&level0, level0_stride)
+            || !links_ok(&upper, upper_stride)
+            || (len > 0 && entry >= len)
+            || max_level >= MAX_LAYERS
+            || upper_offsets.iter().any(|&o| {
+                o != NO_UPPER
+                    && (o as usize % upper_stride != 0 || o as usize + upper_stride > upper_len)
+            })
+        {
+            return Err(bad("links"));
+        }
+        Ok(Self::from_parts(
+            dim,
+            vectors,
+            level0_stride,
+            level0,
+            upper_stride,
+            upper_offsets,
+            upper,
+            entry as u32,
+            max_level as u8,
+        ))
+    }
+}

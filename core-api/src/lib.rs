@@ -1,0 +1,38 @@
+//! Core recommendation API: a thin HTTP layer ([`http`]) over a deep domain ([`engine`]):
+//! sharded HNSW vector search ([`index`]), the ranking pipeline, storage traits with
+//! embedded defaults ([`store`]) and Prometheus metrics ([`metrics`]).
+
+pub mod catalog;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod index;
+pub mod metrics;
+pub mod store;
+
+use std::sync::{Arc, OnceLock};
+
+pub use config::Config;
+pub use engine::{Embedder, Engine};
+pub use error::EngineError;
+pub use http::{app, AppState};
+
+impl AppState {
+    /// State for a server whose engine is not loaded yet.
+    pub fn loading(config: Config, metrics: Arc<metrics::Metrics>) -> Self {
+        Self {
+            engine: Arc::new(OnceLock::new()),
+            metrics,
+            config: Arc::new(config),
+        }
+    }
+
+    /// State around an engine that is already loaded.
+    pub fn ready(engine: Arc<Engine>, metrics: Arc<metrics::Metrics>) -> Self {
+        let state = Self::loading(engine.config().clone(), metrics);
+        let _ = state.engine.set(engine);
+        state
+    }
+}

@@ -1,0 +1,99 @@
+//! `core-api` server binary: loads configuration, starts serving at once (`/healthz` live,
+//! `/readyz` not ready), loads the model and the index, then turns ready.
+
+use std::future::IntoFuture;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use core_api::metrics::Metrics;
+use core_api::{app, AppState, Config, Engine};
+use tracing_subscriber::EnvFilter;
+
+fn config_path() -> Result<Option<PathBuf>, String> {
+    let mut args = std::env::args().skip(1);
+    let mut path = std::env::var_os("RECO_CONFIG").map(PathBuf::from);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => path = Some(args.next().ok_or("--config needs a path")?.into()),
+            "--help" | "-h" => {
+                println!("usage: core-api [--config FILE]\n\nEnvironment overrides: RECO__SECTION__KEY=value (see README).");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument '{other}' (try --help)")),
+        }
+    }
+    Ok(path)
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,hnsw_rs=warn")),
+        )
+        .init();
+    if let Err(e) = run().await {
+        tracing::error!("{e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let config =
+        Config::load(config_path()?.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+    let metrics = Arc::new(Metrics::new());
+    let state = AppState::loading(config.clone(), metrics.clone());
+    let listener = tokio::net::TcpListener::bind(&config.server.bind)
+        .await
+        .map_err(|e| format!("cannot bind {}: {e}", config.server.bind))?;
+    tracing::info!("listening on http://{}", config.server.bind);
+    let server = tokio::spawn(
+        axum::serve(listener, app(state.clone()))
+            .with_graceful_shutdown(shutdown_signal())
+            .into_future(),
+    );
+
+    let model_dir = config.model.dir.clone();
+    let encoder = tokio::task::spawn_blocking(move || gpu_batch::TextEncoder::load(&model_dir))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        backend = encoder.backend().name(),
+        dim = encoder.dim(),
+        "embedding model loaded"
+    );
+    let engine = Engine::open_embedded(config, Arc::new(encoder), metrics)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = state.engine.set(engine);
+    tracing::info!("ready");
+
+    server
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}

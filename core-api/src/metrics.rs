@@ -1,0 +1,176 @@
+//! Prometheus metrics of the service, in one registry rendered by `/metrics`.
+
+use std::time::Instant;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Pipeline stages timed separately (the `stage` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Context,
+    Candidates,
+    VectorSearch,
+    Graph,
+    Filter,
+    Rank,
+    Diversity,
+}
+
+impl Stage {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Context => "context",
+            Self::Candidates => "candidate_generation",
+            Self::VectorSearch => "vector_search",
+            Self::Graph => "graph",
+            Self::Filter => "filter",
+            Self::Rank => "rank",
+            Self::Diversity => "diversity",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    stage_seconds: HistogramVec,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    shard_items: IntGaugeVec,
+    embed_batch: HistogramVec,
+    degraded: IntCounterVec,
+}
+
+/// Latency buckets from 50 µs to 2.5 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let stage_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "reco_stage_duration_seconds",
+                "Time spent per ranking pipeline stage",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["stage"],
+        )
+        .expect("valid metric");
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "reco_http_requests_total",
+                "HTTP requests by matched route and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "reco_http_request_duration_seconds",
+                "HTTP request latency by matched route",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let shard_items = IntGaugeVec::new(
+            Opts::new("reco_index_shard_items", "Live items per index shard"),
+            &["shard"],
+        )
+        .expect("valid metric");
+        let embed_batch = HistogramVec::new(
+            HistogramOpts::new("reco_embedding_batch_size", "Texts per embedding batch").buckets(
+                vec![
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+                ],
+            ),
+            &["path"],
+        )
+        .expect("valid metric");
+        let degraded = IntCounterVec::new(
+            Opts::new(
+                "reco_degraded_responses_total",
+                "Responses served without a failed candidate source",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(stage_seconds.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
+            Box::new(request_seconds.clone()),
+            Box::new(shard_items.clone()),
+            Box::new(embed_batch.clone()),
+            Box::new(degraded.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
+        Self {
+            registry,
+            stage_seconds,
+            requests,
+            request_seconds,
+            shard_items,
+            embed_batch,
+            degraded,
+        }
+    }
+
+    /// Starts timing a stage; the time is recorded when the guard drops.
+    pub fn time(&self, stage: Stage) -> prometheus::HistogramTimer {
+        self.stage_seconds
+            .with_label_values(&[stage.label()])
+            .start_timer()
+    }
+
+    pub fn observe_stage(&self, stage: Stage, since: Instant) {
+        self.stage_seconds
+            .with_label_values(&[stage.label()])
+            .observe(since.elapsed().as_secs_f64());
+    }
+
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.request_seconds
+            .with_label_values(&[route, method])
+            .observe(seconds);
+    }
+
+    pub fn set_shard_items(&self, shard: usize, items: usize) {
+        self.shard_items
+            .with_label_values(&[&shard.to_string()])
+            .set(items as i64);
+    }
+
+    /// `path` is `ingest` (catalogue upserts) or `query` (free-text intents).
+    pub fn observe_embed_batch(&self, path: &str, size: usize) {
+        self.embed_batch
+            .with_label_values(&[path])
+            .observe(size as f64);
+    }
+
+    pub fn count_degraded(&self, source: &str) {
+        self.degraded.with_label_values(&[source]).inc();
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
