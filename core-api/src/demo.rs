@@ -134,7 +134,7 @@ pub async fn load(
     );
     let started = Instant::now();
     let mut done = 0;
-    let mut next_report = 0;
+    let mut last_report = Instant::now();
     for chunk in items.chunks(EMBED_BATCH) {
         let texts: Vec<String> = chunk.iter().map(item_text).collect();
         metrics.observe_embed_batch("ingest", texts.len());
@@ -150,14 +150,14 @@ pub async fn load(
             .collect();
         store.upsert(stored).await?;
         done += chunk.len();
-        if done >= next_report || done == items.len() {
+        if last_report.elapsed().as_secs() >= 3 || done == items.len() {
+            last_report = Instant::now();
             let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
             tracing::info!(
                 "embedded {done}/{} films ({:.0}%, {rate:.0} films/s)",
                 items.len(),
                 100.0 * done as f64 / items.len() as f64
             );
-            next_report = done + items.len() / 10;
         }
     }
     let known: std::collections::HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();

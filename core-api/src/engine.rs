@@ -617,13 +617,23 @@ impl Engine {
 
         let rank_started = Instant::now();
         let dot = best_dot();
-        let score_one = |(entry, c): (Arc<CatalogEntry>, Candidate)| {
-            let semantic = req
-                .query
-                .as_deref()
-                .map_or(0.0, |q| dot(q, &entry.vector).max(0.0));
+        // Cosine similarities of candidates crowd into a narrow band; stretch them to [0, 1]
+        // over this request's candidates so the weights mean the same for every query.
+        let raw_semantic: Vec<f32> = entries
+            .iter()
+            .map(|(e, _)| req.query.as_deref().map_or(0.0, |q| dot(q, &e.vector)))
+            .collect();
+        let (lo, hi) = raw_semantic
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+        let span = (hi - lo).max(1e-6);
+        let score_one = |((entry, c), raw): ((Arc<CatalogEntry>, Candidate), f32)| {
             let components = ScoreComponents {
-                semantic,
+                semantic: if req.query.is_some() {
+                    (raw - lo) / span
+                } else {
+                    0.0
+                },
                 graph: c.graph,
                 popularity: self.catalog.popularity(&entry.id),
                 freshness: entry.item.year.map_or(0.0, |y| {
@@ -644,9 +654,17 @@ impl Engine {
             }
         };
         let mut ranked: Vec<Ranked> = if entries.len() > 512 {
-            entries.into_par_iter().map(score_one).collect()
+            entries
+                .into_par_iter()
+                .zip(raw_semantic)
+                .map(score_one)
+                .collect()
         } else {
-            entries.into_iter().map(score_one).collect()
+            entries
+                .into_iter()
+                .zip(raw_semantic)
+                .map(score_one)
+                .collect()
         };
         ranked.sort_by(|a, b| {
             b.score

@@ -185,9 +185,42 @@ fn parse_query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, 
     match raw.as_deref() {
         None | Some("") => Ok(T::default()),
         Some(q) => {
+            // serde_urlencoded decodes invalid UTF-8 lossily; reject it instead of guessing.
+            if !percent_decodes_to_utf8(q) {
+                return Err(ApiError::bad(
+                    "invalid_query",
+                    "query string is not valid UTF-8",
+                ));
+            }
             serde_urlencoded::from_str(q).map_err(|e| ApiError::bad("invalid_query", e.to_string()))
         }
     }
+}
+
+/// Whether every `%XX`-decoded key and value of a query string is valid UTF-8.
+fn percent_decodes_to_utf8(query: &str) -> bool {
+    query.split(['&', '=']).all(|part| {
+        let bytes = part.as_bytes();
+        let mut decoded = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (bytes[i], hex) {
+                (b'%', Some(b)) => {
+                    decoded.push(b);
+                    i += 3;
+                }
+                (b, _) => {
+                    decoded.push(b);
+                    i += 1;
+                }
+            }
+        }
+        std::str::from_utf8(&decoded).is_ok()
+    })
 }
 
 fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {

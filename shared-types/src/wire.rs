@@ -225,7 +225,9 @@ pub struct SimilarQuery {
     pub user_id: Option<String>,
 }
 
-/// How each signal contributed to a result's final score.
+/// The signals behind a result, each in [0, 1]; the score is their weighted sum.
+/// `semantic` is the cosine similarity to the request's query vector, rescaled over the
+/// request's candidates (best candidate 1, worst 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScoreComponents {
     pub semantic: f32,

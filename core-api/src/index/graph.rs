@@ -130,10 +130,13 @@ impl FrozenGraph {
         );
         let rows: Vec<(&[f32], usize)> = rounded.chunks_exact(dim).zip(0..).collect();
         hnsw.parallel_insert_slice(&rows);
-        Self::freeze(&hnsw, dim, stored)
+        Self::freeze(&hnsw, &rounded, dim)
     }
 
-    fn freeze(hnsw: &Hnsw<f32, ClampedDot>, dim: usize, stored: Vec<f16>) -> Self {
+    /// Copies a built `hnsw_rs` graph into the compact layout. Data id `i` of the graph must
+    /// be row `i` of `vectors`.
+    pub fn freeze(hnsw: &Hnsw<f32, ClampedDot>, vectors: &[f32], dim: usize) -> Self {
+        let stored: Vec<f16> = vectors.iter().map(|&x| f16::from_f32(x)).collect();
         let len = stored.len() / dim;
         let indexation = hnsw.get_point_indexation();
         // First pass: neighbour lists per node and layer, keyed by our node ids.

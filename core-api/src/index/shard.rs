@@ -118,7 +118,13 @@ impl LocalShard {
             rebuilding: AtomicBool::new(false),
             this: this.clone(),
         });
-        if shard.needs_rebuild() {
+        // A shard without a usable snapshot builds its graph now, however small; otherwise
+        // only a large delta is worth rebuilding before serving.
+        let first_build = {
+            let st = shard.state.read().expect("shard lock");
+            st.frozen.ids.is_empty() && !st.delta.is_empty()
+        };
+        if first_build || shard.needs_rebuild() {
             shard.rebuilding.store(true, Ordering::SeqCst);
             shard.rebuild();
         }

@@ -1,0 +1,288 @@
+//! Vector index: recall against exact search, parity with hnsw_rs's own search on the same
+//! graph, tombstones/delta behaviour, and snapshot reload.
+
+use std::sync::Arc;
+
+use core_api::index::graph::{BuildParams, ClampedDot, FrozenGraph};
+use core_api::index::{shard_of, IndexParams, LocalShard, Shard, ShardedIndex};
+use hnsw_rs::prelude::Hnsw;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::common::temp_dir;
+
+const DIM: usize = 384;
+
+/// Clustered unit vectors: topics (cluster centres) plus per-item noise, the shape real
+/// sentence embeddings have, rather than uniform noise (on which ANN is unrealistically hard).
+fn clustered(n: usize, clusters: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let gauss = move |rng: &mut StdRng| -> f32 {
+        // Box-Muller
+        let u1: f32 = rng.gen_range(1e-7..1.0);
+        let u2: f32 = rng.gen();
+        (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+    };
+    let mut centre_rng = StdRng::seed_from_u64(42);
+    let centres: Vec<f32> = (0..clusters * DIM)
+        .map(|_| gauss(&mut centre_rng))
+        .collect();
+    let mut out = Vec::with_capacity(n * DIM);
+    for _ in 0..n {
+        let c = rng.gen_range(0..clusters);
+        let mut v: Vec<f32> = (0..DIM)
+            .map(|d| centres[c * DIM + d] + 1.2 * gauss(&mut rng))
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        out.extend(v);
+    }
+    out
+}
+
+fn exact_top(data: &[f32], q: &[f32], k: usize) -> Vec<usize> {
+    let mut scored: Vec<(usize, f32)> = data
+        .chunks_exact(DIM)
+        .enumerate()
+        .map(|(i, v)| (i, v.iter().zip(q).map(|(a, b)| a * b).sum()))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    scored.into_iter().take(k).map(|(i, _)| i).collect()
+}
+
+fn params() -> IndexParams {
+    IndexParams {
+        dim: DIM,
+        m: 16,
+        ef_construction: 200,
+        ef_search: 100,
+        rebuild_threshold: 100_000,
+    }
+}
+
+fn open_sharded(data: &[f32], shards: usize, dir: Option<&std::path::Path>) -> ShardedIndex {
+    let mut per: Vec<Vec<(Arc<str>, u64, Vec<f32>)>> = vec![Vec::new(); shards];
+    for (i, v) in data.chunks_exact(DIM).enumerate() {
+        let id: Arc<str> = Arc::from(format!("item{i}"));
+        per[shard_of(&id, shards)].push((id, i as u64 + 1, v.to_vec()));
+    }
+    let shards = per
+        .into_iter()
+        .enumerate()
+        .map(|(i, items)| LocalShard::open(i, params(), dir, items) as Arc<dyn Shard>)
+        .collect();
+    ShardedIndex::new(shards, params())
+}
+
+#[test]
+fn sharded_index_reaches_recall_at_10_of_095_with_defaults() {
+    let n = 20_000;
+    let data = clustered(n, 200, 7);
+    let queries = clustered(200, 200, 99);
+    let index = open_sharded(&data, 4, None);
+    assert_eq!(index.len(), n);
+    let mut found = 0;
+    for q in queries.chunks_exact(DIM) {
+        let truth = exact_top(&data, q, 10);
+        let hits = index.search(q, 10, None);
+        assert_eq!(hits.len(), 10);
+        assert!(
+            hits.windows(2).all(|w| w[0].score >= w[1].score),
+            "best first"
+        );
+        found += hits
+            .iter()
+            .filter(|h| truth.iter().any(|&t| *h.item_id == *format!("item{t}")))
+            .count();
+    }
+    let recall = found as f64 / (10.0 * 200.0);
+    assert!(recall >= 0.95, "recall@10 = {recall}");
+}
+
+#[test]
+fn compact_search_matches_hnsw_rs_search_on_the_same_graph() {
+    let data = clustered(5_000, 50, 3);
+    let queries = clustered(100, 50, 4);
+    let hnsw: Hnsw<f32, ClampedDot> = Hnsw::new(16, 5_000, 16, 200, ClampedDot);
+    let rows: Vec<(&[f32], usize)> = data.chunks_exact(DIM).zip(0..).collect();
+    hnsw.parallel_insert_slice(&rows);
+    let frozen = FrozenGraph::freeze(&hnsw, &data, DIM);
+    let (mut ours, mut theirs, mut overlap) = (0, 0, 0);
+    for q in queries.chunks_exact(DIM) {
+        let truth = exact_top(&data, q, 10);
+        let a: Vec<usize> = frozen
+            .search(q, 10, 64)
+            .into_iter()
+            .map(|(n, _)| n as usize)
+            .collect();
+        let b: Vec<usize> = hnsw.search(q, 10, 64).into_iter().map(|n| n.d_id).collect();
+        ours += a.iter().filter(|x| truth.contains(x)).count();
+        theirs += b.iter().filter(|x| truth.contains(x)).count();
+        overlap += a.iter().filter(|x| b.contains(x)).count();
+    }
+    let total = 1000.0;
+    let (ours, theirs, overlap) = (
+        ours as f64 / total,
+        theirs as f64 / total,
+        overlap as f64 / total,
+    );
+    assert!(
+        overlap >= 0.97,
+        "same neighbours as hnsw_rs: overlap {overlap}"
+    );
+    assert!(ours >= theirs - 0.01, "recall {ours} vs hnsw_rs {theirs}");
+}
+
+#[test]
+fn query_equal_to_a_stored_vector_finds_itself() {
+    let data = clustered(500, 10, 5);
+    let g = FrozenGraph::build(
+        &data,
+        DIM,
+        BuildParams {
+            m: 16,
+            ef_construction: 100,
+        },
+    );
+    for i in [0usize, 17, 499] {
+        let top = g.search(&data[i * DIM..(i + 1) * DIM], 1, 50);
+        assert_eq!(top[0].0 as usize, i);
+        assert!((top[0].1 - 1.0).abs() < 2e-3);
+    }
+    let empty = FrozenGraph::build(
+        &[],
+        DIM,
+        BuildParams {
+            m: 16,
+            ef_construction: 100,
+        },
+    );
+    assert!(empty.search(&data[..DIM], 5, 50).is_empty());
+}
+
+#[test]
+fn upserts_and_deletes_are_visible_at_once_and_survive_rebuild_and_reload() {
+    let data = clustered(1_000, 20, 11);
+    let dir = temp_dir("shard");
+    let mut p = params();
+    p.rebuild_threshold = 50;
+    let items: Vec<(Arc<str>, u64, Vec<f32>)> = data
+        .chunks_exact(DIM)
+        .enumerate()
+        .map(|(i, v)| (Arc::from(format!("item{i}")), i as u64 + 1, v.to_vec()))
+        .collect();
+    let shard = LocalShard::open(0, p, Some(&dir), items.clone());
+    assert_eq!(
+        shard.layout(),
+        (1_000, 0),
+        "initial build freezes everything"
+    );
+
+    // Delete: gone immediately, although its node is still in the graph.
+    let q0 = &data[..DIM];
+    assert_eq!(&*shard.search(q0, 1, 50)[0].item_id, "item0");
+    shard.remove("item0");
+    assert!(shard
+        .search(q0, 10, 50)
+        .iter()
+        .all(|h| &*h.item_id != "item0"));
+
+    // Replace item1's vector with item2's: item1 now answers item2's query, old one is gone.
+    let q2 = data[2 * DIM..3 * DIM].to_vec();
+    shard.upsert(Arc::from("item1"), 5_000, &q2);
+    let top: Vec<String> = shard
+        .search(&q2, 2, 50)
+        .iter()
+        .map(|h| h.item_id.to_string())
+        .collect();
+    assert!(
+        top.contains(&"item1".to_string()) && top.contains(&"item2".to_string()),
+        "{top:?}"
+    );
+    assert_eq!(shard.len(), 999);
+
+    // Enough changes trigger a background rebuild that folds the delta into the graph.
+    for i in 0..120u64 {
+        shard.upsert(
+            Arc::from(format!("new{i}")),
+            10_000 + i,
+            &data[(100 + i as usize) * DIM..(101 + i as usize) * DIM],
+        );
+    }
+    shard.wait_idle();
+    let (frozen, delta) = shard.layout();
+    assert!(
+        delta < 120 && frozen > 1_000,
+        "rebuild folded the delta: frozen {frozen}, delta {delta}"
+    );
+    assert!(shard
+        .search(q0, 10, 50)
+        .iter()
+        .all(|h| &*h.item_id != "item0"));
+
+    // Reload from the snapshot with the same live items: nothing to rebuild, same answers.
+    let mut live: Vec<(Arc<str>, u64, Vec<f32>)> = items.into_iter().skip(2).collect();
+    live.push((Arc::from("item1"), 5_000, q2.clone()));
+    for i in 0..120u64 {
+        live.push((
+            Arc::from(format!("new{i}")),
+            10_000 + i,
+            data[(100 + i as usize) * DIM..(101 + i as usize) * DIM].to_vec(),
+        ));
+    }
+    let before: Vec<Arc<str>> = shard
+        .search(&q2, 10, 100)
+        .into_iter()
+        .map(|h| h.item_id)
+        .collect();
+    shard.wait_idle();
+    let reopened = LocalShard::open(0, p, Some(&dir), live);
+    let (_, delta) = reopened.layout();
+    assert!(delta < 120, "snapshot reused, delta {delta}");
+    let after: Vec<Arc<str>> = reopened
+        .search(&q2, 10, 100)
+        .into_iter()
+        .map(|h| h.item_id)
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn corrupt_snapshot_is_rebuilt_not_fatal() {
+    let data = clustered(300, 5, 13);
+    let dir = temp_dir("corrupt");
+    let items: Vec<(Arc<str>, u64, Vec<f32>)> = data
+        .chunks_exact(DIM)
+        .enumerate()
+        .map(|(i, v)| (Arc::from(format!("i{i}")), 1 + i as u64, v.to_vec()))
+        .collect();
+    let mut p = params();
+    p.rebuild_threshold = 10;
+    drop(LocalShard::open(0, p, Some(&dir), items.clone()));
+    let snap = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let bytes = std::fs::read(&snap).unwrap();
+    std::fs::write(&snap, &bytes[..bytes.len() / 2]).unwrap();
+    let shard = LocalShard::open(0, p, Some(&dir), items);
+    assert_eq!(shard.layout(), (300, 0));
+    assert_eq!(&*shard.search(&data[..DIM], 1, 50)[0].item_id, "i0");
+}
+
+#[test]
+fn shard_assignment_is_stable() {
+    // CRC-32 values are fixed forever; a change would reshuffle every deployed index.
+    assert_eq!(
+        shard_of("tt0076759", 20),
+        (crc32fast::hash(b"tt0076759") % 20) as usize
+    );
+    assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
+    let counts = (0..10_000).fold([0usize; 4], |mut c, i| {
+        c[shard_of(&format!("item{i}"), 4)] += 1;
+        c
+    });
+    assert!(counts.iter().all(|&c| c > 2_000), "balanced: {counts:?}");
+}
