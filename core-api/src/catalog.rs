@@ -44,11 +44,14 @@ struct Popularity {
 const POPULAR_LIST_TTL: Duration = Duration::from_secs(5);
 const POPULAR_LIST_LEN: usize = 2_000;
 
+/// Ranked popular item ids and when they were ranked.
+type PopularList = (Instant, Arc<Vec<Arc<str>>>);
+
 #[derive(Default)]
 pub struct Catalog {
     items: RwLock<HashMap<Arc<str>, Arc<CatalogEntry>>>,
     popularity: RwLock<Popularity>,
-    popular_list: RwLock<Option<(Instant, Arc<Vec<Arc<str>>>)>>,
+    popular_list: RwLock<Option<PopularList>>,
 }
 
 impl Catalog {

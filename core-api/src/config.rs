@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -87,19 +87,6 @@ pub struct DemoConfig {
     pub ratings: PathBuf,
     /// Load at most this many catalogue films (0 = all); handy for quick trials.
     pub max_items: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            index: IndexConfig::default(),
-            ranking: RankingConfig::default(),
-            storage: StorageConfig::default(),
-            model: ModelConfig::default(),
-            demo: DemoConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {

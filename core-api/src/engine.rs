@@ -17,7 +17,7 @@ use crate::catalog::{Catalog, CatalogEntry};
 use crate::config::{Config, RankingConfig};
 use crate::error::EngineError;
 use crate::index::distance::{best_dot, dot_f32};
-use crate::index::{IndexParams, LocalShard, Shard, ShardedIndex};
+use crate::index::{IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 use crate::metrics::{Metrics, Stage};
 use crate::store::{
     EmbeddedStore, InProcessItemGraph, InProcessUserCache, Interaction, InteractionStore,
@@ -233,7 +233,7 @@ impl Engine {
         };
         let catalog = Catalog::default();
         let shard_count = config.index.shards;
-        let mut per_shard: Vec<Vec<(Arc<str>, u64, Vec<f32>)>> = vec![Vec::new(); shard_count];
+        let mut per_shard: Vec<Vec<ShardItem>> = vec![Vec::new(); shard_count];
         for s in stored {
             let id = catalog.insert(CatalogEntry::new(s.item, s.version, &s.vector));
             per_shard[crate::index::shard_of(&id, shard_count)].push((id, s.version, s.vector));

@@ -111,7 +111,7 @@ impl FrozenGraph {
     /// unit vectors of `dim` floats, row-major.
     pub fn build(vectors: &[f32], dim: usize, params: BuildParams) -> Self {
         assert!(
-            dim > 0 && vectors.len() % dim == 0,
+            dim > 0 && vectors.len().is_multiple_of(dim),
             "vectors must be whole rows of {dim}"
         );
         let len = vectors.len() / dim;
@@ -425,7 +425,8 @@ impl FrozenGraph {
             || max_level >= MAX_LAYERS
             || upper_offsets.iter().any(|&o| {
                 o != NO_UPPER
-                    && (o as usize % upper_stride != 0 || o as usize + upper_stride > upper_len)
+                    && (!(o as usize).is_multiple_of(upper_stride)
+                        || o as usize + upper_stride > upper_len)
             })
         {
             return Err(bad("links"));

@@ -25,6 +25,9 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// An item as a shard is opened with: id, vector version, unit vector.
+pub type ShardItem = (Arc<str>, u64, Vec<f32>);
+
 /// Index parameters (the design's defaults: M=16, ef_construction=200, ef_search=100).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexParams {

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock, Weak};
 use half::f16;
 
 use super::distance::best_dot;
-use super::{FrozenGraph, Hit, IndexParams, Shard};
+use super::{FrozenGraph, Hit, IndexParams, Shard, ShardItem};
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"SRSHARD1";
 
@@ -73,7 +73,7 @@ impl LocalShard {
         id: usize,
         params: IndexParams,
         snapshot_dir: Option<&Path>,
-        items: Vec<(Arc<str>, u64, Vec<f32>)>,
+        items: Vec<ShardItem>,
     ) -> Arc<Self> {
         let snapshot_path = snapshot_dir.map(|d| d.join(format!("shard-{id:03}.snap")));
         let frozen = snapshot_path

@@ -59,11 +59,14 @@ impl UserEmbeddingCache for InProcessUserCache {
 /// Most neighbours kept per item: bounds memory and the cost of a lookup.
 const MAX_EDGES_PER_ITEM: usize = 64;
 
+/// A weighted link to another item.
+type Edge = (Arc<str>, f32);
+
 /// Item-to-item co-interaction graph: an edge links two items the same user engaged with
 /// close together, weighted by how often that happened.
 #[derive(Default)]
 pub struct InProcessItemGraph {
-    edges: RwLock<HashMap<Arc<str>, Vec<(Arc<str>, f32)>>>,
+    edges: RwLock<HashMap<Arc<str>, Vec<Edge>>>,
 }
 
 impl InProcessItemGraph {
@@ -160,10 +163,10 @@ mod tests {
     async fn graph_ranks_frequent_co_interactions_first() {
         let g = InProcessItemGraph::new();
         let [a, b, c, d]: [Arc<str>; 4] = ["a", "b", "c", "d"].map(Arc::from);
-        g.record(&[a.clone()], &b).await.unwrap();
-        g.record(&[a.clone()], &b).await.unwrap();
-        g.record(&[a.clone()], &c).await.unwrap();
-        g.record(&[d.clone()], &c).await.unwrap();
+        g.record(std::slice::from_ref(&a), &b).await.unwrap();
+        g.record(std::slice::from_ref(&a), &b).await.unwrap();
+        g.record(std::slice::from_ref(&a), &c).await.unwrap();
+        g.record(std::slice::from_ref(&d), &c).await.unwrap();
         let n = g.neighbours(&[(a.clone(), 1.0)], 10).await.unwrap();
         let ids: Vec<&str> = n.iter().map(|x| &*x.item_id).collect();
         assert_eq!(ids, ["b", "c"]);

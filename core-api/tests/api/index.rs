@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use core_api::index::graph::{BuildParams, ClampedDot, FrozenGraph};
-use core_api::index::{shard_of, IndexParams, LocalShard, Shard, ShardedIndex};
+use core_api::index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 use hnsw_rs::prelude::Hnsw;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -61,7 +61,7 @@ fn params() -> IndexParams {
 }
 
 fn open_sharded(data: &[f32], shards: usize, dir: Option<&std::path::Path>) -> ShardedIndex {
-    let mut per: Vec<Vec<(Arc<str>, u64, Vec<f32>)>> = vec![Vec::new(); shards];
+    let mut per: Vec<Vec<ShardItem>> = vec![Vec::new(); shards];
     for (i, v) in data.chunks_exact(DIM).enumerate() {
         let id: Arc<str> = Arc::from(format!("item{i}"));
         per[shard_of(&id, shards)].push((id, i as u64 + 1, v.to_vec()));
@@ -166,7 +166,7 @@ fn upserts_and_deletes_are_visible_at_once_and_survive_rebuild_and_reload() {
     let dir = temp_dir("shard");
     let mut p = params();
     p.rebuild_threshold = 50;
-    let items: Vec<(Arc<str>, u64, Vec<f32>)> = data
+    let items: Vec<ShardItem> = data
         .chunks_exact(DIM)
         .enumerate()
         .map(|(i, v)| (Arc::from(format!("item{i}")), i as u64 + 1, v.to_vec()))
@@ -221,7 +221,7 @@ fn upserts_and_deletes_are_visible_at_once_and_survive_rebuild_and_reload() {
         .all(|h| &*h.item_id != "item0"));
 
     // Reload from the snapshot with the same live items: nothing to rebuild, same answers.
-    let mut live: Vec<(Arc<str>, u64, Vec<f32>)> = items.into_iter().skip(2).collect();
+    let mut live: Vec<ShardItem> = items.into_iter().skip(2).collect();
     live.push((Arc::from("item1"), 5_000, q2.clone()));
     for i in 0..120u64 {
         live.push((
@@ -251,7 +251,7 @@ fn upserts_and_deletes_are_visible_at_once_and_survive_rebuild_and_reload() {
 fn corrupt_snapshot_is_rebuilt_not_fatal() {
     let data = clustered(300, 5, 13);
     let dir = temp_dir("corrupt");
-    let items: Vec<(Arc<str>, u64, Vec<f32>)> = data
+    let items: Vec<ShardItem> = data
         .chunks_exact(DIM)
         .enumerate()
         .map(|(i, v)| (Arc::from(format!("i{i}")), 1 + i as u64, v.to_vec()))

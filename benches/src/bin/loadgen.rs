@@ -1,0 +1,275 @@
+//! HTTP load generator for the recommendation API, on keep-alive loopback connections.
+//!
+//! Open-loop when `--rate` is given: every request has a scheduled send time and its latency
+//! is measured from that time, so a slow server cannot hide queueing delay (no coordinated
+//! omission). Closed-loop (`--rate 0`): each connection sends as fast as answers come back.
+//!
+//! The request mix is realistic for the demo: personalised requests for users of the ratings
+//! file, anonymous free-text intents, item pages (similar items), plain anonymous requests,
+//! and interaction events interleaved.
+//!
+//! usage: loadgen [--addr 127.0.0.1:8080] [--rate 500] [--duration 20] [--connections 32]
+//!                [--data data/movietweetings/snapshot-20k] [--events-percent 5] [--json]
+
+use std::time::{Duration, Instant};
+
+use reco_benches::{percentile, Rng};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const INTENTS: &[&str] = &[
+    "something funny for a rainy evening",
+    "space adventure among the stars",
+    "a romantic love story",
+    "scary movie for halloween",
+    "true story documentary",
+    "animated film for kids",
+    "crime thriller with a twist",
+    "epic war drama",
+];
+
+struct Args {
+    addr: String,
+    rate: f64,
+    duration: Duration,
+    connections: usize,
+    data: String,
+    events_percent: usize,
+    json: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        addr: "127.0.0.1:8080".into(),
+        rate: 500.0,
+        duration: Duration::from_secs(20),
+        connections: 32,
+        data: "data/movietweetings/snapshot-20k".into(),
+        events_percent: 5,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--addr" => a.addr = value()?,
+            "--rate" => a.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
+            "--duration" => {
+                a.duration = Duration::from_secs_f64(
+                    value()?.parse().map_err(|e| format!("--duration: {e}"))?,
+                )
+            }
+            "--connections" => {
+                a.connections = value()?
+                    .parse()
+                    .map_err(|e| format!("--connections: {e}"))?
+            }
+            "--data" => a.data = value()?,
+            "--events-percent" => {
+                a.events_percent = value()?
+                    .parse()
+                    .map_err(|e| format!("--events-percent: {e}"))?
+            }
+            "--json" => a.json = true,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(a)
+}
+
+/// What to send, chosen per request from the mix.
+enum Request {
+    Get(String),
+    Post(String, String),
+}
+
+struct Workload {
+    users: Vec<String>,
+    items: Vec<String>,
+    events_percent: usize,
+}
+
+impl Workload {
+    fn load(dir: &str) -> Result<Self, String> {
+        let read = |f: &str| {
+            std::fs::read_to_string(format!("{dir}/{f}")).map_err(|e| format!("{dir}/{f}: {e}"))
+        };
+        let mut users: Vec<String> = read("ratings.dat")?
+            .lines()
+            .filter_map(|l| l.split("::").next())
+            .map(String::from)
+            .collect();
+        users.dedup();
+        let items = read("movies.dat")?
+            .lines()
+            .filter_map(|l| l.split("::").next()?.parse::<u64>().ok())
+            .map(|id| format!("tt{id:07}"))
+            .collect();
+        Ok(Self {
+            users,
+            items,
+            events_percent: 0,
+        })
+    }
+
+    fn pick(&self, rng: &mut Rng) -> Request {
+        let roll = rng.below(100);
+        let user = &self.users[rng.below(self.users.len())];
+        if roll < self.events_percent {
+            let item = &self.items[rng.below(self.items.len())];
+            let action = ["view", "complete", "like", "skip"][rng.below(4)];
+            return Request::Post(
+                "/v1/events".into(),
+                format!(r#"{{"user_id":"{user}","item_id":"{item}","action":"{action}"}}"#),
+            );
+        }
+        Request::Get(match rng.below(100) {
+            0..=59 => format!("/v1/recommendations?user_id={user}&limit=10"),
+            60..=79 => format!(
+                "/v1/recommendations?q={}&limit=10",
+                INTENTS[rng.below(INTENTS.len())].replace(' ', "%20")
+            ),
+            80..=89 => format!(
+                "/v1/similar/{}?limit=10",
+                self.items[rng.below(self.items.len())]
+            ),
+            _ => "/v1/recommendations?limit=10".into(),
+        })
+    }
+}
+
+/// Sends one request on a keep-alive connection and reads the whole response.
+async fn exchange(stream: &mut BufReader<TcpStream>, req: &Request) -> std::io::Result<u16> {
+    let head = match req {
+        Request::Get(path) => format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n"),
+        Request::Post(path, body) => format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    };
+    stream.get_mut().write_all(head.as_bytes()).await?;
+    let mut line = String::new();
+    stream.read_line(&mut line).await?;
+    let status: u16 = line.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        if stream.read_line(&mut line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await?;
+    Ok(status)
+}
+
+struct ConnectionResult {
+    latencies_ms: Vec<f64>,
+    errors: usize,
+}
+
+async fn run_connection(
+    args: &Args,
+    workload: &Workload,
+    index: usize,
+    start: Instant,
+) -> Result<ConnectionResult, String> {
+    let stream = TcpStream::connect(&args.addr)
+        .await
+        .map_err(|e| format!("connect {}: {e}", args.addr))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut stream = BufReader::new(stream);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ index as u64);
+    let mut result = ConnectionResult {
+        latencies_ms: Vec::new(),
+        errors: 0,
+    };
+    // Open loop: this connection's share of the rate, evenly spaced and staggered.
+    let interval =
+        (args.rate > 0.0).then(|| Duration::from_secs_f64(args.connections as f64 / args.rate));
+    let mut k = 0u32;
+    loop {
+        let scheduled = match interval {
+            Some(iv) => start + iv.mul_f64(f64::from(k) + index as f64 / args.connections as f64),
+            None => Instant::now(),
+        };
+        if scheduled >= start + args.duration {
+            break;
+        }
+        tokio::time::sleep_until(scheduled.into()).await;
+        let req = workload.pick(&mut rng);
+        match exchange(&mut stream, &req).await {
+            Ok(status) if (200..300).contains(&status) => result
+                .latencies_ms
+                .push(scheduled.elapsed().as_secs_f64() * 1e3),
+            Ok(_) => result.errors += 1,
+            Err(e) => return Err(format!("connection {index}: {e}")),
+        }
+        k += 1;
+    }
+    Ok(result)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut workload = Workload::load(&args.data).unwrap_or_else(|e| {
+        eprintln!("loadgen: {e}");
+        std::process::exit(2);
+    });
+    workload.events_percent = args.events_percent;
+    let args = Box::leak(Box::new(args));
+    let workload = Box::leak(Box::new(workload));
+    let start = Instant::now() + Duration::from_millis(200);
+    let tasks: Vec<_> = (0..args.connections)
+        .map(|i| tokio::spawn(run_connection(args, workload, i, start)))
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        match t.await.expect("connection task") {
+            Ok(r) => {
+                latencies.extend(r.latencies_ms);
+                errors += r.errors;
+            }
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let summary = serde_json::json!({
+        "mode": if args.rate > 0.0 { "open-loop" } else { "closed-loop" },
+        "target_rate": args.rate,
+        "connections": args.connections,
+        "requests": latencies.len(),
+        "errors": errors,
+        "throughput_rps": latencies.len() as f64 / elapsed,
+        "p50_ms": percentile(&latencies, 50.0),
+        "p95_ms": percentile(&latencies, 95.0),
+        "p99_ms": percentile(&latencies, 99.0),
+        "max_ms": latencies.last().copied().unwrap_or(f64::NAN),
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+    }
+}
