@@ -321,6 +321,14 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_config_is_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config.example.toml");
+        let c = Config::load(Some(&example), env(&[])).unwrap();
+        assert_eq!(c.index.shards, 20);
+        assert!(!c.demo.load_if_empty);
+    }
+
+    #[test]
     fn invalid_values_are_rejected() {
         assert!(Config::load(None, env(&[("RECO__INDEX__SHARDS", "0")])).is_err());
         assert!(Config::load(None, env(&[("RECO__NOPE__X", "1")])).is_err());

@@ -101,6 +101,8 @@ pub struct FrozenGraph {
     /// Index into `upper` of a node's level-1 list, or `NO_UPPER`.
     upper_offsets: Vec<u32>,
     upper: Vec<u32>,
+    /// Top layer of each node.
+    levels: Vec<u8>,
     entry: u32,
     max_level: u8,
     dot: DotFn,
@@ -118,7 +120,7 @@ impl FrozenGraph {
         // Build on the FP16-rounded values the search will see.
         let stored: Vec<f16> = vectors.iter().map(|&x| f16::from_f32(x)).collect();
         if len == 0 {
-            return Self::from_parts(dim, stored, 1, vec![], 1, vec![], vec![], 0, 0);
+            return Self::from_parts(dim, stored, 1, vec![], 1, vec![], vec![], vec![], 0, 0);
         }
         let rounded: Vec<f32> = stored.iter().map(|x| x.to_f32()).collect();
         let hnsw: Hnsw<f32, ClampedDot> = Hnsw::new(
@@ -147,9 +149,12 @@ impl FrozenGraph {
         for layer in 0..MAX_LAYERS {
             for point in indexation.get_layer_iterator(layer) {
                 let node = point.get_origin_id();
+                // hnsw_rs keeps a (mostly empty) list for every possible layer; only the
+                // point's own layers 0..=layer carry links.
                 lists[node] = point
                     .get_neighborhood_id()
                     .into_iter()
+                    .take(layer + 1)
                     .map(|ns| ns.into_iter().map(|n| n.get_origin_id() as u32).collect())
                     .collect();
                 if entry.is_none() || layer as u8 > max_level {
@@ -159,6 +164,14 @@ impl FrozenGraph {
             }
         }
         let entry = entry.unwrap_or(0);
+        // hnsw_rs may list, on layer l, a point whose own top layer is below l; such a link
+        // cannot be followed on that layer, so drop it.
+        let node_levels: Vec<usize> = lists.iter().map(|l| l.len().saturating_sub(1)).collect();
+        for layers in &mut lists {
+            for (l, links) in layers.iter_mut().enumerate().skip(1) {
+                links.retain(|&n| node_levels[n as usize] >= l);
+            }
+        }
         let level0_stride = 1 + lists
             .iter()
             .filter_map(|l| l.first())
@@ -190,11 +203,7 @@ impl FrozenGraph {
                 }
             }
         }
-        let levels_max = lists
-            .iter()
-            .map(|l| l.len().saturating_sub(1))
-            .max()
-            .unwrap_or(0) as u8;
+        let levels = node_levels.iter().map(|&l| l as u8).collect();
         Self::from_parts(
             dim,
             stored,
@@ -203,8 +212,9 @@ impl FrozenGraph {
             upper_stride,
             upper_offsets,
             upper,
+            levels,
             entry,
-            max_level.min(levels_max),
+            max_level,
         )
     }
 
@@ -217,6 +227,7 @@ impl FrozenGraph {
         upper_stride: usize,
         upper_offsets: Vec<u32>,
         upper: Vec<u32>,
+        levels: Vec<u8>,
         entry: u32,
         max_level: u8,
     ) -> Self {
@@ -229,6 +240,7 @@ impl FrozenGraph {
             upper_stride,
             upper_offsets,
             upper,
+            levels,
             entry,
             max_level,
             dot: best_dot(),
@@ -257,6 +269,7 @@ impl FrozenGraph {
     pub fn heap_bytes(&self) -> usize {
         self.vectors.len() * 2
             + (self.level0.len() + self.upper.len() + self.upper_offsets.len()) * 4
+            + self.levels.len()
     }
 
     fn neighbours(&self, node: u32, level: u8) -> &[u32] {
@@ -376,6 +389,7 @@ impl FrozenGraph {
         w.write_all(bytemuck::cast_slice(&self.vectors))?;
         w.write_all(bytemuck::cast_slice(&self.level0))?;
         w.write_all(bytemuck::cast_slice(&self.upper_offsets))?;
+        w.write_all(&self.levels)?;
         w.write_all(bytemuck::cast_slice(&self.upper))?;
         Ok(())
     }
@@ -412,6 +426,7 @@ impl FrozenGraph {
         let vectors: Vec<f16> = read_vec(r, len * dim)?;
         let level0: Vec<u32> = read_vec(r, len * level0_stride)?;
         let upper_offsets: Vec<u32> = read_vec(r, len)?;
+        let levels: Vec<u8> = read_vec(r, len)?;
         let upper: Vec<u32> = read_vec(r, upper_len)?;
         let links_ok = |rows: &[u32], stride: usize| {
             rows.chunks_exact(stride).all(|row| {
@@ -423,11 +438,8 @@ impl FrozenGraph {
             || !links_ok(&upper, upper_stride)
             || (len > 0 && entry >= len)
             || max_level >= MAX_LAYERS
-            || upper_offsets.iter().any(|&o| {
-                o != NO_UPPER
-                    && (!(o as usize).is_multiple_of(upper_stride)
-                        || o as usize + upper_stride > upper_len)
-            })
+            || (len > 0 && levels[entry] as usize != max_level)
+            || !upper_levels_ok(&upper_offsets, &levels, &upper, upper_stride, max_level)
         {
             return Err(bad("links"));
         }
@@ -439,8 +451,36 @@ impl FrozenGraph {
             upper_stride,
             upper_offsets,
             upper,
+            levels,
             entry as u32,
             max_level as u8,
         ))
     }
+}
+
+/// Every node's upper lists lie inside `upper`, and a link on layer l leads to a node that
+/// has layer l: the invariants that let search index without bounds surprises.
+fn upper_levels_ok(
+    offsets: &[u32],
+    levels: &[u8],
+    upper: &[u32],
+    stride: usize,
+    max_level: usize,
+) -> bool {
+    offsets.iter().zip(levels).all(|(&o, &level)| {
+        let level = level as usize;
+        if level == 0 {
+            return o == NO_UPPER;
+        }
+        let o = o as usize;
+        level <= max_level
+            && o.is_multiple_of(stride)
+            && o + level * stride <= upper.len()
+            && (1..=level).all(|l| {
+                let row = &upper[o + (l - 1) * stride..o + l * stride];
+                row[1..=row[0] as usize]
+                    .iter()
+                    .all(|&n| levels[n as usize] as usize >= l)
+            })
+    })
 }

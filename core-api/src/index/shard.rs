@@ -13,7 +13,7 @@ use half::f16;
 use super::distance::best_dot;
 use super::{FrozenGraph, Hit, IndexParams, Shard, ShardItem};
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"SRSHARD1";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"SRSHARD2";
 
 /// The frozen part: a graph and, per node, the item and vector version it holds.
 struct Frozen {
