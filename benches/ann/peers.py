@@ -1,0 +1,89 @@
+"""Measures hnswlib and faiss HNSW on a prepared data set (see prepare_glove.py) with the same
+parameters as our index: M=16, ef_construction=200, inner product, one search thread.
+Prints one JSON object per (library, ef) with recall@10 and queries/s (median of rounds).
+
+usage: python3 peers.py DATA_DIR --efs 10,20,40,80,120,200 --rounds 3 --build-threads 2
+"""
+import json
+import pathlib
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def arg(name, default):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+data = pathlib.Path(sys.argv[1])
+meta = json.loads((data / "meta.json").read_text())
+dim = meta["dim"]
+base = np.fromfile(data / "base.f32", dtype="<f4").reshape(-1, dim)
+queries = np.fromfile(data / "queries.f32", dtype="<f4").reshape(-1, dim)
+gt = np.fromfile(data / "gt.i32", dtype="<i4").reshape(-1, 10)
+efs = [int(e) for e in arg("--efs", "10,20,40,80,120,200").split(",")]
+rounds = int(arg("--rounds", "3"))
+build_threads = int(arg("--build-threads", "2"))
+
+
+def recall(found):
+    return float(np.mean([len(set(f[:10]) & set(t)) / 10 for f, t in zip(found, gt)]))
+
+
+def rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def report(lib, ef, found, times, build_s, mem):
+    print(json.dumps({"library": lib, "ef": ef, "recall_at_10": recall(found),
+                      "qps": len(queries) / statistics.median(times), "build_seconds": build_s,
+                      "peak_rss_mib": mem}), flush=True)
+
+
+def run_hnswlib():
+    import hnswlib
+    before = rss_mib()
+    index = hnswlib.Index(space="ip", dim=dim)
+    index.init_index(max_elements=len(base), M=16, ef_construction=200, random_seed=100)
+    index.set_num_threads(build_threads)
+    t = time.perf_counter()
+    index.add_items(base, np.arange(len(base)))
+    build_s = time.perf_counter() - t
+    mem = rss_mib() - before
+    index.set_num_threads(1)
+    for ef in efs:
+        index.set_ef(ef)
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            labels, _ = index.knn_query(queries, k=10, num_threads=1)
+            times.append(time.perf_counter() - t)
+        report("hnswlib", ef, labels, times, build_s, mem)
+
+
+def run_faiss():
+    import faiss
+    before = rss_mib()
+    faiss.omp_set_num_threads(build_threads)
+    index = faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 200
+    t = time.perf_counter()
+    index.add(base)
+    build_s = time.perf_counter() - t
+    mem = rss_mib() - before
+    faiss.omp_set_num_threads(1)
+    for ef in efs:
+        index.hnsw.efSearch = ef
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            _, labels = index.search(queries, 10)
+            times.append(time.perf_counter() - t)
+        report("faiss-hnsw", ef, labels, times, build_s, mem)
+
+
+for lib in arg("--libs", "hnswlib,faiss").split(","):
+    {"hnswlib": run_hnswlib, "faiss": run_faiss}[lib]()
