@@ -6,7 +6,6 @@ usage: python3 peers.py DATA_DIR --efs 10,20,40,80,120,200 --rounds 3 --build-th
 """
 import json
 import pathlib
-import resource
 import statistics
 import sys
 import time
@@ -33,26 +32,21 @@ def recall(found):
     return float(np.mean([len(set(f[:10]) & set(t)) / 10 for f, t in zip(found, gt)]))
 
 
-def rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def report(lib, ef, found, times, build_s, mem):
+def report(lib, ef, found, times, build_s, size_mib):
     print(json.dumps({"library": lib, "ef": ef, "recall_at_10": recall(found),
                       "qps": len(queries) / statistics.median(times), "build_seconds": build_s,
-                      "peak_rss_mib": mem}), flush=True)
+                      "index_size_mib": size_mib}), flush=True)
 
 
 def run_hnswlib():
     import hnswlib
-    before = rss_mib()
     index = hnswlib.Index(space="ip", dim=dim)
     index.init_index(max_elements=len(base), M=16, ef_construction=200, random_seed=100)
     index.set_num_threads(build_threads)
     t = time.perf_counter()
     index.add_items(base, np.arange(len(base)))
     build_s = time.perf_counter() - t
-    mem = rss_mib() - before
+    mem = index.index_file_size() / 2**20
     index.set_num_threads(1)
     for ef in efs:
         index.set_ef(ef)
@@ -66,14 +60,13 @@ def run_hnswlib():
 
 def run_faiss():
     import faiss
-    before = rss_mib()
     faiss.omp_set_num_threads(build_threads)
     index = faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 200
     t = time.perf_counter()
     index.add(base)
     build_s = time.perf_counter() - t
-    mem = rss_mib() - before
+    mem = faiss.serialize_index(index).nbytes / 2**20
     faiss.omp_set_num_threads(1)
     for ef in efs:
         index.hnsw.efSearch = ef

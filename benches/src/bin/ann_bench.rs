@@ -13,7 +13,10 @@ use hnsw_rs::prelude::Hnsw;
 
 fn read_f32(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -23,8 +26,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let dir = Path::new(args.get(1).expect("usage: ann_bench DATA_DIR [--efs ..] [--rounds N]"));
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let dir = Path::new(
+        args.get(1)
+            .expect("usage: ann_bench DATA_DIR [--efs ..] [--rounds N]"),
+    );
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let efs: Vec<usize> = flag("--efs")
         .unwrap_or_else(|| "10,20,40,80,120,200".into())
         .split(',')
@@ -34,7 +45,8 @@ fn main() {
     let skip_hnsw_rs = args.iter().any(|a| a == "--skip-hnsw-rs");
 
     let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).expect("meta.json")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).expect("meta.json"))
+            .expect("json");
     let dim = meta["dim"].as_u64().expect("dim") as usize;
     let base = read_f32(&dir.join("base.f32"));
     let queries = read_f32(&dir.join("queries.f32"));
@@ -63,7 +75,7 @@ fn main() {
     };
     let nq = queries.len() / dim;
     for &ef in &efs {
-        let mut run = |search: &dyn Fn(&[f32]) -> Vec<usize>| {
+        let run = |search: &dyn Fn(&[f32]) -> Vec<usize>| {
             let mut times = Vec::new();
             let mut found = Vec::new();
             for _ in 0..rounds {
@@ -73,7 +85,13 @@ fn main() {
             }
             (recall(&found), nq as f64 / median(times))
         };
-        let (r, qps) = run(&|q| frozen.search(q, 10, ef).into_iter().map(|(i, _)| i as usize).collect());
+        let (r, qps) = run(&|q| {
+            frozen
+                .search(q, 10, ef)
+                .into_iter()
+                .map(|(i, _)| i as usize)
+                .collect()
+        });
         println!(
             "{}",
             serde_json::json!({"library": "ours (compact FP16)", "ef": ef, "recall_at_10": r, "qps": qps,
