@@ -2,7 +2,7 @@
 ANN comparison: unit-normalised base and query sets plus exact top-10 neighbours by inner
 product, cached as raw little-endian arrays in the output directory.
 
-usage: python3 prepare_glove.py OUT_DIR [--queries 2000]
+usage: python3 prepare_glove.py OUT_DIR [--queries 2000] [--max-base N]
 """
 import json
 import pathlib
@@ -14,6 +14,7 @@ import numpy as np
 
 out = pathlib.Path(sys.argv[1])
 n_queries = int(sys.argv[sys.argv.index("--queries") + 1]) if "--queries" in sys.argv else 2000
+max_base = int(sys.argv[sys.argv.index("--max-base") + 1]) if "--max-base" in sys.argv else None
 out.mkdir(parents=True, exist_ok=True)
 if (out / "gt.i32").exists():
     sys.exit(0)
@@ -35,7 +36,7 @@ vectors = vectors[norms > 0] / norms[norms > 0, None]
 rng = np.random.default_rng(12345)
 order = rng.permutation(len(vectors))
 queries = vectors[order[:n_queries]]
-base = vectors[order[n_queries:]]
+base = vectors[order[n_queries:]][:max_base]
 gt = np.empty((n_queries, 10), dtype=np.int32)
 for start in range(0, n_queries, 250):
     scores = queries[start:start + 250] @ base.T

@@ -10,7 +10,7 @@ python3 -m pip install --quiet --disable-pip-version-check hnswlib faiss-cpu mat
 python3 benches/ann/prepare_glove.py "$data"
 cargo build --release -p reco-benches
 bin=${CARGO_TARGET_DIR:-target}/release
-efs=10,20,40,80,120,200
+efs=10,20,40,80,120,200,400
 out=$(mktemp)
 python3 benches/ann/peers.py "$data" --efs "$efs" --rounds 3 --build-threads 2 | tee -a "$out"
 "$bin/ann_bench" "$data" --efs "$efs" --rounds 3 | tee -a "$out"
