@@ -73,8 +73,8 @@ Target: p99 < 20 ms at >= 500 requests/s on this 2-core machine. Server RSS afte
 | recall@10 at ef_search={index['ef_search']} (all shards merged, vs exact) | {index['recall_at_10']:.3f} |
 | queries/s, one thread, all {index['shards']} shards searched in turn | {index['single_thread_qps_all_shards']:.0f} |
 
-No peer was measured in this run; the side-by-side comparison with hnswlib and faiss is not part
-of this suite yet.
+No peer was measured in this run. The side-by-side ANN comparison with hnswlib, faiss and hnsw_rs
+is in `RESULTS-ann.md` (`benches/ann/run.sh`).
 """
 open("benches/RESULTS.md", "w").write(out)
 print(out)

@@ -2,10 +2,9 @@
 //!
 //! `hnsw_rs` builds a good graph but searches it slowly (a heap allocation per point, a hash
 //! map per query). Once built, the graph is copied into flat arrays laid out the way hnswlib
-//! does it: one fixed-size block per node holding its level-0 neighbour list (count first)
-//! followed by its FP16 vector, so a hop touches one contiguous region; upper levels in a
-//! side table; and a per-thread visited list reused by generation counter. Search walks these arrays with SIMD distances and prefetching. While freezing,
-//! level-0 links are re-selected with the HNSW diversity heuristic (see `refine_level0`).
+//! does it: all FP16 vectors contiguous, level-0 neighbour lists at a fixed stride (count
+//! first), upper levels in a side table, and a per-thread visited list reused by generation
+//! counter. Search walks these arrays with SIMD distances and prefetching.
 
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
@@ -95,11 +94,9 @@ thread_local! {
 pub struct FrozenGraph {
     dim: usize,
     len: usize,
-    /// Per node: `level0_stride` words of links (count first), then the FP16 vector,
-    /// padded to whole words: `node_words` u32 words in all.
-    nodes: Vec<u32>,
-    node_words: usize,
+    vectors: Vec<f16>,
     level0_stride: usize,
+    level0: Vec<u32>,
     upper_stride: usize,
     /// Index into `upper` of a node's level-1 list, or `NO_UPPER`.
     upper_offsets: Vec<u32>,
@@ -175,7 +172,6 @@ impl FrozenGraph {
                 links.retain(|&n| node_levels[n as usize] >= l);
             }
         }
-        refine_level0(&mut lists, vectors, dim);
         let level0_stride = 1 + lists
             .iter()
             .filter_map(|l| l.first())
@@ -235,22 +231,12 @@ impl FrozenGraph {
         entry: u32,
         max_level: u8,
     ) -> Self {
-        let len = vectors.len() / dim;
-        let vector_words = dim.div_ceil(2);
-        let node_words = level0_stride + vector_words;
-        let mut nodes = vec![0u32; len * node_words];
-        for (node, block) in nodes.chunks_exact_mut(node_words).enumerate() {
-            block[..level0_stride]
-                .copy_from_slice(&level0[node * level0_stride..(node + 1) * level0_stride]);
-            let v: &mut [f16] = bytemuck::cast_slice_mut(&mut block[level0_stride..]);
-            v[..dim].copy_from_slice(&vectors[node * dim..(node + 1) * dim]);
-        }
         Self {
             dim,
-            len,
-            nodes,
-            node_words,
+            len: vectors.len() / dim,
+            vectors,
             level0_stride,
+            level0,
             upper_stride,
             upper_offsets,
             upper,
@@ -275,19 +261,20 @@ impl FrozenGraph {
 
     /// The stored (FP16) vector of `node`.
     pub fn vector(&self, node: u32) -> &[f16] {
-        let start = node as usize * self.node_words + self.level0_stride;
-        let words = &self.nodes[start..start + self.node_words - self.level0_stride];
-        &bytemuck::cast_slice::<u32, f16>(words)[..self.dim]
+        let start = node as usize * self.dim;
+        &self.vectors[start..start + self.dim]
     }
 
     /// Bytes held by the search structure (vectors and links).
     pub fn heap_bytes(&self) -> usize {
-        (self.nodes.len() + self.upper.len() + self.upper_offsets.len()) * 4 + self.levels.len()
+        self.vectors.len() * 2
+            + (self.level0.len() + self.upper.len() + self.upper_offsets.len()) * 4
+            + self.levels.len()
     }
 
     fn neighbours(&self, node: u32, level: u8) -> &[u32] {
         if level == 0 {
-            let row = &self.nodes[node as usize * self.node_words..];
+            let row = &self.level0[node as usize * self.level0_stride..];
             &row[1..=row[0] as usize]
         } else {
             let base = self.upper_offsets[node as usize] as usize
@@ -295,16 +282,6 @@ impl FrozenGraph {
             let row = &self.upper[base..];
             &row[1..=row[0] as usize]
         }
-    }
-
-    /// Starts loading what the search reads next about `node`: its visited mark and the
-    /// first cache lines of its vector.
-    #[inline(always)]
-    fn prefetch_node(&self, node: u32, visited: &[u16]) {
-        prefetch(visited[node as usize..].as_ptr());
-        let v = self.vector(node).as_ptr();
-        prefetch(v);
-        prefetch(v.wrapping_add(32));
     }
 
     #[inline]
@@ -372,11 +349,11 @@ impl FrozenGraph {
             }
             let links = self.neighbours(closest.node, 0);
             if let Some(&first) = links.first() {
-                self.prefetch_node(first, &s.visited);
+                prefetch(self.vector(first).as_ptr());
             }
             for (i, &n) in links.iter().enumerate() {
                 if let Some(&next) = links.get(i + 1) {
-                    self.prefetch_node(next, &s.visited);
+                    prefetch(self.vector(next).as_ptr());
                 }
                 let mark = &mut s.visited[n as usize];
                 if *mark == generation {
@@ -409,12 +386,8 @@ impl FrozenGraph {
         ] {
             w.write_all(&(v as u64).to_le_bytes())?;
         }
-        for node in 0..self.len as u32 {
-            w.write_all(bytemuck::cast_slice(self.vector(node)))?;
-        }
-        for block in self.nodes.chunks_exact(self.node_words) {
-            w.write_all(bytemuck::cast_slice(&block[..self.level0_stride]))?;
-        }
+        w.write_all(bytemuck::cast_slice(&self.vectors))?;
+        w.write_all(bytemuck::cast_slice(&self.level0))?;
         w.write_all(bytemuck::cast_slice(&self.upper_offsets))?;
         w.write_all(&self.levels)?;
         w.write_all(bytemuck::cast_slice(&self.upper))?;
@@ -510,54 +483,4 @@ fn upper_levels_ok(
                     .all(|&n| levels[n as usize] as usize >= l)
             })
     })
-}
-
-/// Re-selects every node's level-0 links with the HNSW neighbour-selection heuristic (keep a
-/// candidate only if it is closer to the node than to every link already kept), then adds
-/// reverse links where there is room. hnsw_rs keeps the plain closest neighbours when a list
-/// overflows, which clusters links; diverse links reach further per hop.
-fn refine_level0(lists: &mut [Vec<Vec<u32>>], vectors: &[f32], dim: usize) {
-    use rayon::prelude::*;
-    let row = |i: u32| &vectors[i as usize * dim..(i as usize + 1) * dim];
-    let max_links = lists
-        .iter()
-        .filter_map(|l| l.first())
-        .map(Vec::len)
-        .max()
-        .unwrap_or(0);
-    let selected: Vec<Vec<u32>> = lists
-        .par_iter()
-        .enumerate()
-        .map(|(u, layers)| {
-            let Some(links) = layers.first() else {
-                return Vec::new();
-            };
-            let mut cands: Vec<(f32, u32)> = links
-                .iter()
-                .map(|&c| (dot_f32(row(u as u32), row(c)), c))
-                .collect();
-            cands.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let mut kept: Vec<u32> = Vec::with_capacity(cands.len());
-            for (sim_u, c) in cands {
-                if kept.iter().all(|&r| dot_f32(row(c), row(r)) < sim_u) {
-                    kept.push(c);
-                }
-            }
-            kept
-        })
-        .collect();
-    let mut refined = selected.clone();
-    for (u, kept) in selected.iter().enumerate() {
-        for &c in kept {
-            let back = &mut refined[c as usize];
-            if back.len() < max_links && !back.contains(&(u as u32)) {
-                back.push(u as u32);
-            }
-        }
-    }
-    for (layers, links) in lists.iter_mut().zip(refined) {
-        if let Some(l0) = layers.first_mut() {
-            *l0 = links;
-        }
-    }
 }
