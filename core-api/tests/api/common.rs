@@ -40,6 +40,8 @@ pub fn demo_config(data_dir: &Path, max_items: usize) -> Config {
     c.demo.ratings = root.join("data/movietweetings/snapshot-20k/ratings.dat");
     c.demo.max_items = max_items;
     c.server.max_body_bytes = 64 * 1024;
+    // Tests run many heavy things at once on few cores; the deadline is not under test here.
+    c.server.request_timeout_ms = 120_000;
     c
 }
 
@@ -98,6 +100,17 @@ impl Reply {
                 String::from_utf8_lossy(&self.body)
             )
         })
+    }
+
+    /// Asserts a 200 and returns the JSON body.
+    pub fn json_ok(&self) -> serde_json::Value {
+        assert_eq!(
+            self.status,
+            StatusCode::OK,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self.json()
     }
 
     /// Asserts a client error with the `{code, message}` body.

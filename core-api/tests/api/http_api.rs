@@ -76,7 +76,7 @@ async fn filters_are_hard() {
         "/v1/recommendations?limit=20&q=adventure&max_maturity=all",
     )
     .await
-    .json();
+    .json_ok();
     assert!(!family["items"].as_array().unwrap().is_empty());
     for item in family["items"].as_array().unwrap() {
         assert_eq!(item["item"]["maturity"], "all", "{item}");
@@ -89,7 +89,7 @@ async fn events_personalise_and_exclude_seen_items() {
     let user = "http-user-1";
     let before = get(&app, &format!("/v1/recommendations?user_id={user}"))
         .await
-        .json();
+        .json_ok();
     assert_eq!(before["cold_start"], true);
 
     let events = r#"[{"user_id":"http-user-1","item_id":"tt0076759","action":"like"},
@@ -161,7 +161,7 @@ async fn items_can_be_created_read_and_deleted() {
         "/v1/recommendations?q=astronauts%20travel%20to%20neptune&limit=10",
     )
     .await
-    .json();
+    .json_ok();
     assert!(
         titles(&found).contains(&"Voyage to the Outer Planets".to_string()),
         "{:?}",
@@ -191,7 +191,7 @@ async fn items_can_be_created_read_and_deleted() {
         "/v1/recommendations?q=astronauts%20travel%20to%20neptune&limit=10",
     )
     .await
-    .json();
+    .json_ok();
     assert!(!titles(&gone).contains(&"Voyage to the Outer Planets".to_string()));
     let again = crate::common::send(
         &app,

@@ -35,7 +35,7 @@ async fn a_user_who_liked_space_films_gets_space_films() {
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let recs = get(&app, "/v1/recommendations?user_id=space-fan&limit=10")
         .await
-        .json();
+        .json_ok();
     let sci_fi = sci_fi_share(&recs);
     // Sci-Fi is 9% of these films; a semantic recommender must do far better than chance.
     assert!(sci_fi >= 6, "only {sci_fi}/10 Sci-Fi: {:?}", titles(&recs));
@@ -54,7 +54,7 @@ async fn free_text_intent_steers_anonymous_results() {
         "/v1/recommendations?q=space%20adventure%20among%20the%20stars&limit=10",
     )
     .await
-    .json();
+    .json_ok();
     assert!(sci_fi_share(&space) >= 5, "{:?}", titles(&space));
     assert!(space["items"][0]["reason"]
         .as_str()
@@ -65,7 +65,7 @@ async fn free_text_intent_steers_anonymous_results() {
         "/v1/recommendations?q=a%20romantic%20love%20story&limit=10",
     )
     .await
-    .json();
+    .json_ok();
     let romantic = genres_of(&romance)
         .iter()
         .filter(|g| g.iter().any(|x| x == "Romance"))
@@ -76,7 +76,7 @@ async fn free_text_intent_steers_anonymous_results() {
 #[tokio::test]
 async fn similar_items_of_a_franchise_film_include_the_franchise() {
     let app = demo_app();
-    let r = get(&app, "/v1/similar/tt0076759?limit=10").await.json();
+    let r = get(&app, "/v1/similar/tt0076759?limit=10").await.json_ok();
     let t = titles(&r);
     assert!(
         t.iter().filter(|x| x.starts_with("Star Wars")).count() >= 2,
