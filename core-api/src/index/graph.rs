@@ -4,7 +4,8 @@
 //! map per query). Once built, the graph is copied into flat arrays laid out the way hnswlib
 //! does it: all FP16 vectors contiguous, level-0 neighbour lists at a fixed stride (count
 //! first), upper levels in a side table, and a per-thread visited list reused by generation
-//! counter. Search walks these arrays with SIMD distances and prefetching.
+//! counter. Search walks these arrays with SIMD distances and prefetching. While freezing,
+//! level-0 links are re-selected with the HNSW diversity heuristic (see `refine_level0`).
 
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
@@ -172,6 +173,7 @@ impl FrozenGraph {
                 links.retain(|&n| node_levels[n as usize] >= l);
             }
         }
+        refine_level0(&mut lists, vectors, dim);
         let level0_stride = 1 + lists
             .iter()
             .filter_map(|l| l.first())
@@ -483,4 +485,54 @@ fn upper_levels_ok(
                     .all(|&n| levels[n as usize] as usize >= l)
             })
     })
+}
+
+/// Re-selects every node's level-0 links with the HNSW neighbour-selection heuristic (keep a
+/// candidate only if it is closer to the node than to every link already kept), then adds
+/// reverse links where there is room. hnsw_rs keeps the plain closest neighbours when a list
+/// overflows, which clusters links; diverse links reach further per hop.
+fn refine_level0(lists: &mut [Vec<Vec<u32>>], vectors: &[f32], dim: usize) {
+    use rayon::prelude::*;
+    let row = |i: u32| &vectors[i as usize * dim..(i as usize + 1) * dim];
+    let max_links = lists
+        .iter()
+        .filter_map(|l| l.first())
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
+    let selected: Vec<Vec<u32>> = lists
+        .par_iter()
+        .enumerate()
+        .map(|(u, layers)| {
+            let Some(links) = layers.first() else {
+                return Vec::new();
+            };
+            let mut cands: Vec<(f32, u32)> = links
+                .iter()
+                .map(|&c| (dot_f32(row(u as u32), row(c)), c))
+                .collect();
+            cands.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let mut kept: Vec<u32> = Vec::with_capacity(cands.len());
+            for (sim_u, c) in cands {
+                if kept.iter().all(|&r| dot_f32(row(c), row(r)) < sim_u) {
+                    kept.push(c);
+                }
+            }
+            kept
+        })
+        .collect();
+    let mut refined = selected.clone();
+    for (u, kept) in selected.iter().enumerate() {
+        for &c in kept {
+            let back = &mut refined[c as usize];
+            if back.len() < max_links && !back.contains(&(u as u32)) {
+                back.push(u as u32);
+            }
+        }
+    }
+    for (layers, links) in lists.iter_mut().zip(refined) {
+        if let Some(l0) = layers.first_mut() {
+            *l0 = links;
+        }
+    }
 }
