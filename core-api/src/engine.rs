@@ -198,9 +198,7 @@ impl Engine {
                 if let Some(entry) = replay.catalog.get(&event.item_id) {
                     replay.catalog.record_engagement(&entry.id, event.action);
                     if event.action.preference_weight() > 0.0 {
-                        for (distance, prev) in previous.iter().rev().enumerate() {
-                            graph.link(prev, &entry.id, 1.0 / (1.0 + distance as f32));
-                        }
+                        graph.link_after(previous.iter().rev(), &entry.id);
                         previous.push(entry.id.clone());
                         if previous.len() > 5 {
                             previous.remove(0);

@@ -120,13 +120,6 @@ impl Metrics {
         }
     }
 
-    /// Starts timing a stage; the time is recorded when the guard drops.
-    pub fn time(&self, stage: Stage) -> prometheus::HistogramTimer {
-        self.stage_seconds
-            .with_label_values(&[stage.label()])
-            .start_timer()
-    }
-
     pub fn observe_stage(&self, stage: Stage, since: Instant) {
         self.stage_seconds
             .with_label_values(&[stage.label()])

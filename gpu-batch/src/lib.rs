@@ -120,11 +120,6 @@ impl TextEncoder {
         self.backend
     }
 
-    /// Largest mini-batch run in one forward pass.
-    pub fn max_batch(&self) -> usize {
-        self.max_batch
-    }
-
     /// Embeds every text; output `i` belongs to input `i`, each L2-normalised.
     pub fn embed_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, EmbedError> {
         // Sort by length so each mini-batch pads to a similar length.

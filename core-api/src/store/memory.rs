@@ -93,6 +93,18 @@ impl InProcessItemGraph {
         }
     }
 
+    /// Links `item` to the user's earlier items, given newest first: closer in the user's
+    /// sequence means a stronger link.
+    pub fn link_after<'a>(
+        &self,
+        previous_newest_first: impl Iterator<Item = &'a Arc<str>>,
+        item: &Arc<str>,
+    ) {
+        for (distance, prev) in previous_newest_first.enumerate() {
+            self.link(prev, item, 1.0 / (1.0 + distance as f32));
+        }
+    }
+
     pub fn edge_count(&self) -> usize {
         self.edges
             .read()
@@ -147,10 +159,7 @@ impl ItemGraph for InProcessItemGraph {
     }
 
     async fn record(&self, previous: &[Arc<str>], item: &Arc<str>) -> Result<(), StoreError> {
-        // Closer in the user's sequence means a stronger link.
-        for (distance, prev) in previous.iter().enumerate() {
-            self.link(prev, item, 1.0 / (1.0 + distance as f32));
-        }
+        self.link_after(previous.iter(), item);
         Ok(())
     }
 }
