@@ -14,6 +14,27 @@ pub struct Config {
     pub storage: StorageConfig,
     pub model: ModelConfig,
     pub demo: DemoConfig,
+    pub edge: EdgeConfig,
+}
+
+/// Trust between the edge worker and the core.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Secret shared with the edge worker (its `EDGE_SHARED_SECRET`). When set, API requests
+    /// must be signed by the edge; empty turns verification off.
+    pub shared_secret: String,
+    /// Largest accepted difference between the edge's signing time and the core's clock.
+    pub max_clock_skew_secs: u64,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            shared_secret: String::new(),
+            max_clock_skew_secs: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,7 +226,12 @@ impl Config {
                 .ok_or_else(|| {
                     ConfigError::Invalid(format!("{key}: unknown section '{section}'"))
                 })?;
-            table.insert(field.clone(), parse_env_value(&value));
+            // A key whose default is a string stays a string (a numeric secret, say).
+            let typed = match table.get(field.as_str()) {
+                Some(toml::Value::String(_)) => toml::Value::String(value),
+                _ => parse_env_value(&value),
+            };
+            table.insert(field.clone(), typed);
         }
         let config: Config = merged
             .try_into()
@@ -311,6 +337,7 @@ mod tests {
                 ("RECO__INDEX__SHARDS", "20"),
                 ("RECO__SERVER__BIND", "0.0.0.0:9000"),
                 ("OTHER", "x"),
+                ("RECO__EDGE__SHARED_SECRET", "12345"),
             ]),
         )
         .unwrap();
@@ -318,6 +345,7 @@ mod tests {
         assert_eq!(c.index.ef_search, 64, "file wins over defaults");
         assert_eq!(c.ranking.mmr_lambda, 0.5);
         assert_eq!(c.server.bind, "0.0.0.0:9000");
+        assert_eq!(c.edge.shared_secret, "12345", "string keys stay strings");
     }
 
     #[test]

@@ -19,9 +19,11 @@ use shared_types::{
 };
 
 use crate::config::Config;
+use crate::edge_auth::{EdgeVerifier, SignedRequest, Unauthorized};
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::metrics::Metrics;
+use shared_types::edge_auth::{EDGE_NONCE_HEADER, EDGE_SIGNATURE_HEADER, EDGE_TIMESTAMP_HEADER};
 
 /// Shared state of the HTTP layer. The engine is set once loading finishes; until then
 /// the API answers 503 `not_ready` and `/readyz` reports not ready.
@@ -30,6 +32,8 @@ pub struct AppState {
     pub engine: Arc<OnceLock<Arc<Engine>>>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    /// Present when a shared secret is configured: API requests must be edge-signed.
+    pub edge: Option<Arc<EdgeVerifier>>,
 }
 
 impl AppState {
@@ -49,6 +53,7 @@ pub enum ApiError {
     MethodNotAllowed,
     NotReady,
     Timeout,
+    Unauthorized(Unauthorized),
 }
 
 impl From<EngineError> for ApiError {
@@ -122,6 +127,9 @@ impl IntoResponse for ApiError {
                 "timeout",
                 "the request took too long".into(),
             ),
+            Self::Unauthorized(Unauthorized(why)) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", why.into())
+            }
         };
         let mut response = (
             status,
@@ -154,6 +162,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), verify_edge))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -181,46 +190,38 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     response
 }
 
-fn parse_query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ApiError> {
-    match raw.as_deref() {
-        None | Some("") => Ok(T::default()),
-        Some(q) => {
-            // serde_urlencoded decodes invalid UTF-8 lossily; reject it instead of guessing.
-            if !percent_decodes_to_utf8(q) {
-                return Err(ApiError::bad(
-                    "invalid_query",
-                    "query string is not valid UTF-8",
-                ));
-            }
-            serde_urlencoded::from_str(q).map_err(|e| ApiError::bad("invalid_query", e.to_string()))
-        }
-    }
+/// Probes and metrics stay open to the cluster; everything else is the API.
+fn is_operational_path(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
-/// Whether every `%XX`-decoded key and value of a query string is valid UTF-8.
-fn percent_decodes_to_utf8(query: &str) -> bool {
-    query.split(['&', '=']).all(|part| {
-        let bytes = part.as_bytes();
-        let mut decoded = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match (bytes[i], hex) {
-                (b'%', Some(b)) => {
-                    decoded.push(b);
-                    i += 3;
-                }
-                (b, _) => {
-                    decoded.push(b);
-                    i += 1;
-                }
-            }
+/// With a shared secret configured, only edge-signed API requests get through (401 otherwise).
+async fn verify_edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(verifier) = &state.edge else {
+        return next.run(req).await;
+    };
+    if !is_operational_path(req.uri().path()) {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let signed = SignedRequest {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            query: req.uri().query().unwrap_or(""),
+            timestamp: header(EDGE_TIMESTAMP_HEADER),
+            nonce: header(EDGE_NONCE_HEADER),
+            signature: header(EDGE_SIGNATURE_HEADER),
+        };
+        if let Err(e) = verifier.verify(&signed, now) {
+            return ApiError::Unauthorized(e).into_response();
         }
-        std::str::from_utf8(&decoded).is_ok()
-    })
+    }
+    next.run(req).await
+}
+
+fn parse_query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ApiError> {
+    shared_types::parse_query(raw.as_deref()).map_err(|e| ApiError::bad(e.code, e.message))
 }
 
 fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {

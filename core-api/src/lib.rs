@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod config;
 pub mod demo;
+pub mod edge_auth;
 pub mod engine;
 pub mod error;
 pub mod http;
@@ -22,10 +23,16 @@ pub use http::{app, AppState};
 impl AppState {
     /// State for a server whose engine is not loaded yet.
     pub fn loading(config: Config, metrics: Arc<metrics::Metrics>) -> Self {
+        let edge = edge_auth::EdgeVerifier::new(
+            &config.edge.shared_secret,
+            config.edge.max_clock_skew_secs,
+        )
+        .map(Arc::new);
         Self {
             engine: Arc::new(OnceLock::new()),
             metrics,
             config: Arc::new(config),
+            edge,
         }
     }
 

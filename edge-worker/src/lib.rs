@@ -1,4 +1,20 @@
-//! Edge worker (Cloudflare Worker, Rust → Wasm). The worker body is tracked separately; this
-//! crate already links the shared cache contract so the edge and the core cannot drift.
+//! Edge worker: a Cloudflare Worker (Rust → Wasm) in front of the core API.
+//!
+//! It owns the cache contract: it turns each request into a cache key and TTL tier
+//! ([`plan`]), answers fresh hits from the Cache API, forwards misses to the core with a
+//! signed request, a deadline and one retry, serves the last good answer when the core is
+//! down ([`entry`]), and rejects malformed input before it reaches the core ([`EdgeError`]).
+//!
+//! Everything except the thin Workers glue (`glue`, wasm only) is plain Rust tested natively.
 
-pub use shared_types::{cache_key, context_hash, TtlTier};
+pub mod config;
+pub mod entry;
+mod error;
+pub mod plan;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;
+
+pub use config::EdgeConfig;
+pub use error::EdgeError;
+pub use plan::{plan, CachedRoute, Plan};

@@ -46,13 +46,32 @@ pub fn context_hash(req: &NormalisedRequest) -> String {
     format!("{:016x}", fnv1a64(canonical.as_bytes()))
 }
 
-/// Builds `rec:v{version}:u{user_id}:ctx{context_hash}:t{bucket}`. Anonymous requests use
-/// `u~`, which no valid user id can produce.
-pub fn cache_key(version: u32, user_id: Option<&str>, ctx_hash: &str, unix_secs: i64) -> String {
+/// Stable hash of a canonical request description, for routes other than recommendations
+/// (e.g. `similar:{item};limit=10`). Same function as [`context_hash`] uses.
+pub fn stable_hash(canonical: &str) -> String {
+    format!("{:016x}", fnv1a64(canonical.as_bytes()))
+}
+
+/// The cache window holding `unix_secs` for an entry that lives `ttl_secs`: `[start, end)`.
+///
+/// Windows are whole five-minute buckets (the TTL rounded up), aligned to the epoch, so the
+/// key's `t` is always a five-minute timestamp: popular entries get a new key every bucket,
+/// one-hour tiers every twelfth bucket. Aligned windows let every edge location compute the
+/// same key without coordination.
+pub fn cache_window(ttl_secs: u32, unix_secs: i64) -> (i64, i64) {
+    let width = (i64::from(ttl_secs.max(1)) + CACHE_BUCKET_SECS - 1) / CACHE_BUCKET_SECS
+        * CACHE_BUCKET_SECS;
+    let start = unix_secs.div_euclid(width) * width;
+    (start, start + width)
+}
+
+/// Builds `rec:v{version}:u{user_id}:ctx{context_hash}:t{window_start}`. Anonymous requests
+/// use `u~`, which no valid user id can produce.
+pub fn cache_key(version: u32, user_id: Option<&str>, ctx_hash: &str, window_start: i64) -> String {
+    debug_assert_eq!(window_start.rem_euclid(CACHE_BUCKET_SECS), 0);
     format!(
-        "rec:v{version}:u{}:ctx{ctx_hash}:t{}",
+        "rec:v{version}:u{}:ctx{ctx_hash}:t{window_start}",
         user_id.unwrap_or("~"),
-        time_bucket(unix_secs)
     )
 }
 
@@ -117,17 +136,13 @@ mod tests {
     #[test]
     fn key_has_the_documented_shape() {
         let req = normalised(r#"{"user_id":"u42","limit":5}"#);
-        let key = cache_key(
-            3,
-            req.user_id.as_deref(),
-            &context_hash(&req),
-            1_700_000_123,
-        );
+        let (start, _) = cache_window(300, 1_700_000_123);
+        let key = cache_key(3, req.user_id.as_deref(), &context_hash(&req), start);
         let hash = context_hash(&req);
         assert_eq!(key, format!("rec:v3:uu42:ctx{hash}:t1700000100"));
         assert_eq!(hash.len(), 16);
         assert_eq!(
-            cache_key(1, None, "abc", 299),
+            cache_key(1, None, "abc", cache_window(300, 299).0),
             "rec:v1:u~:ctxabc:t0",
             "anonymous users get a key no user id can collide with"
         );
@@ -167,6 +182,29 @@ mod tests {
         assert_eq!(time_bucket(299), 0);
         assert_eq!(time_bucket(300), 300);
         assert_eq!(time_bucket(-1), -300);
+    }
+
+    #[test]
+    fn popular_keys_change_every_five_minutes_session_keys_every_hour() {
+        let key_at = |ttl, now| cache_key(1, Some("u1"), "h", cache_window(ttl, now).0);
+        // Popular (5 min): same key within a bucket, a new one at the boundary.
+        assert_eq!(key_at(300, 1_200), key_at(300, 1_499));
+        assert_ne!(key_at(300, 1_499), key_at(300, 1_500));
+        assert!(key_at(300, 1_500).ends_with(":t1500"));
+        // One hour: twelve buckets share a key; `t` stays a five-minute timestamp.
+        assert_eq!(key_at(3600, 3_600), key_at(3600, 7_199));
+        assert_ne!(key_at(3600, 7_199), key_at(3600, 7_200));
+        assert_eq!(cache_window(3600, 7_000), (3_600, 7_200));
+        // A TTL that is not a whole number of buckets is rounded up to one.
+        assert_eq!(cache_window(90, 1_000), (900, 1_200));
+        for ttl in [1, 90, 300, 301, 3600, 86_400] {
+            for now in [0_i64, 1, 299, 12_345, 1_700_000_123] {
+                let (start, end) = cache_window(ttl, now);
+                assert!(start <= now && now < end, "{ttl} {now}");
+                assert_eq!(start % CACHE_BUCKET_SECS, 0);
+                assert!(end - start >= i64::from(ttl));
+            }
+        }
     }
 
     #[test]

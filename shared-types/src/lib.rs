@@ -2,15 +2,20 @@
 //!
 //! This crate is compiled both natively (core API) and for `wasm32-unknown-unknown` (edge
 //! worker), so it holds no I/O and no runtime: only data types, validation and the pure
-//! functions that both halves must compute identically (cache keys, context hashes, TTL tiers).
+//! functions that both halves must compute identically (cache keys, context hashes, TTL tiers,
+//! query decoding and the edge-to-core request signature).
 
 mod cache;
+pub mod edge_auth;
+mod query;
 mod validate;
 mod wire;
 
 pub use cache::{
-    cache_key, context_hash, time_bucket, TtlTier, CACHE_BUCKET_SECS, CACHE_TIER_HEADER,
+    cache_key, cache_window, context_hash, stable_hash, time_bucket, TtlTier, CACHE_BUCKET_SECS,
+    CACHE_TIER_HEADER,
 };
+pub use query::parse_query;
 pub use validate::{
     effective_limit, normalise_query_text, validate_item_id, validate_user_id, NormalisedRequest,
     ValidationError, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_TEXT_BYTES,

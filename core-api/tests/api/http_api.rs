@@ -417,3 +417,65 @@ async fn serves_over_a_real_socket() {
     assert_eq!(json["items"].as_array().unwrap().len(), 3);
     server.abort();
 }
+
+#[tokio::test]
+async fn edge_signature_is_required_when_a_secret_is_set() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use shared_types::edge_auth::{
+        SignedParts, EDGE_NONCE_HEADER, EDGE_SIGNATURE_HEADER, EDGE_TIMESTAMP_HEADER,
+    };
+    let (engine, metrics) = demo_engine();
+    let mut state = AppState::ready(engine, metrics);
+    state.edge = core_api::edge_auth::EdgeVerifier::new("shared", 30).map(std::sync::Arc::new);
+    let app = app(state);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let signed = |query: &str, ts: i64, nonce: &str, secret: &[u8]| {
+        let sig = SignedParts {
+            method: "GET",
+            path: "/v1/recommendations",
+            query,
+            timestamp: ts,
+            nonce,
+        }
+        .sign(secret);
+        Request::get(format!("/v1/recommendations?{query}"))
+            .header(EDGE_TIMESTAMP_HEADER, ts.to_string())
+            .header(EDGE_NONCE_HEADER, nonce)
+            .header(EDGE_SIGNATURE_HEADER, sig)
+            .body(Body::empty())
+            .unwrap()
+    };
+
+    get(&app, "/v1/recommendations?limit=3")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    send(&app, signed("limit=3", now, "n-1", b"shared"))
+        .await
+        .json_ok();
+    // The same signed request again is a replay.
+    send(&app, signed("limit=3", now, "n-1", b"shared"))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    for bad in [
+        signed("limit=3", now, "n-2", b"not-the-secret"),
+        signed("limit=3", now - 120, "n-3", b"shared"),
+    ] {
+        send(&app, bad)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    // A signature covers the query: reusing it for another query fails.
+    let mut tampered = signed("limit=3", now, "n-4", b"shared");
+    *tampered.uri_mut() = "/v1/recommendations?limit=50".parse().unwrap();
+    send(&app, tampered)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // Probes and metrics stay open to the cluster.
+    assert_eq!(get(&app, "/healthz").await.status, StatusCode::OK);
+    assert_eq!(get(&app, "/readyz").await.status, StatusCode::OK);
+    assert_eq!(get(&app, "/metrics").await.status, StatusCode::OK);
+}
