@@ -10,6 +10,7 @@ duration=20; vectors=100000
 (( quick )) && { duration=8; vectors=20000; }
 
 bash scripts/fetch-model.sh
+bash scripts/build-edge.sh --if-stale
 cargo build --release -p core-api -p reco-benches
 bin=${CARGO_TARGET_DIR:-target}/release
 port=18080
@@ -30,13 +31,40 @@ load --rate 0 --connections 8 --duration 3 >/dev/null
 closed=$(load --rate 0 --connections 16)
 open500=$(load --rate 500 --connections 32)
 rss_kb=$(ps -o rss= -p $server | tr -d ' ')
+
+# Edge: the built worker in a local workerd, twice: under `wrangler dev` (as developers run it;
+# it puts a live-reload proxy hop in front) and served by Miniflare's API (workerd alone).
+edge_log=$(mktemp)
+WRANGLER_SEND_METRICS=false setsid node_modules/.bin/wrangler dev --ip 127.0.0.1 --port 18787 \
+  --persist-to "$(mktemp -d)" --var CORE_ORIGIN:http://127.0.0.1:$port >"$edge_log" 2>&1 </dev/null &
+wrangler=$!
+CORE_ORIGIN=http://127.0.0.1:$port PORT=18788 setsid node benches/edge/serve-miniflare.mjs \
+  >>"$edge_log" 2>&1 </dev/null &
+miniflare=$!
+trap 'kill $server 2>/dev/null; kill -- -$wrangler -$miniflare 2>/dev/null; rm -f "$log" "$edge_log"' EXIT
+for edge_port in 18787 18788; do
+  until curl -fsS "http://127.0.0.1:$edge_port/healthz" >/dev/null 2>&1; do
+    kill -0 $wrangler $miniflare 2>/dev/null || { cat "$edge_log" >&2; exit 1; }
+    sleep 1
+  done
+done
+edge_requests=400; (( quick )) && edge_requests=150
+edge_wrangler=$("$bin/edge_latency" --edge 127.0.0.1:18787 --core 127.0.0.1:$port --requests $edge_requests)
+edge_workerd=$("$bin/edge_latency" --edge 127.0.0.1:18788 --core 127.0.0.1:$port --requests $edge_requests)
+kill -- -$wrangler -$miniflare 2>/dev/null || true
+wasm_bytes=$(wc -c <edge-worker/build/index_bg.wasm)
+wasm_gz=$(gzip -9c edge-worker/build/index_bg.wasm | wc -c)
 kill $server; wait $server 2>/dev/null || true
 index=$("$bin/index_memory" --vectors "$vectors" --shards 4)
 
-python3 - "$items" "$closed" "$open500" "$rss_kb" "$index" "$duration" <<'PY'
+python3 - "$items" "$closed" "$open500" "$rss_kb" "$index" "$duration" "$edge_wrangler" "$edge_workerd" "$wasm_bytes" "$wasm_gz" <<'PY'
 import json, platform, subprocess, sys, datetime
-items, closed, open500, rss_kb, index, duration = sys.argv[1:]
+items, closed, open500, rss_kb, index, duration, edge_wr, edge_wd, wasm_bytes, wasm_gz = sys.argv[1:]
 closed, open500, index = json.loads(closed), json.loads(open500), json.loads(index)
+edge_wr, edge_wd = json.loads(edge_wr), json.loads(edge_wd)
+wrangler = subprocess.run(["node_modules/.bin/wrangler", "--version"], capture_output=True, text=True).stdout.strip()
+def erow(name, r):
+    return f"| {name} | {r['requests']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} |"
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
@@ -73,7 +101,31 @@ Target: p99 < 20 ms at >= 500 requests/s on this 2-core machine. Server RSS afte
 | recall@10 at ef_search={index['ef_search']} (all shards merged, vs exact) | {index['recall_at_10']:.3f} |
 | queries/s, one thread, all {index['shards']} shards searched in turn | {index['single_thread_qps_all_shards']:.0f} |
 
-No peer was measured in this run. The side-by-side ANN comparison with hnswlib, faiss and hnsw_rs
+## Edge worker (Rust -> Wasm in local workerd, wrangler {wrangler})
+
+One keep-alive connection, one request at a time; every answer's `x-edge-cache` is checked.
+HIT: a working set of 50 stored keys read repeatedly. MISS: a new key each time (cold users),
+forwarded to the core (no signing secret in this run). `/healthz` is answered by the worker
+without cache or core: the runtime's own floor. The core answered directly is the reference for
+what the edge adds to a MISS. Two local runtimes: `wrangler dev` (what developers run; its
+live-reload proxy adds a hop) and workerd served through Miniflare's API without that proxy.
+The local Cache API is Miniflare's emulation, not Cloudflare's production cache.
+
+| path | requests | p50 ms | p99 ms | max ms |
+|---|---|---|---|---|
+{erow("wrangler dev: edge HIT", edge_wr['hit'])}
+{erow("wrangler dev: edge MISS (edge + core)", edge_wr['miss'])}
+{erow("wrangler dev: /healthz (floor)", edge_wr['edge_floor'])}
+{erow("workerd (Miniflare): edge HIT", edge_wd['hit'])}
+{erow("workerd (Miniflare): edge MISS (edge + core)", edge_wd['miss'])}
+{erow("workerd (Miniflare): /healthz (floor)", edge_wd['edge_floor'])}
+{erow("core directly", edge_wd['core_direct'])}
+
+In workerd without the dev proxy, a HIT costs {edge_wd['hit']['p50_ms'] - edge_wd['edge_floor']['p50_ms']:.2f} ms (p50) over the
+runtime's floor, and a MISS is {edge_wd['miss']['p50_ms'] / edge_wd['hit']['p50_ms']:.1f}x a HIT at p50. Target: edge HIT p99 < 2 ms.
+Worker size: {int(wasm_bytes) / 1024:.0f} KiB of wasm, {int(wasm_gz) / 1024:.0f} KiB gzipped (goal < 1 MB).
+
+No ANN peer was measured in this run. The side-by-side ANN comparison with hnswlib, faiss and hnsw_rs
 is in `RESULTS-ann.md` (`benches/ann/run.sh`).
 """
 open("benches/RESULTS.md", "w").write(out)

@@ -45,8 +45,6 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
-    /// Version number baked into edge cache keys (`rec:v{N}:…`).
-    pub cache_version: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,7 +114,6 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8080".into(),
             request_timeout_ms: 2_000,
             max_body_bytes: 8 << 20,
-            cache_version: 1,
         }
     }
 }
