@@ -95,6 +95,10 @@ pub struct StorageConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
     pub dir: PathBuf,
+    /// Largest batch of concurrent free-text intents embedded together.
+    pub query_batch_max: usize,
+    /// Longest wait of an intent for others to share its batch, in microseconds.
+    pub query_batch_wait_us: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +166,8 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             dir: gpu_batch::DEFAULT_MODEL_DIR.into(),
+            query_batch_max: 64,
+            query_batch_wait_us: 2_000,
         }
     }
 }

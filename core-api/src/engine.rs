@@ -23,6 +23,7 @@ use crate::store::{
     EmbeddedStore, InProcessItemGraph, InProcessUserCache, Interaction, InteractionStore,
     ItemGraph, ItemStore, StoredItem, UserEmbeddingCache,
 };
+use gpu_batch::batcher::{BatchError, Batcher, BatcherConfig};
 
 /// Turns texts into unit vectors; implemented by `gpu_batch::TextEncoder`.
 pub trait Embedder: Send + Sync {
@@ -157,6 +158,8 @@ pub struct Engine {
     embedder: Arc<dyn Embedder>,
     metrics: Arc<Metrics>,
     query_vectors: Mutex<HashMap<String, Arc<Vec<f32>>>>,
+    /// Coalesces concurrent free-text intents into embedding batches.
+    query_batcher: Batcher<String, Vec<f32>>,
     response_seq: AtomicU64,
     current_year: i32,
 }
@@ -170,6 +173,16 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, EngineError> {
         let store = Arc::new(EmbeddedStore::open(&config.storage.data_dir)?);
+        Self::open_on_store(config, store, embedder, metrics).await
+    }
+
+    /// Like [`Engine::open_embedded`], on an embedded store that is already open.
+    pub async fn open_on_store(
+        config: Config,
+        store: Arc<EmbeddedStore>,
+        embedder: Arc<dyn Embedder>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, EngineError> {
         if config.demo.load_if_empty && !store.has_items()? {
             crate::demo::load(&config, &store, embedder.as_ref(), &metrics).await?;
         }
@@ -261,6 +274,19 @@ impl Engine {
             "index loaded"
         );
         let current_year = 1970 + (now_secs() / 31_556_952) as i32;
+        let query_batcher = {
+            let embedder = embedder.clone();
+            let metrics = metrics.clone();
+            Batcher::spawn(
+                BatcherConfig {
+                    max_batch: config.model.query_batch_max.max(1),
+                    max_wait: Duration::from_micros(config.model.query_batch_wait_us),
+                    queue_capacity: 4096,
+                },
+                move |texts: Vec<String>| embedder.embed_batch(&texts).map_err(|e| e.to_string()),
+                move |stats| metrics.observe_query_batch(stats),
+            )
+        };
         Ok(Arc::new(Self {
             config,
             catalog,
@@ -269,6 +295,7 @@ impl Engine {
             embedder,
             metrics,
             query_vectors: Mutex::new(HashMap::new()),
+            query_batcher,
             response_seq: AtomicU64::new(0),
             current_year,
         }))
@@ -309,10 +336,13 @@ impl Engine {
             return Ok(v.clone());
         }
         let v = Arc::new(
-            self.embed(vec![q.to_string()], "query")
-                .await?
-                .pop()
-                .unwrap_or_default(),
+            self.query_batcher
+                .submit(q.to_string())
+                .await
+                .map_err(|e| match e {
+                    BatchError::Overloaded => EngineError::Overloaded(e.to_string()),
+                    _ => EngineError::Internal(format!("query embedding: {e}")),
+                })?,
         );
         let mut cache = self.query_vectors.lock().expect("query cache");
         if cache.len() >= QUERY_CACHE_ENTRIES {
@@ -840,7 +870,10 @@ impl Engine {
 }
 
 /// Checks an incoming item and normalises its optional vector.
-fn validate_item(input: ItemInput, dim: usize) -> Result<(Item, Option<Vec<f32>>), EngineError> {
+pub(crate) fn validate_item(
+    input: ItemInput,
+    dim: usize,
+) -> Result<(Item, Option<Vec<f32>>), EngineError> {
     validate_item_id(&input.id)?;
     let bad = |m: String| EngineError::invalid("invalid_item", format!("item '{}': {m}", input.id));
     if input.title.trim().is_empty() || input.title.len() > 512 {

@@ -18,6 +18,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Embed(#[from] EmbedError),
+    /// Too much work queued (e.g. the embedding batcher is full); retry shortly.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -80,6 +80,14 @@ impl IntoResponse for ApiError {
             Self::Engine(EngineError::NotFound { code, message }) => {
                 (StatusCode::NOT_FOUND, code, message)
             }
+            Self::Engine(EngineError::Overloaded(why)) => {
+                tracing::warn!(%why, "shedding load");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "the service is busy; try again shortly".into(),
+                )
+            }
             Self::Engine(
                 e @ (EngineError::Store(_) | EngineError::Embed(_) | EngineError::Internal(_)),
             ) => {

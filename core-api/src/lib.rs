@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod index;
+pub mod ingest;
 pub mod metrics;
 pub mod store;
 

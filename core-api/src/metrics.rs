@@ -39,6 +39,8 @@ pub struct Metrics {
     request_seconds: HistogramVec,
     shard_items: IntGaugeVec,
     embed_batch: HistogramVec,
+    embed_queue_wait: prometheus::Histogram,
+    embed_batch_seconds: HistogramVec,
     degraded: IntCounterVec,
 }
 
@@ -99,8 +101,27 @@ impl Metrics {
             &["source"],
         )
         .expect("valid metric");
+        let embed_queue_wait = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "reco_embedding_queue_wait_seconds",
+                "Wait of a real-time embedding request before its batch starts",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let embed_batch_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "reco_embedding_batch_seconds",
+                "Time the embedding backend spent on one batch (device time on a GPU)",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["path"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(stage_seconds.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(embed_queue_wait.clone()),
+            Box::new(embed_batch_seconds.clone()),
             Box::new(requests.clone()),
             Box::new(request_seconds.clone()),
             Box::new(shard_items.clone()),
@@ -116,6 +137,8 @@ impl Metrics {
             request_seconds,
             shard_items,
             embed_batch,
+            embed_queue_wait,
+            embed_batch_seconds,
             degraded,
         }
     }
@@ -146,6 +169,16 @@ impl Metrics {
         self.embed_batch
             .with_label_values(&[path])
             .observe(size as f64);
+    }
+
+    /// One batch of the real-time (query) batcher.
+    pub fn observe_query_batch(&self, stats: gpu_batch::batcher::BatchStats) {
+        self.observe_embed_batch("query", stats.size);
+        self.embed_queue_wait
+            .observe(stats.max_queue_wait.as_secs_f64());
+        self.embed_batch_seconds
+            .with_label_values(&["query"])
+            .observe(stats.run_time.as_secs_f64());
     }
 
     pub fn count_degraded(&self, source: &str) {

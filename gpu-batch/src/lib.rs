@@ -4,8 +4,15 @@
 //! and the encoder groups them into length-sorted mini-batches, which keeps padding (and so
 //! wasted compute) low. The CPU path runs on candle; a GPU backend slots in behind
 //! [`Backend`] without changing the API.
+//!
+//! Around the encoder: [`batcher`] coalesces concurrent single requests into batches,
+//! [`scoring`] scores many queries against many candidates in FP32, FP16 or INT8, and
+//! [`kernels`] holds the SIMD inner-product kernels both the scorer and the index use.
 
+pub mod batcher;
+pub mod kernels;
 mod minilm;
+pub mod scoring;
 
 use std::path::{Path, PathBuf};
 

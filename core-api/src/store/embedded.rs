@@ -40,8 +40,21 @@ struct WriteRequest {
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    writer: mpsc::Sender<WriteRequest>,
+    /// `None` only while dropping.
+    writer: Option<mpsc::Sender<WriteRequest>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
     version: AtomicU64,
+}
+
+impl Drop for EmbeddedStore {
+    /// Stops the writer and waits for it, so the database is closed (and can be opened
+    /// again) once the store is gone. Queued writes are committed first.
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -71,13 +84,14 @@ impl EmbeddedStore {
         };
         let (writer, queue) = mpsc::channel();
         let writer_db = db.clone();
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || run_writer(&writer_db, &queue, event_seq))
             .map_err(unavailable)?;
         Ok(Self {
             db,
-            writer,
+            writer: Some(writer),
+            writer_thread: Some(writer_thread),
             version: AtomicU64::new(version),
         })
     }
@@ -85,6 +99,8 @@ impl EmbeddedStore {
     async fn write(&self, op: WriteOp) -> Result<bool, StoreError> {
         let (done, wait) = oneshot::channel();
         self.writer
+            .as_ref()
+            .ok_or_else(|| unavailable("store is closing"))?
             .send(WriteRequest { op, done })
             .map_err(|_| unavailable("store writer stopped"))?;
         wait.await

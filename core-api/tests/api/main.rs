@@ -4,5 +4,6 @@
 mod common;
 mod http_api;
 mod index;
+mod ingest;
 mod restart;
 mod semantics;
