@@ -15,6 +15,28 @@ pub struct Config {
     pub model: ModelConfig,
     pub demo: DemoConfig,
     pub edge: EdgeConfig,
+    pub redis: RedisConfig,
+}
+
+/// The Redis user-embedding cache; with no `url` the in-process cache is used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// e.g. `redis://127.0.0.1:6379/0`; empty = in-process cache.
+    pub url: String,
+    pub pool_size: usize,
+    /// Bound on acquiring a connection and on each command.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            pool_size: 16,
+            timeout_ms: 100,
+        }
+    }
 }
 
 /// Trust between the edge worker and the core.

@@ -21,7 +21,7 @@ use crate::index::{IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 use crate::metrics::{Metrics, Stage};
 use crate::store::{
     EmbeddedStore, InProcessItemGraph, InProcessUserCache, Interaction, InteractionStore,
-    ItemGraph, ItemStore, StoredItem, UserEmbeddingCache,
+    ItemGraph, ItemStore, RedisUserCache, StoredItem, UserEmbeddingCache,
 };
 use gpu_batch::batcher::{BatchError, Batcher, BatcherConfig};
 
@@ -60,6 +60,25 @@ pub fn item_text(item: &Item) -> String {
         text.push_str(d);
     }
     text
+}
+
+/// The user-embedding cache the configuration asks for: Redis when `redis.url` is set, else
+/// in process.
+fn user_cache(config: &Config) -> Result<Arc<dyn UserEmbeddingCache>, EngineError> {
+    let ttl = Duration::from_secs(config.storage.user_cache_ttl_secs);
+    if config.redis.url.is_empty() {
+        return Ok(Arc::new(InProcessUserCache::new(
+            config.storage.user_cache_entries,
+            ttl,
+        )));
+    }
+    tracing::info!(url = %config.redis.url, "user-embedding cache in Redis");
+    Ok(Arc::new(RedisUserCache::new(
+        &config.redis.url,
+        config.redis.pool_size,
+        Duration::from_millis(config.redis.timeout_ms),
+        ttl.as_secs(),
+    )?))
 }
 
 pub fn now_secs() -> i64 {
@@ -191,10 +210,7 @@ impl Engine {
             items: store.clone(),
             interactions: store.clone(),
             graph: graph.clone(),
-            user_cache: Arc::new(InProcessUserCache::new(
-                config.storage.user_cache_entries,
-                Duration::from_secs(config.storage.user_cache_ttl_secs),
-            )),
+            user_cache: user_cache(&config)?,
         };
         let engine = Self::open(config, backends, embedder, metrics).await?;
         // Rebuild popularity and co-interaction edges from the durable event log.

@@ -4,6 +4,7 @@
 
 mod embedded;
 mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use shared_types::{Action, Item};
 
 pub use embedded::EmbeddedStore;
 pub use memory::{InProcessItemGraph, InProcessUserCache};
+pub use redis::RedisUserCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -7,3 +7,4 @@ mod index;
 mod ingest;
 mod restart;
 mod semantics;
+mod stores;
