@@ -21,7 +21,7 @@ use crate::index::{IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 use crate::metrics::{Metrics, Stage};
 use crate::store::{
     EmbeddedStore, InProcessItemGraph, InProcessUserCache, Interaction, InteractionStore,
-    ItemGraph, ItemStore, RedisUserCache, StoredItem, UserEmbeddingCache,
+    ItemGraph, ItemStore, RedisUserCache, StoreError, StoredItem, UserEmbeddingCache,
 };
 use gpu_batch::batcher::{BatchError, Batcher, BatcherConfig};
 
@@ -323,6 +323,12 @@ impl Engine {
 
     pub fn index(&self) -> &ShardedIndex {
         &self.index
+    }
+
+    /// Each external dependency and whether it answers now, for `/readyz`.
+    pub async fn dependencies(&self) -> Vec<(&'static str, Result<(), StoreError>)> {
+        let cache = &self.backends.user_cache;
+        vec![(cache.name(), cache.check().await)]
     }
 
     pub fn catalog_len(&self) -> usize {

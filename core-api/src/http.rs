@@ -360,12 +360,29 @@ async fn post_items(
 
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.engine.get() {
-        Some(engine) => Json(serde_json::json!({
-            "status": "ready",
-            "items": engine.catalog_len(),
-            "shards": engine.index().shards().len(),
-        }))
-        .into_response(),
+        Some(engine) => {
+            // Dependencies only degrade answers (a cache miss, fewer candidates), so a failing
+            // one is reported by name but the node stays ready.
+            let mut dependencies = serde_json::Map::new();
+            let mut degraded = false;
+            for (name, health) in engine.dependencies().await {
+                let status = match health {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => {
+                        degraded = true;
+                        e.to_string()
+                    }
+                };
+                dependencies.insert(name.into(), status.into());
+            }
+            Json(serde_json::json!({
+                "status": if degraded { "degraded" } else { "ready" },
+                "items": engine.catalog_len(),
+                "shards": engine.index().shards().len(),
+                "dependencies": dependencies,
+            }))
+            .into_response()
+        }
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(ErrorBody {

@@ -70,6 +70,14 @@ pub trait UserEmbeddingCache: Send + Sync {
     async fn get(&self, user_id: &str) -> Option<Vec<f32>>;
     async fn put(&self, user_id: &str, vector: &[f32]);
     async fn invalidate(&self, user_id: &str);
+    /// Name reported by `/readyz`.
+    fn name(&self) -> &'static str {
+        "in-process"
+    }
+    /// Whether the backing service answers (always, in process).
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A neighbour found in the item graph: the item, its score and the seed it came from.

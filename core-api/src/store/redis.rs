@@ -132,6 +132,14 @@ impl UserEmbeddingCache for RedisUserCache {
         }
     }
 
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.ping().await
+    }
+
     async fn invalidate(&self, user_id: &str) {
         let key = key(user_id);
         if let Err(e) = self

@@ -145,3 +145,76 @@ async fn redis_user_cache_meets_the_contract_and_rides_out_an_outage() {
     cache.put("contract-d", &[0.25; 8]).await;
     assert!(close(&cache.get("contract-d").await.unwrap(), &[0.25; 8]));
 }
+
+#[tokio::test]
+async fn recommendations_keep_answering_while_redis_is_down() {
+    use crate::common::{demo_config, encoder, get, post, temp_dir};
+    use axum::http::StatusCode;
+    use core_api::metrics::Metrics;
+    use core_api::{app, AppState, Engine};
+    use std::sync::Arc;
+
+    let port = free_port();
+    let server = RedisServer::start(port);
+    let mut config = demo_config(&temp_dir("redis-engine"), 300);
+    config.index.shards = 2;
+    config.redis.url = server.url();
+    let metrics = Arc::new(Metrics::new());
+    let engine = Engine::open_embedded(config, encoder(), metrics.clone())
+        .await
+        .unwrap();
+    let router = app(AppState::ready(engine.clone(), metrics));
+    let ready = get(&router, "/readyz").await.json_ok();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["dependencies"]["redis"], "ok");
+
+    // A user with history: the taste vector lands in Redis.
+    let first = get(&router, "/v1/recommendations?limit=3").await.json_ok();
+    let liked = first["items"][0]["item"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let event = format!(r#"{{"user_id":"redis-user","item_id":"{liked}","action":"like"}}"#);
+    let posted = post(&router, "/v1/events", "application/json", event).await;
+    assert!(posted.status.is_success(), "{}", posted.status);
+    let personal = get(&router, "/v1/recommendations?user_id=redis-user&limit=5")
+        .await
+        .json_ok();
+    assert_eq!(personal["cold_start"], false);
+    let client = deadpool_redis::redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let exists: i64 = deadpool_redis::redis::cmd("EXISTS")
+        .arg("user_emb:redis-user")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(exists, 1, "taste vector cached in Redis");
+
+    // Redis down: same answer from the recomputed vector, readiness names the failure.
+    drop(server);
+    let during = get(&router, "/v1/recommendations?user_id=redis-user&limit=5")
+        .await
+        .json_ok();
+    assert_eq!(during["items"], personal["items"]);
+    let ready = get(&router, "/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK);
+    let ready = ready.json();
+    assert_eq!(ready["status"], "degraded");
+    assert_ne!(ready["dependencies"]["redis"], "ok");
+
+    // Back: the service recovers without a restart.
+    let _server = RedisServer::start(port);
+    let started = Instant::now();
+    loop {
+        let ready = get(&router, "/readyz").await.json();
+        if ready["dependencies"]["redis"] == "ok" {
+            assert_eq!(ready["status"], "ready");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "redis not back: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
