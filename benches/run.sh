@@ -57,6 +57,9 @@ wasm_gz=$(gzip -9c edge-worker/build/index_bg.wasm | wc -c)
 kill $server; wait $server 2>/dev/null || true
 index=$("$bin/index_memory" --vectors "$vectors" --shards 4)
 
+# Criterion micro-benchmarks -> benches/RESULTS-micro.md.
+bash benches/micro.sh >/dev/null
+
 # gpu-batch on the backend it selects here: embedding and batched scoring throughput.
 texts=1024; (( quick )) && texts=256
 embed_score=$("$bin/embed_score" --texts $texts)
@@ -169,6 +172,8 @@ query, query groups of 16 walking 256-row candidate blocks on all threads; recal
 
 Demo catalogue ingest (`reco-ingest`, JSONL of every film, batches of 256, then snapshots):
 `{ingest_line}`
+
+Micro-benchmarks (kernels, scoring, HNSW search, cache keys) are in `RESULTS-micro.md`.
 
 No ANN peer was measured in this run. The side-by-side ANN comparison with hnswlib, faiss and hnsw_rs
 is in `RESULTS-ann.md` (`benches/ann/run.sh`).
