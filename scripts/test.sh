@@ -13,6 +13,7 @@ bash scripts/fetch-model.sh
 # Real servers for the backend tests (each test starts its own on a free loopback port).
 if ! command -v redis-server >/dev/null; then
   apt-get install -y -q redis-server >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; } ||
     { echo "redis-server is needed by the tests: apt-get install redis-server" >&2; exit 1; }
 fi
 cargo fmt --all -- --check
