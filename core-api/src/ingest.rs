@@ -43,9 +43,21 @@ impl IngestReport {
 /// a header naming item fields (`id,title,genres,year,language,maturity,description,quality`;
 /// `genres` separated by `|`).
 pub fn read_catalogue(path: &Path) -> Result<Vec<ItemInput>, EngineError> {
+    parse_catalogue(path, &read_text(path)?)
+}
+
+fn read_text(path: &Path) -> Result<String, EngineError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        EngineError::invalid(
+            "invalid_catalogue",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Parses catalogue `text`; the format follows `path`'s extension.
+fn parse_catalogue(path: &Path, text: &str) -> Result<Vec<ItemInput>, EngineError> {
     let invalid = |m: String| EngineError::invalid("invalid_catalogue", m);
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext.to_ascii_lowercase().as_str() {
         "jsonl" | "ndjson" | "json" => text
@@ -97,15 +109,6 @@ pub fn read_catalogue(path: &Path) -> Result<Vec<ItemInput>, EngineError> {
     }
 }
 
-/// FNV-1a of the file's bytes: identifies the input a checkpoint belongs to.
-fn fingerprint(path: &Path) -> Result<String, EngineError> {
-    let bytes = std::fs::read(path).map_err(|e| EngineError::Internal(e.to_string()))?;
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    Ok(format!("{hash:016x}-{}", bytes.len()))
-}
-
 fn checkpoint_path(data_dir: &Path, fingerprint: &str) -> PathBuf {
     data_dir.join("ingest").join(format!("{fingerprint}.done"))
 }
@@ -143,14 +146,18 @@ pub async fn ingest(
     mut on_batch: impl FnMut(usize, usize) -> ControlFlow<()>,
 ) -> Result<IngestReport, EngineError> {
     let started = Instant::now();
-    let items = read_catalogue(input)?;
+    let text = read_text(input)?;
+    // Identifies the input a checkpoint belongs to: a changed file starts over.
+    let fingerprint = format!("{}-{}", shared_types::stable_hash(&text), text.len());
+    let items = parse_catalogue(input, &text)?;
+    drop(text);
     let dim = embedder.dim();
     let validated: Vec<_> = items
         .into_iter()
         .map(|i| validate_item(i, dim))
         .collect::<Result<_, _>>()?;
     let total = validated.len();
-    let checkpoint = checkpoint_path(&config.storage.data_dir, &fingerprint(input)?);
+    let checkpoint = checkpoint_path(&config.storage.data_dir, &fingerprint);
     let resumed_from = read_checkpoint(&checkpoint).min(total);
     let store = Arc::new(EmbeddedStore::open(&config.storage.data_dir)?);
     let mut report = IngestReport {

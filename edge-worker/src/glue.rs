@@ -94,17 +94,7 @@ async fn serve_cached(
             let tier = headers.get(CACHE_TIER_HEADER)?.unwrap_or_default();
             let max_age = (meta.fresh_until_secs - (now_ms / 1000) as i64).max(0);
             let body = hit.bytes().await?;
-            return respond(
-                200,
-                body,
-                &[
-                    (EDGE_CACHE_HEADER, CacheStatus::Hit.as_str().into()),
-                    (CACHE_KEY_HEADER, route.key.clone()),
-                    (CACHE_TIER_HEADER, tier),
-                    ("cache-control", format!("s-maxage={max_age}")),
-                    ("content-type", "application/json".into()),
-                ],
-            );
+            return cached_answer(200, body, CacheStatus::Hit, route, tier, max_age);
         }
     }
 
@@ -146,19 +136,13 @@ async fn serve_cached(
                     }
                 });
             }
-            respond(
+            cached_answer(
                 status,
                 body,
-                &[
-                    (EDGE_CACHE_HEADER, CacheStatus::Miss.as_str().into()),
-                    (CACHE_KEY_HEADER, route.key.clone()),
-                    (CACHE_TIER_HEADER, storage.tier.as_str().into()),
-                    (
-                        "cache-control",
-                        format!("s-maxage={}", storage.fresh_max_age),
-                    ),
-                    ("content-type", "application/json".into()),
-                ],
+                CacheStatus::Miss,
+                route,
+                storage.tier.as_str().into(),
+                i64::from(storage.fresh_max_age),
             )
         }
         // The core judged the request (4xx): pass its answer on, uncached.
@@ -169,17 +153,7 @@ async fn serve_cached(
             if let Ok(Some(mut stale)) = cache.get(stale_url.as_str(), false).await {
                 let tier = stale.headers().get(CACHE_TIER_HEADER)?.unwrap_or_default();
                 let body = stale.bytes().await?;
-                return respond(
-                    200,
-                    body,
-                    &[
-                        (EDGE_CACHE_HEADER, CacheStatus::Stale.as_str().into()),
-                        (CACHE_KEY_HEADER, route.key.clone()),
-                        (CACHE_TIER_HEADER, tier),
-                        ("cache-control", "s-maxage=0".into()),
-                        ("content-type", "application/json".into()),
-                    ],
-                );
+                return cached_answer(200, body, CacheStatus::Stale, route, tier, 0);
             }
             match failed {
                 Some(resp) => relay(resp, CacheStatus::Miss, Some(&route.key)).await,
@@ -312,6 +286,28 @@ async fn forward(
         }
     }
     last
+}
+
+/// An answer on a cacheable route, with the edge's cache headers.
+fn cached_answer(
+    status: u16,
+    body: Vec<u8>,
+    cache: CacheStatus,
+    route: &CachedRoute,
+    tier: String,
+    max_age: i64,
+) -> worker::Result<Response> {
+    respond(
+        status,
+        body,
+        &[
+            (EDGE_CACHE_HEADER, cache.as_str().into()),
+            (CACHE_KEY_HEADER, route.key.clone()),
+            (CACHE_TIER_HEADER, tier),
+            ("cache-control", format!("s-maxage={max_age}")),
+            ("content-type", "application/json".into()),
+        ],
+    )
 }
 
 fn respond(status: u16, body: Vec<u8>, headers: &[(&str, String)]) -> worker::Result<Response> {

@@ -12,11 +12,6 @@ pub const CACHE_BUCKET_SECS: i64 = 300;
 /// Response header by which the core names (or overrides) the tier of a response.
 pub const CACHE_TIER_HEADER: &str = "x-cache-tier";
 
-/// Start (unix seconds) of the five-minute bucket holding `unix_secs`.
-pub fn time_bucket(unix_secs: i64) -> i64 {
-    unix_secs.div_euclid(CACHE_BUCKET_SECS) * CACHE_BUCKET_SECS
-}
-
 /// FNV-1a, 64 bit: tiny, dependency-free and identical on every platform (unlike std `Hash`).
 fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -43,7 +38,7 @@ pub fn context_hash(req: &NormalisedRequest) -> String {
         req.exclude_genres.join(","),
         req.max_maturity.map_or("", |m| m.as_str()),
     );
-    format!("{:016x}", fnv1a64(canonical.as_bytes()))
+    stable_hash(&canonical)
 }
 
 /// Stable hash of a canonical request description, for routes other than recommendations
@@ -174,14 +169,6 @@ mod tests {
         );
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
-    }
-
-    #[test]
-    fn time_buckets_are_five_minutes() {
-        assert_eq!(time_bucket(0), 0);
-        assert_eq!(time_bucket(299), 0);
-        assert_eq!(time_bucket(300), 300);
-        assert_eq!(time_bucket(-1), -300);
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod validate;
 mod wire;
 
 pub use cache::{
-    cache_key, cache_window, context_hash, stable_hash, time_bucket, TtlTier, CACHE_BUCKET_SECS,
+    cache_key, cache_window, context_hash, stable_hash, TtlTier, CACHE_BUCKET_SECS,
     CACHE_TIER_HEADER,
 };
 pub use query::parse_query;

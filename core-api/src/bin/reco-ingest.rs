@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::Parser;
-use core_api::ingest::{ingest, read_catalogue};
+use core_api::ingest::ingest;
 use core_api::Config;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -48,12 +48,14 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(dir) = args.data_dir {
         config.storage.data_dir = dir;
     }
-    let total = read_catalogue(&args.input)
-        .map_err(|e| e.to_string())?
-        .len();
+    // Checked before the model loads, so a typo fails at once.
+    if !args.input.is_file() {
+        return Err(format!("cannot read {}: not a file", args.input.display()));
+    }
     let encoder = gpu_batch::TextEncoder::load(&config.model.dir).map_err(|e| e.to_string())?;
     eprintln!(
-        "embedding {total} items on {} in batches of {} into {}",
+        "embedding {} on {} in batches of {} into {}",
+        args.input.display(),
         encoder.backend().name(),
         args.batch,
         config.storage.data_dir.display()
@@ -66,7 +68,7 @@ async fn run(args: Args) -> Result<(), String> {
             stop_on_signal.store(true, Ordering::SeqCst);
         }
     });
-    let bar = ProgressBar::new(total as u64).with_style(
+    let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} items  {per_sec}  eta {eta}")
             .expect("valid template"),
     );
@@ -75,7 +77,8 @@ async fn run(args: Args) -> Result<(), String> {
         Arc::new(encoder),
         &args.input,
         args.batch,
-        |done, _| {
+        |done, total| {
+            bar.set_length(total as u64);
             bar.set_position(done as u64);
             if stop.load(Ordering::SeqCst) {
                 ControlFlow::Break(())

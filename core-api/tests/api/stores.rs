@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use core_api::store::{InProcessUserCache, RedisUserCache, UserEmbeddingCache};
 
+use crate::common::free_port;
+
 fn close(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 2e-3)
 }
@@ -88,14 +90,6 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]
