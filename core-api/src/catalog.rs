@@ -84,6 +84,16 @@ impl Catalog {
             .is_some()
     }
 
+    /// Every entry, in no particular order.
+    pub fn all(&self) -> Vec<Arc<CatalogEntry>> {
+        self.items
+            .read()
+            .expect("catalog lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.items.read().expect("catalog lock").len()
     }

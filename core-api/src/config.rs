@@ -16,6 +16,87 @@ pub struct Config {
     pub demo: DemoConfig,
     pub edge: EdgeConfig,
     pub redis: RedisConfig,
+    pub scylla: ScyllaConfig,
+    pub neo4j: Neo4jConfig,
+    pub graph: GraphConfig,
+}
+
+/// User interactions and profiles in ScyllaDB (or Cassandra); with no `nodes` they stay in
+/// the embedded store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScyllaConfig {
+    /// Comma-separated contact points, e.g. `10.0.0.1:9042,10.0.0.2:9042`; empty = embedded.
+    pub nodes: String,
+    pub keyspace: String,
+    /// CQL replication map used when the keyspace is created.
+    pub replication: String,
+    /// `local_quorum` (production), `quorum`, `local_one`, `one`, `all`.
+    pub consistency: String,
+    /// Connections per node (per shard on ScyllaDB).
+    pub pool_size: usize,
+    /// Bound on each statement, connection set-up included.
+    pub timeout_ms: u64,
+    /// Rows fetched per page when scanning.
+    pub page_size: i32,
+}
+
+impl Default for ScyllaConfig {
+    fn default() -> Self {
+        Self {
+            nodes: String::new(),
+            keyspace: "semrec".into(),
+            replication: "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}".into(),
+            consistency: "local_quorum".into(),
+            pool_size: 4,
+            timeout_ms: 200,
+            page_size: 1000,
+        }
+    }
+}
+
+/// The knowledge graph in Neo4j; with no `uri` the in-process item graph is used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Neo4jConfig {
+    /// Bolt address, e.g. `127.0.0.1:7687`; empty = in-process graph.
+    pub uri: String,
+    pub user: String,
+    pub password: String,
+    pub pool_size: usize,
+    /// Bound on acquiring a connection plus running one hot-path query.
+    pub timeout_ms: u64,
+}
+
+impl Default for Neo4jConfig {
+    fn default() -> Self {
+        Self {
+            uri: String::new(),
+            user: "neo4j".into(),
+            password: String::new(),
+            pool_size: 16,
+            timeout_ms: 100,
+        }
+    }
+}
+
+/// How graph candidates are found, whichever graph backs them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphConfig {
+    /// `SIMILAR_TO` edges written per item from its nearest vectors (0 = none).
+    pub similar_edges: usize,
+    /// Neighbours below this quality are never graph candidates.
+    pub min_quality: f32,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self {
+            similar_edges: 10,
+            min_quality: 0.0,
+        }
+    }
 }
 
 /// The Redis user-embedding cache; with no `url` the in-process cache is used.
@@ -285,6 +366,20 @@ impl Config {
             return invalid(
                 "ranking.ann_candidates and ranking.history_half_life_days must be positive",
             );
+        }
+        if !self.scylla.nodes.is_empty()
+            && crate::store::scylla::parse_consistency(&self.scylla.consistency).is_none()
+        {
+            return invalid("scylla.consistency must be one of local_quorum, quorum, local_one, one, all, each_quorum, two, three");
+        }
+        if self.scylla.keyspace.is_empty()
+            || !self
+                .scylla
+                .keyspace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return invalid("scylla.keyspace must be letters, digits and underscores");
         }
         if self.server.request_timeout_ms == 0 || self.server.max_body_bytes < 1024 {
             return invalid(

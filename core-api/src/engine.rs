@@ -20,8 +20,9 @@ use crate::index::distance::{best_dot, dot_f32};
 use crate::index::{IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 use crate::metrics::{Metrics, Stage};
 use crate::store::{
-    EmbeddedStore, InProcessItemGraph, InProcessUserCache, Interaction, InteractionStore,
-    ItemGraph, ItemStore, RedisUserCache, StoreError, StoredItem, UserEmbeddingCache,
+    ContentNode, EmbeddedStore, InProcessItemGraph, InProcessUserCache, Interaction,
+    InteractionStore, ItemGraph, ItemStore, Neo4jGraph, RedisUserCache, ScyllaInteractionStore,
+    StoreError, StoredItem, UserEmbeddingCache,
 };
 use gpu_batch::batcher::{BatchError, Batcher, BatcherConfig};
 
@@ -47,6 +48,21 @@ pub const MAX_EVENTS_PER_REQUEST: usize = 1_000;
 const QUERY_CACHE_ENTRIES: usize = 10_000;
 /// Seeds taken from the user's history for graph candidates.
 const GRAPH_SEEDS: usize = 10;
+/// Items written to the graph per batch when it is filled.
+const GRAPH_SYNC_BATCH: usize = 500;
+/// Quality of an item that states none, for the graph's threshold.
+const DEFAULT_QUALITY: f32 = 0.5;
+
+/// An item as a graph node with its `SIMILAR_TO` neighbours.
+fn content_node(entry: &CatalogEntry, similar: Vec<(Arc<str>, f32)>) -> ContentNode {
+    ContentNode {
+        id: entry.id.clone(),
+        title: entry.item.title.clone(),
+        genres: entry.item.genres.clone(),
+        quality: entry.item.quality.unwrap_or(DEFAULT_QUALITY),
+        similar,
+    }
+}
 
 /// The text embedded for an item: title, genres and description.
 pub fn item_text(item: &Item) -> String {
@@ -195,7 +211,9 @@ impl Engine {
         Self::open_on_store(config, store, embedder, metrics).await
     }
 
-    /// Like [`Engine::open_embedded`], on an embedded store that is already open.
+    /// Like [`Engine::open_embedded`], on an embedded store that is already open. The
+    /// catalogue always lives in the embedded store; interactions, the item graph and the
+    /// user cache move to ScyllaDB, Neo4j and Redis when configured.
     pub async fn open_on_store(
         config: Config,
         store: Arc<EmbeddedStore>,
@@ -205,29 +223,65 @@ impl Engine {
         if config.demo.load_if_empty && !store.has_items()? {
             crate::demo::load(&config, &store, embedder.as_ref(), &metrics).await?;
         }
-        let graph = Arc::new(InProcessItemGraph::new());
+        let interactions: Arc<dyn InteractionStore> = if config.scylla.nodes.is_empty() {
+            store.clone()
+        } else {
+            let scylla = ScyllaInteractionStore::new(config.scylla.clone())?;
+            if let Err(e) = scylla.connect().await {
+                tracing::warn!(error = %e, "CQL cluster unreachable at start; serving without history until it returns");
+            }
+            Arc::new(scylla)
+        };
+        let in_process_graph = config
+            .neo4j
+            .uri
+            .is_empty()
+            .then(|| Arc::new(InProcessItemGraph::new(config.graph.min_quality)));
+        let graph: Arc<dyn ItemGraph> = match &in_process_graph {
+            Some(g) => g.clone(),
+            None => {
+                tracing::info!(uri = %config.neo4j.uri, "item graph in Neo4j");
+                let neo4j = Neo4jGraph::new(&config.neo4j, config.graph.min_quality).await?;
+                if let Err(e) = neo4j.ensure_schema().await {
+                    tracing::warn!(error = %e, "Neo4j unreachable at start; serving without graph candidates until it returns");
+                }
+                Arc::new(neo4j)
+            }
+        };
         let backends = Backends {
             items: store.clone(),
-            interactions: store.clone(),
-            graph: graph.clone(),
+            interactions,
+            graph,
             user_cache: user_cache(&config)?,
         };
         let engine = Self::open(config, backends, embedder, metrics).await?;
-        // Rebuild popularity and co-interaction edges from the durable event log.
-        let replay = engine.clone();
-        let store_for_replay = store.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut previous: Vec<Arc<str>> = Vec::new();
-            let mut user = String::new();
-            store_for_replay.replay_events(|event| {
+        if let Some(graph) = &in_process_graph {
+            graph.insert_nodes(
+                engine
+                    .catalog
+                    .all()
+                    .iter()
+                    .map(|e| content_node(e, Vec::new()))
+                    .collect(),
+            );
+        }
+        // Rebuild popularity (and the in-process co-engagement edges) from the event log.
+        let mut previous: Vec<Arc<str>> = Vec::new();
+        let mut user = String::new();
+        let replayed = engine
+            .backends
+            .interactions
+            .replay(&mut |event| {
                 if event.user_id != user {
                     user = event.user_id.clone();
                     previous.clear();
                 }
-                if let Some(entry) = replay.catalog.get(&event.item_id) {
-                    replay.catalog.record_engagement(&entry.id, event.action);
+                if let Some(entry) = engine.catalog.get(&event.item_id) {
+                    engine.catalog.record_engagement(&entry.id, event.action);
                     if event.action.preference_weight() > 0.0 {
-                        graph.link_after(previous.iter().rev(), &entry.id);
+                        if let Some(graph) = &in_process_graph {
+                            graph.link_after(previous.iter().rev(), &entry.id);
+                        }
                         previous.push(entry.id.clone());
                         if previous.len() > 5 {
                             previous.remove(0);
@@ -235,10 +289,64 @@ impl Engine {
                     }
                 }
             })
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+            .await;
+        if let Err(e) = replayed {
+            tracing::warn!(error = %e, "event log not replayed; popularity starts empty");
+        }
+        let syncing = engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = syncing.sync_graph().await {
+                tracing::warn!(error = %e, "item graph not filled; it is retried at the next start");
+            }
+        });
         Ok(engine)
+    }
+
+    /// Fills the item graph with the catalogue and its `SIMILAR_TO` edges when it is
+    /// behind (always for the in-process graph, once for a fresh Neo4j), in the background.
+    async fn sync_graph(self: &Arc<Self>) -> Result<(), EngineError> {
+        let k = self.config.graph.similar_edges;
+        let graph = &self.backends.graph;
+        let behind = !graph.persistent() || graph.content_count().await? < self.catalog.len();
+        if !behind || (k == 0 && !graph.persistent()) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let entries = self.catalog.all();
+        for chunk in entries.chunks(GRAPH_SYNC_BATCH) {
+            let engine = self.clone();
+            let chunk = chunk.to_vec();
+            let nodes = on_rayon(move || {
+                chunk
+                    .par_iter()
+                    .map(|e| content_node(e, engine.nearest_items(e, k)))
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+            graph.upsert_content(nodes).await?;
+        }
+        tracing::info!(
+            items = entries.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            backend = graph.name(),
+            "item graph filled"
+        );
+        Ok(())
+    }
+
+    /// The `k` catalogue items nearest to `entry`'s vector, with their similarity.
+    fn nearest_items(&self, entry: &CatalogEntry, k: usize) -> Vec<(Arc<str>, f32)> {
+        if k == 0 {
+            return Vec::new();
+        }
+        let vector = entry.vector_f32();
+        self.index
+            .search(&vector, k + 1, None)
+            .into_iter()
+            .filter(|hit| hit.item_id != entry.id)
+            .take(k)
+            .map(|hit| (hit.item_id, hit.score))
+            .collect()
     }
 
     /// Opens the engine over any backends: loads the catalogue and opens every shard
@@ -325,10 +433,23 @@ impl Engine {
         &self.index
     }
 
-    /// Each external dependency and whether it answers now, for `/readyz`.
+    /// Each external dependency (ScyllaDB, Neo4j, Redis when configured) and whether it
+    /// answers now, for `/readyz`.
     pub async fn dependencies(&self) -> Vec<(&'static str, Result<(), StoreError>)> {
-        let cache = &self.backends.user_cache;
-        vec![(cache.name(), cache.check().await)]
+        let b = &self.backends;
+        let (interactions, graph, cache) = tokio::join!(
+            b.interactions.check(),
+            b.graph.check(),
+            b.user_cache.check()
+        );
+        [
+            (b.interactions.name(), interactions),
+            (b.graph.name(), graph),
+            (b.user_cache.name(), cache),
+        ]
+        .into_iter()
+        .filter(|(name, _)| !matches!(*name, "embedded" | "in-process"))
+        .collect()
     }
 
     pub fn catalog_len(&self) -> usize {
@@ -814,7 +935,12 @@ impl Engine {
             self.catalog.record_engagement(&entry.id, e.action);
             let before = previous.entry(e.user_id.clone()).or_default();
             if e.action.preference_weight() > 0.0 {
-                if let Err(err) = self.backends.graph.record(before, &entry.id).await {
+                if let Err(err) = self
+                    .backends
+                    .graph
+                    .record(&e.user_id, before, &entry.id)
+                    .await
+                {
                     tracing::warn!(error = %err, "item graph update failed");
                 }
                 before.insert(0, entry.id.clone());
@@ -860,13 +986,25 @@ impl Engine {
             .collect();
         let count = stored.len();
         self.backends.items.upsert(stored.clone()).await?;
+        let mut entries = Vec::with_capacity(count);
         for s in stored {
             let id = self
                 .catalog
                 .insert(CatalogEntry::new(s.item, s.version, &s.vector));
-            self.index.upsert(id, s.version, &s.vector);
+            self.index.upsert(id.clone(), s.version, &s.vector);
+            entries.extend(self.catalog.get(&id));
         }
         self.refresh_shard_metrics();
+        let k = self.config.graph.similar_edges;
+        let nodes = entries
+            .iter()
+            .map(|e| content_node(e, self.nearest_items(e, k)))
+            .collect();
+        if let Err(err) = self.backends.graph.upsert_content(nodes).await {
+            // The catalogue is durable; a graph that fell behind is refilled at the next start.
+            tracing::warn!(error = %err, "item graph not updated");
+            self.metrics.count_degraded("graph");
+        }
         Ok(count)
     }
 
@@ -881,6 +1019,10 @@ impl Engine {
         self.catalog.remove(item_id);
         self.index.remove(item_id);
         self.refresh_shard_metrics();
+        if let Err(err) = self.backends.graph.remove_content(item_id).await {
+            tracing::warn!(error = %err, "item not removed from the graph");
+            self.metrics.count_degraded("graph");
+        }
         Ok(())
     }
 

@@ -279,6 +279,11 @@ impl InteractionStore for EmbeddedStore {
         .await
         .map_err(unavailable)?
     }
+
+    /// Reads the log inline: it runs once, at start, before requests are served.
+    async fn replay(&self, f: &mut (dyn FnMut(Interaction) + Send)) -> Result<(), StoreError> {
+        self.replay_events(f)
+    }
 }
 
 #[async_trait]

@@ -1,4 +1,4 @@
-//! In-process defaults: the user-embedding cache and the co-interaction item graph.
+//! In-process defaults: the user-embedding cache and the item graph.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{GraphNeighbour, ItemGraph, StoreError, UserEmbeddingCache};
+use super::{ContentNode, GraphNeighbour, ItemGraph, StoreError, UserEmbeddingCache};
 
 /// Bounded map of user vectors with a time-to-live (Redis takes this role in production).
 pub struct InProcessUserCache {
@@ -56,32 +56,27 @@ impl UserEmbeddingCache for InProcessUserCache {
     }
 }
 
-/// Most neighbours kept per item: bounds memory and the cost of a lookup.
+/// Most co-engagement neighbours kept per item: bounds memory and the cost of a lookup.
 const MAX_EDGES_PER_ITEM: usize = 64;
 
 /// A weighted link to another item.
 type Edge = (Arc<str>, f32);
 
-/// Item-to-item co-interaction graph: an edge links two items the same user engaged with
-/// close together, weighted by how often that happened.
 #[derive(Default)]
-pub struct InProcessItemGraph {
-    edges: RwLock<HashMap<Arc<str>, Vec<Edge>>>,
+struct GraphState {
+    /// Content nodes and their quality.
+    quality: HashMap<Arc<str>, f32>,
+    /// `SIMILAR_TO` edges as written (outgoing) and the reverse index.
+    similar_out: HashMap<Arc<str>, Vec<Edge>>,
+    similar_in: HashMap<Arc<str>, Vec<Edge>>,
+    /// Symmetric co-engagement edges.
+    co: HashMap<Arc<str>, Vec<Edge>>,
 }
 
-impl InProcessItemGraph {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds `weight` to the edge a→b (and b→a), keeping each list bounded.
-    pub fn link(&self, a: &Arc<str>, b: &Arc<str>, weight: f32) {
-        if a == b {
-            return;
-        }
-        let mut edges = self.edges.write().expect("graph lock");
+impl GraphState {
+    fn add_co(&mut self, a: &Arc<str>, b: &Arc<str>, weight: f32) {
         for (from, to) in [(a, b), (b, a)] {
-            let list = edges.entry(from.clone()).or_default();
+            let list = self.co.entry(from.clone()).or_default();
             match list.iter_mut().find(|(id, _)| id == to) {
                 Some((_, w)) => *w += weight,
                 None => list.push((to.clone(), weight)),
@@ -93,26 +88,73 @@ impl InProcessItemGraph {
         }
     }
 
-    /// Links `item` to the user's earlier items, given newest first: closer in the user's
-    /// sequence means a stronger link.
+    fn drop_similar_out(&mut self, id: &Arc<str>) {
+        for (to, _) in self.similar_out.remove(id).unwrap_or_default() {
+            if let Some(list) = self.similar_in.get_mut(&to) {
+                list.retain(|(from, _)| from != id);
+            }
+        }
+    }
+}
+
+/// The item graph held in process: `SIMILAR_TO` and co-engagement edges (see [`ItemGraph`]
+/// for the scoring shared with Neo4j). Co-engagement is rebuilt from the event log at start.
+pub struct InProcessItemGraph {
+    state: RwLock<GraphState>,
+    min_quality: f32,
+}
+
+impl InProcessItemGraph {
+    pub fn new(min_quality: f32) -> Self {
+        Self {
+            state: RwLock::default(),
+            min_quality,
+        }
+    }
+
+    /// Synchronous form of [`ItemGraph::record`], for replaying the event log.
     pub fn link_after<'a>(
         &self,
         previous_newest_first: impl Iterator<Item = &'a Arc<str>>,
         item: &Arc<str>,
     ) {
+        let mut state = self.state.write().expect("graph lock");
+        if !state.quality.contains_key(item) {
+            return;
+        }
         for (distance, prev) in previous_newest_first.enumerate() {
-            self.link(prev, item, 1.0 / (1.0 + distance as f32));
+            if prev != item && state.quality.contains_key(prev) {
+                state.add_co(prev, item, 1.0 / (1.0 + distance as f32));
+            }
         }
     }
 
+    /// Synchronous form of [`ItemGraph::upsert_content`].
+    pub fn insert_nodes(&self, nodes: Vec<ContentNode>) {
+        let mut state = self.state.write().expect("graph lock");
+        for node in nodes {
+            state.quality.insert(node.id.clone(), node.quality);
+            state.drop_similar_out(&node.id);
+            let similar: Vec<Edge> = node
+                .similar
+                .into_iter()
+                .filter(|(to, _)| *to != node.id)
+                .collect();
+            for (to, w) in &similar {
+                state
+                    .similar_in
+                    .entry(to.clone())
+                    .or_default()
+                    .push((node.id.clone(), *w));
+            }
+            state.similar_out.insert(node.id, similar);
+        }
+    }
+
+    /// Co-engagement edges (each pair once).
     pub fn edge_count(&self) -> usize {
-        self.edges
-            .read()
-            .expect("graph lock")
-            .values()
-            .map(Vec::len)
-            .sum::<usize>()
-            / 2
+        let state = self.state.read().expect("graph lock");
+        state.co.values().map(Vec::len).sum::<usize>() / 2
     }
 }
 
@@ -123,16 +165,24 @@ impl ItemGraph for InProcessItemGraph {
         seeds: &[(Arc<str>, f32)],
         limit: usize,
     ) -> Result<Vec<GraphNeighbour>, StoreError> {
-        let edges = self.edges.read().expect("graph lock");
+        let state = self.state.read().expect("graph lock");
+        // neighbour -> (score, via, best contribution)
         let mut scores: HashMap<Arc<str>, (f32, Arc<str>, f32)> = HashMap::new();
         for (seed, seed_weight) in seeds {
-            let Some(list) = edges.get(seed) else {
-                continue;
-            };
-            let total: f32 = list.iter().map(|(_, w)| w).sum::<f32>().max(1e-6);
-            for (id, w) in list {
-                let contribution = seed_weight * w / total;
-                let entry = scores.entry(id.clone()).or_insert((0.0, seed.clone(), 0.0));
+            let lists = [&state.similar_out, &state.similar_in, &state.co];
+            for (id, w) in lists.iter().filter_map(|m| m.get(seed)).flatten() {
+                let admitted = state
+                    .quality
+                    .get(id)
+                    .is_some_and(|&q| q >= self.min_quality);
+                if !admitted || seeds.iter().any(|(s, _)| s == id) {
+                    continue;
+                }
+                let contribution = seed_weight * w;
+                let entry =
+                    scores
+                        .entry(id.clone())
+                        .or_insert((0.0, seed.clone(), f32::NEG_INFINITY));
                 entry.0 += contribution;
                 if contribution > entry.2 {
                     entry.1 = seed.clone();
@@ -142,7 +192,6 @@ impl ItemGraph for InProcessItemGraph {
         }
         let mut out: Vec<GraphNeighbour> = scores
             .into_iter()
-            .filter(|(id, _)| !seeds.iter().any(|(s, _)| s == id))
             .map(|(item_id, (score, via, _))| GraphNeighbour {
                 item_id,
                 score,
@@ -158,30 +207,47 @@ impl ItemGraph for InProcessItemGraph {
         Ok(out)
     }
 
-    async fn record(&self, previous: &[Arc<str>], item: &Arc<str>) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        _user_id: &str,
+        previous: &[Arc<str>],
+        item: &Arc<str>,
+    ) -> Result<(), StoreError> {
         self.link_after(previous.iter(), item);
         Ok(())
+    }
+
+    async fn upsert_content(&self, nodes: Vec<ContentNode>) -> Result<(), StoreError> {
+        self.insert_nodes(nodes);
+        Ok(())
+    }
+
+    async fn remove_content(&self, item_id: &str) -> Result<(), StoreError> {
+        let mut state = self.state.write().expect("graph lock");
+        let id: Arc<str> = Arc::from(item_id);
+        state.quality.remove(&id);
+        state.drop_similar_out(&id);
+        for (from, _) in state.similar_in.remove(&id).unwrap_or_default() {
+            if let Some(list) = state.similar_out.get_mut(&from) {
+                list.retain(|(to, _)| *to != id);
+            }
+        }
+        for (other, _) in state.co.remove(&id).unwrap_or_default() {
+            if let Some(list) = state.co.get_mut(&other) {
+                list.retain(|(to, _)| *to != id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn content_count(&self) -> Result<usize, StoreError> {
+        Ok(self.state.read().expect("graph lock").quality.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn graph_ranks_frequent_co_interactions_first() {
-        let g = InProcessItemGraph::new();
-        let [a, b, c, d]: [Arc<str>; 4] = ["a", "b", "c", "d"].map(Arc::from);
-        g.record(std::slice::from_ref(&a), &b).await.unwrap();
-        g.record(std::slice::from_ref(&a), &b).await.unwrap();
-        g.record(std::slice::from_ref(&a), &c).await.unwrap();
-        g.record(std::slice::from_ref(&d), &c).await.unwrap();
-        let n = g.neighbours(&[(a.clone(), 1.0)], 10).await.unwrap();
-        let ids: Vec<&str> = n.iter().map(|x| &*x.item_id).collect();
-        assert_eq!(ids, ["b", "c"]);
-        assert!(n.iter().all(|x| x.via == a));
-        assert_eq!(g.edge_count(), 3);
-    }
 
     #[tokio::test]
     async fn user_cache_expires_and_invalidates() {

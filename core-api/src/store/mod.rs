@@ -4,7 +4,9 @@
 
 mod embedded;
 mod memory;
+pub mod neo4j;
 pub mod redis;
+pub mod scylla;
 
 use std::sync::Arc;
 
@@ -13,7 +15,9 @@ use shared_types::{Action, Item};
 
 pub use embedded::EmbeddedStore;
 pub use memory::{InProcessItemGraph, InProcessUserCache};
+pub use neo4j::Neo4jGraph;
 pub use redis::RedisUserCache;
+pub use scylla::ScyllaInteractionStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,6 +47,15 @@ pub struct StoredItem {
     pub vector: Vec<f32>,
 }
 
+/// What the store knows about a user without reading their history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserProfile {
+    /// Unix seconds of the newest event.
+    pub last_seen: i64,
+    pub last_item_id: String,
+    pub last_action: Action,
+}
+
 /// Durable log of user interactions.
 #[async_trait]
 pub trait InteractionStore: Send + Sync {
@@ -50,6 +63,37 @@ pub trait InteractionStore: Send + Sync {
     async fn append(&self, events: Vec<Interaction>) -> Result<(), StoreError>;
     /// The user's most recent interactions, newest first.
     async fn recent(&self, user_id: &str, limit: usize) -> Result<Vec<Interaction>, StoreError>;
+    /// Several users' recent interactions in one call, in the order asked.
+    async fn recent_many(
+        &self,
+        user_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<Vec<Interaction>>, StoreError> {
+        let mut out = Vec::with_capacity(user_ids.len());
+        for user in user_ids {
+            out.push(self.recent(user, limit).await?);
+        }
+        Ok(out)
+    }
+    /// The user's profile, `None` for a user with no events.
+    async fn profile(&self, user_id: &str) -> Result<Option<UserProfile>, StoreError> {
+        Ok(self.recent(user_id, 1).await?.pop().map(|e| UserProfile {
+            last_seen: e.timestamp,
+            last_item_id: e.item_id,
+            last_action: e.action,
+        }))
+    }
+    /// Every stored event, grouped by user and oldest first within a user (rebuilds
+    /// popularity and the in-process graph at start).
+    async fn replay(&self, f: &mut (dyn FnMut(Interaction) + Send)) -> Result<(), StoreError>;
+    /// Name reported by `/readyz`.
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+    /// Whether the backing service answers (always, embedded).
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Durable catalogue: item metadata plus vectors, so restarts never re-embed.
@@ -88,7 +132,22 @@ pub struct GraphNeighbour {
     pub via: Arc<str>,
 }
 
-/// Item-to-item graph (co-interactions today; the knowledge graph in Neo4j later).
+/// A catalogue item as a graph node, with its `SIMILAR_TO` neighbours (item, similarity).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContentNode {
+    pub id: Arc<str>,
+    pub title: String,
+    pub genres: Vec<String>,
+    pub quality: f32,
+    pub similar: Vec<(Arc<str>, f32)>,
+}
+
+/// The item graph: `SIMILAR_TO` edges (nearest vectors, written at ingest) and
+/// co-engagement edges (items the same user liked close together, from events).
+///
+/// Scores: a neighbour's score is the sum over seeds and edges of `seed weight × edge
+/// weight`; `via` is the seed of its largest contribution. Seeds are never neighbours and
+/// neighbours below the graph's quality threshold are left out.
 #[async_trait]
 pub trait ItemGraph: Send + Sync {
     /// Items linked to the weighted `seeds`, best first, at most `limit`.
@@ -97,6 +156,30 @@ pub trait ItemGraph: Send + Sync {
         seeds: &[(Arc<str>, f32)],
         limit: usize,
     ) -> Result<Vec<GraphNeighbour>, StoreError>;
-    /// Records that a user engaged positively with `item` after `previous` items.
-    async fn record(&self, previous: &[Arc<str>], item: &Arc<str>) -> Result<(), StoreError>;
+    /// Records that `user_id` engaged positively with `item` after `previous` items (newest
+    /// first): co-engagement weights `1 / (1 + distance)`.
+    async fn record(
+        &self,
+        user_id: &str,
+        previous: &[Arc<str>],
+        item: &Arc<str>,
+    ) -> Result<(), StoreError>;
+    /// Inserts or replaces content nodes and their outgoing `SIMILAR_TO` edges.
+    async fn upsert_content(&self, nodes: Vec<ContentNode>) -> Result<(), StoreError>;
+    /// Removes an item and its edges.
+    async fn remove_content(&self, item_id: &str) -> Result<(), StoreError>;
+    /// Number of content nodes (a persistent graph that is behind the catalogue is refilled).
+    async fn content_count(&self) -> Result<usize, StoreError>;
+    /// Whether edges survive a restart (else co-engagement is rebuilt from the event log).
+    fn persistent(&self) -> bool {
+        false
+    }
+    /// Name reported by `/readyz`.
+    fn name(&self) -> &'static str {
+        "in-process"
+    }
+    /// Whether the backing service answers.
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -200,3 +200,50 @@ pub fn genres_of(reply: &serde_json::Value) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+/// Address of a real server the suite needs (`SEMREC_TEST_CQL`, `SEMREC_TEST_BOLT`), which
+/// `scripts/test.sh` starts. Without it the test is skipped with a message, unless
+/// `SEMREC_TEST_REQUIRE_SERVERS=1` (set by that script), where a missing server fails it.
+pub fn test_server(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var("SEMREC_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "{var} is not set but SEMREC_TEST_REQUIRE_SERVERS=1"
+            );
+            eprintln!("skipped: {var} is not set (scripts/test.sh starts the servers)");
+            None
+        }
+    }
+}
+
+/// A name unique to this test run, for rows and nodes in shared servers.
+pub fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}-{}-{nanos:x}", std::process::id())
+}
+
+/// Configuration of the ScyllaDB store for a test CQL server (single node).
+pub fn scylla_test_config(nodes: &str) -> core_api::config::ScyllaConfig {
+    core_api::config::ScyllaConfig {
+        nodes: nodes.to_string(),
+        keyspace: "semrec_test".into(),
+        replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
+        consistency: "local_quorum".into(),
+        timeout_ms: 5_000,
+        ..Default::default()
+    }
+}
+
+/// Configuration of the Neo4j graph for a test Bolt server.
+pub fn neo4j_test_config(uri: &str) -> core_api::config::Neo4jConfig {
+    core_api::config::Neo4jConfig {
+        uri: uri.to_string(),
+        timeout_ms: 5_000,
+        ..Default::default()
+    }
+}

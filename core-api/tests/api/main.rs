@@ -1,6 +1,7 @@
 //! Integration tests of core-api, one binary: the index, the HTTP API through the router
 //! (`oneshot`) and over a real socket, and durability across restarts of the real binary.
 
+mod backends;
 mod common;
 mod http_api;
 mod index;

@@ -42,13 +42,13 @@ async fn in_process_user_cache_meets_the_contract() {
     user_cache_contract(&InProcessUserCache::new(100, Duration::from_secs(3600))).await;
 }
 
-struct RedisServer {
+pub(crate) struct RedisServer {
     child: Child,
     port: u16,
 }
 
 impl RedisServer {
-    fn start(port: u16) -> Self {
+    pub(crate) fn start(port: u16) -> Self {
         let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
             .into_iter()
             .map(PathBuf::from)
@@ -80,7 +80,7 @@ impl RedisServer {
         server
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 }

@@ -1,0 +1,392 @@
+//! User interactions and profiles in ScyllaDB (any CQL server: Cassandra in the tests) with
+//! the `scylla` driver: prepared statements, token-aware routing (the driver's default for
+//! prepared statements), paged scans, configurable consistency and per-statement timeouts.
+//!
+//! The session is opened lazily and re-opened after a failure, so the core starts and keeps
+//! answering (degraded, without history) while the cluster is away, and recovers by itself.
+//! An append returns only after every row is confirmed at the configured consistency.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::client::PoolSize;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::Consistency;
+use scylla::value::CqlTimestamp;
+use shared_types::Action;
+use tokio::sync::Mutex;
+
+use super::{Interaction, InteractionStore, StoreError, UserProfile};
+use crate::config::ScyllaConfig;
+
+/// Least time between two connection attempts while the cluster is unreachable.
+const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
+
+pub fn parse_consistency(name: &str) -> Option<Consistency> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "local_quorum" => Consistency::LocalQuorum,
+        "quorum" => Consistency::Quorum,
+        "each_quorum" => Consistency::EachQuorum,
+        "local_one" => Consistency::LocalOne,
+        "one" => Consistency::One,
+        "two" => Consistency::Two,
+        "three" => Consistency::Three,
+        "all" => Consistency::All,
+        _ => return None,
+    })
+}
+
+/// The schema, in creation order; every statement is idempotent.
+pub fn schema(keyspace: &str, replication: &str) -> Vec<String> {
+    vec![
+        format!("CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}"),
+        // `event_id` keeps two events of one user in the same second apart; newest first.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.user_interactions (
+                user_id text, timestamp timestamp, event_id timeuuid, item_id text,
+                action text, recommendation_id text,
+                PRIMARY KEY ((user_id), timestamp, event_id))
+             WITH CLUSTERING ORDER BY (timestamp DESC, event_id DESC)
+             AND compaction = {{'class': 'TimeWindowCompactionStrategy',
+                'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.user_profiles (
+                user_id text PRIMARY KEY, last_seen timestamp, last_item_id text,
+                last_action text)"
+        ),
+    ]
+}
+
+struct Connected {
+    session: Session,
+    insert_event: PreparedStatement,
+    upsert_profile: PreparedStatement,
+    select_recent: PreparedStatement,
+    select_profile: PreparedStatement,
+    scan_events: PreparedStatement,
+}
+
+pub struct ScyllaInteractionStore {
+    config: ScyllaConfig,
+    consistency: Consistency,
+    connected: std::sync::RwLock<Option<Arc<Connected>>>,
+    /// Serialises connection attempts; holds when the last one failed.
+    connecting: Mutex<Option<Instant>>,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("scylla {what}: {e}"))
+}
+
+fn parse_action(raw: &str) -> Result<Action, StoreError> {
+    serde_json::from_value(serde_json::Value::String(raw.to_string()))
+        .map_err(|_| StoreError::Corrupt(format!("unknown action '{raw}' in user_interactions")))
+}
+
+fn action_name(action: Action) -> String {
+    match serde_json::to_value(action) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => unreachable!("actions serialise as strings"),
+    }
+}
+
+type EventRow = (String, CqlTimestamp, String, String, Option<String>);
+
+fn interaction(row: EventRow) -> Result<Interaction, StoreError> {
+    let (user_id, ts, item_id, action, recommendation_id) = row;
+    Ok(Interaction {
+        user_id,
+        item_id,
+        action: parse_action(&action)?,
+        timestamp: ts.0.div_euclid(1000),
+        recommendation_id,
+    })
+}
+
+impl ScyllaInteractionStore {
+    /// Validates the configuration; the cluster is contacted on first use.
+    pub fn new(config: ScyllaConfig) -> Result<Self, StoreError> {
+        let consistency = parse_consistency(&config.consistency).ok_or_else(|| {
+            StoreError::Unavailable(format!("unknown consistency '{}'", config.consistency))
+        })?;
+        Ok(Self {
+            config,
+            consistency,
+            connected: std::sync::RwLock::new(None),
+            connecting: Mutex::new(None),
+        })
+    }
+
+    /// Connects, creating the schema when missing; used at start so a reachable cluster
+    /// is ready before the first request.
+    pub async fn connect(&self) -> Result<(), StoreError> {
+        self.session().await.map(|_| ())
+    }
+
+    async fn session(&self) -> Result<Arc<Connected>, StoreError> {
+        if let Some(c) = self.connected.read().expect("scylla state").clone() {
+            return Ok(c);
+        }
+        let mut last_failure = self.connecting.lock().await;
+        if let Some(c) = self.connected.read().expect("scylla state").clone() {
+            return Ok(c);
+        }
+        if last_failure.is_some_and(|at| at.elapsed() < RECONNECT_BACKOFF) {
+            return Err(StoreError::Unavailable(
+                "scylla: cluster unreachable (retrying)".into(),
+            ));
+        }
+        match self.open().await {
+            Ok(c) => {
+                let c = Arc::new(c);
+                *self.connected.write().expect("scylla state") = Some(c.clone());
+                *last_failure = None;
+                tracing::info!(nodes = %self.config.nodes, "connected to the CQL cluster");
+                Ok(c)
+            }
+            Err(e) => {
+                *last_failure = Some(Instant::now());
+                Err(e)
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<Connected, StoreError> {
+        let timeout = Duration::from_millis(self.config.timeout_ms.max(1));
+        let profile = ExecutionProfile::builder()
+            .consistency(self.consistency)
+            .request_timeout(Some(timeout))
+            .build();
+        let nodes: Vec<&str> = self
+            .config
+            .nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        let pool = std::num::NonZeroUsize::new(self.config.pool_size.max(1)).expect("nonzero");
+        let session = SessionBuilder::new()
+            .known_nodes(nodes)
+            .connection_timeout(timeout.max(Duration::from_secs(2)))
+            .pool_size(PoolSize::PerHost(pool))
+            .default_execution_profile_handle(profile.into_handle())
+            .build()
+            .await
+            .map_err(|e| unavailable("connect", e))?;
+        // Schema changes take longer than reads and writes: give them their own budget.
+        let ddl_profile = ExecutionProfile::builder()
+            .consistency(self.consistency)
+            .request_timeout(Some(Duration::from_secs(30)))
+            .build()
+            .into_handle();
+        let ks = &self.config.keyspace;
+        for ddl in schema(ks, &self.config.replication) {
+            let mut statement = scylla::statement::unprepared::Statement::new(ddl);
+            statement.set_execution_profile_handle(Some(ddl_profile.clone()));
+            session
+                .query_unpaged(statement, ())
+                .await
+                .map_err(|e| unavailable("schema", e))?;
+        }
+        session
+            .await_schema_agreement()
+            .await
+            .map_err(|e| unavailable("schema agreement", e))?;
+        let prepare = |cql: String| {
+            let session = &session;
+            async move {
+                session
+                    .prepare(cql)
+                    .await
+                    .map_err(|e| unavailable("prepare", e))
+            }
+        };
+        let insert_event = prepare(format!(
+            "INSERT INTO {ks}.user_interactions
+             (user_id, timestamp, event_id, item_id, action, recommendation_id)
+             VALUES (?, ?, now(), ?, ?, ?)"
+        ))
+        .await?;
+        // Written at the event's own time, so a late older event never hides a newer one.
+        let upsert_profile = prepare(format!(
+            "INSERT INTO {ks}.user_profiles (user_id, last_seen, last_item_id, last_action)
+             VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+        ))
+        .await?;
+        let select_recent = prepare(format!(
+            "SELECT user_id, timestamp, item_id, action, recommendation_id
+             FROM {ks}.user_interactions WHERE user_id = ? LIMIT ?"
+        ))
+        .await?;
+        let select_profile = prepare(format!(
+            "SELECT last_seen, last_item_id, last_action FROM {ks}.user_profiles WHERE user_id = ?"
+        ))
+        .await?;
+        let mut scan_events = prepare(format!(
+            "SELECT user_id, timestamp, item_id, action, recommendation_id
+             FROM {ks}.user_interactions"
+        ))
+        .await?;
+        scan_events.set_page_size(self.config.page_size.max(1));
+        Ok(Connected {
+            session,
+            insert_event,
+            upsert_profile,
+            select_recent,
+            select_profile,
+            scan_events,
+        })
+    }
+
+    /// Runs `op` on the session, opening it first when needed. Once open, the driver
+    /// re-establishes lost connections by itself (and follows topology changes).
+    async fn with_session<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Arc<Connected>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let c = self.session().await?;
+        op(c).await
+    }
+
+    async fn recent_on(
+        c: &Connected,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Interaction>, StoreError> {
+        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let rows = c
+            .session
+            .execute_unpaged(&c.select_recent, (user_id, limit))
+            .await
+            .map_err(|e| unavailable("read history", e))?
+            .into_rows_result()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        rows.rows::<EventRow>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .map(|r| r.map_err(|e| StoreError::Corrupt(e.to_string())))
+            .map(|r| r.and_then(interaction))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl InteractionStore for ScyllaInteractionStore {
+    async fn append(&self, events: Vec<Interaction>) -> Result<(), StoreError> {
+        self.with_session(|c| async move {
+            let mut writes = Vec::with_capacity(events.len() * 2);
+            for e in &events {
+                let ts = CqlTimestamp(e.timestamp * 1000);
+                let action = action_name(e.action);
+                writes.push(futures::future::Either::Left(c.session.execute_unpaged(
+                    &c.insert_event,
+                    (
+                        &e.user_id,
+                        ts,
+                        &e.item_id,
+                        action.clone(),
+                        &e.recommendation_id,
+                    ),
+                )));
+                writes.push(futures::future::Either::Right(c.session.execute_unpaged(
+                    &c.upsert_profile,
+                    (&e.user_id, ts, &e.item_id, action, e.timestamp * 1_000_000),
+                )));
+            }
+            // Concurrent, bounded; acknowledged only when every write is confirmed.
+            futures::stream::iter(writes)
+                .buffer_unordered(64)
+                .try_for_each(|_| async { Ok(()) })
+                .await
+                .map_err(|e| unavailable("write", e))
+        })
+        .await
+    }
+
+    async fn recent(&self, user_id: &str, limit: usize) -> Result<Vec<Interaction>, StoreError> {
+        self.with_session(|c| async move { Self::recent_on(&c, user_id, limit).await })
+            .await
+    }
+
+    async fn recent_many(
+        &self,
+        user_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<Vec<Interaction>>, StoreError> {
+        self.with_session(|c| async move {
+            futures::future::try_join_all(user_ids.iter().map(|u| Self::recent_on(&c, u, limit)))
+                .await
+        })
+        .await
+    }
+
+    async fn profile(&self, user_id: &str) -> Result<Option<UserProfile>, StoreError> {
+        self.with_session(|c| async move {
+            let rows = c
+                .session
+                .execute_unpaged(&c.select_profile, (user_id,))
+                .await
+                .map_err(|e| unavailable("read profile", e))?
+                .into_rows_result()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let row = rows
+                .maybe_first_row::<(CqlTimestamp, String, String)>()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            row.map(|(seen, item, action)| {
+                Ok(UserProfile {
+                    last_seen: seen.0.div_euclid(1000),
+                    last_item_id: item,
+                    last_action: parse_action(&action)?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn replay(&self, f: &mut (dyn FnMut(Interaction) + Send)) -> Result<(), StoreError> {
+        let c = self.session().await?;
+        let mut rows = c
+            .session
+            .execute_iter(c.scan_events.clone(), ())
+            .await
+            .map_err(|e| unavailable("scan", e))?
+            .rows_stream::<EventRow>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // Rows arrive partition by partition, newest first: hand each user's out oldest first.
+        let mut user: Vec<Interaction> = Vec::new();
+        while let Some(row) = rows.next().await {
+            let event = interaction(row.map_err(|e| unavailable("scan", e))?)?;
+            if user
+                .last()
+                .is_some_and(|last| last.user_id != event.user_id)
+            {
+                user.drain(..).rev().for_each(&mut *f);
+            }
+            user.push(event);
+        }
+        user.drain(..).rev().for_each(f);
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "scylla"
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.with_session(|c| async move {
+            c.session
+                .query_unpaged("SELECT release_version FROM system.local", ())
+                .await
+                .map(|_| ())
+                .map_err(|e| unavailable("ping", e))
+        })
+        .await
+    }
+}

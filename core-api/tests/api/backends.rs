@@ -1,0 +1,372 @@
+//! Contracts of the interaction store and the item graph: the same assertions against the
+//! embedded/in-process implementations and against real servers (a CQL server and Neo4j,
+//! started by `scripts/test.sh`); schema creation is idempotent; the engine runs on all the
+//! production backends at once.
+
+use std::sync::Arc;
+
+use core_api::store::{
+    ContentNode, EmbeddedStore, InProcessItemGraph, Interaction, InteractionStore, ItemGraph,
+    Neo4jGraph, ScyllaInteractionStore, UserProfile,
+};
+use shared_types::Action;
+
+use crate::common::{neo4j_test_config, scylla_test_config, temp_dir, test_server, unique};
+
+fn event(user: &str, item: &str, action: Action, ts: i64, rec: Option<&str>) -> Interaction {
+    Interaction {
+        user_id: user.into(),
+        item_id: item.into(),
+        action,
+        timestamp: ts,
+        recommendation_id: rec.map(Into::into),
+    }
+}
+
+/// What every interaction store must do.
+async fn interaction_store_contract(store: &dyn InteractionStore, tag: &str) {
+    let (u, v, nobody) = (
+        format!("{tag}-u"),
+        format!("{tag}-v"),
+        format!("{tag}-nobody"),
+    );
+    assert!(store.recent(&u, 10).await.unwrap().is_empty());
+    assert_eq!(store.profile(&u).await.unwrap(), None);
+
+    store
+        .append(vec![
+            event(&u, "i1", Action::Like, 1_000, None),
+            // Same user, same second: both kept.
+            event(&u, "i2", Action::View, 1_000, Some("rec-1")),
+            event(&v, "i3", Action::Skip, 1_500, None),
+        ])
+        .await
+        .unwrap();
+    // A newer event, then an older one arriving late.
+    store
+        .append(vec![event(&u, "i4", Action::Complete, 2_000, None)])
+        .await
+        .unwrap();
+    store
+        .append(vec![event(&u, "i0", Action::Dislike, 500, None)])
+        .await
+        .unwrap();
+
+    let recent = store.recent(&u, 10).await.unwrap();
+    let items: Vec<&str> = recent.iter().map(|e| e.item_id.as_str()).collect();
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert_eq!(
+        (items[0], items[3]),
+        ("i4", "i0"),
+        "newest first: {items:?}"
+    );
+    let mut tied = [items[1], items[2]];
+    tied.sort_unstable();
+    assert_eq!(tied, ["i1", "i2"]);
+    let i2 = recent.iter().find(|e| e.item_id == "i2").unwrap();
+    assert_eq!(i2, &event(&u, "i2", Action::View, 1_000, Some("rec-1")));
+    assert_eq!(recent[0].action, Action::Complete);
+    assert_eq!(store.recent(&u, 2).await.unwrap().len(), 2, "limit");
+
+    assert_eq!(
+        store.profile(&u).await.unwrap(),
+        Some(UserProfile {
+            last_seen: 2_000,
+            last_item_id: "i4".into(),
+            last_action: Action::Complete,
+        }),
+        "the late older event does not replace the newest"
+    );
+
+    let many = store
+        .recent_many(&[v.clone(), nobody, u.clone()], 10)
+        .await
+        .unwrap();
+    let lens: Vec<usize> = many.iter().map(Vec::len).collect();
+    assert_eq!(lens, [1, 0, 4], "in the order asked");
+    assert_eq!(many[0][0].item_id, "i3");
+
+    // Replay: grouped by user, oldest first within a user.
+    let mut seen: Vec<Interaction> = Vec::new();
+    store
+        .replay(&mut |e| {
+            if e.user_id.starts_with(tag) {
+                seen.push(e)
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), 5);
+    let users: Vec<&str> = seen.iter().map(|e| e.user_id.as_str()).collect();
+    let mut grouped = users.clone();
+    grouped.dedup();
+    assert_eq!(grouped.len(), 2, "one run per user: {users:?}");
+    let u_times: Vec<i64> = seen
+        .iter()
+        .filter(|e| e.user_id == u)
+        .map(|e| e.timestamp)
+        .collect();
+    assert_eq!(u_times, [500, 1_000, 1_000, 2_000]);
+}
+
+#[tokio::test]
+async fn embedded_interaction_store_meets_the_contract() {
+    let store = EmbeddedStore::open(&temp_dir("interactions")).unwrap();
+    interaction_store_contract(&store, &unique("embedded")).await;
+}
+
+#[tokio::test]
+async fn scylla_interaction_store_meets_the_contract_and_its_schema_is_idempotent() {
+    let Some(nodes) = test_server("SEMREC_TEST_CQL") else {
+        return;
+    };
+    let store = ScyllaInteractionStore::new(scylla_test_config(&nodes)).unwrap();
+    store.connect().await.unwrap();
+    // A second node starting against the same keyspace creates nothing twice.
+    let again = ScyllaInteractionStore::new(scylla_test_config(&nodes)).unwrap();
+    again.connect().await.unwrap();
+    again.check().await.unwrap();
+    interaction_store_contract(&store, &unique("scylla")).await;
+}
+
+#[tokio::test]
+async fn unknown_consistency_is_a_configuration_error() {
+    let mut config = scylla_test_config("127.0.0.1:1");
+    config.consistency = "most".into();
+    assert!(ScyllaInteractionStore::new(config).is_err());
+    let env = [(
+        "RECO__SCYLLA__NODES".to_string(),
+        "127.0.0.1:9042".to_string(),
+    )];
+    let bad = [
+        env[0].clone(),
+        ("RECO__SCYLLA__CONSISTENCY".into(), "most".into()),
+    ];
+    assert!(core_api::Config::load(None, env).is_ok());
+    assert!(core_api::Config::load(None, bad).is_err());
+}
+
+fn node(tag: &str, id: &str, quality: f32, similar: &[(&str, f32)]) -> ContentNode {
+    ContentNode {
+        id: format!("{tag}-{id}").into(),
+        title: format!("{tag} title {id}"),
+        genres: vec!["Drama".into()],
+        quality,
+        similar: similar
+            .iter()
+            .map(|(to, w)| (Arc::from(format!("{tag}-{to}")), *w))
+            .collect(),
+    }
+}
+
+/// `(id without the tag, score, via without the tag)`, best first.
+async fn neighbours_of(
+    g: &dyn ItemGraph,
+    tag: &str,
+    seeds: &[(&str, f32)],
+    limit: usize,
+) -> Vec<(String, f32, String)> {
+    let seeds: Vec<(Arc<str>, f32)> = seeds
+        .iter()
+        .map(|(id, w)| (Arc::from(format!("{tag}-{id}")), *w))
+        .collect();
+    let strip = |s: &str| s.strip_prefix(&format!("{tag}-")).unwrap().to_string();
+    g.neighbours(&seeds, limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (strip(&n.item_id), n.score, strip(&n.via)))
+        .collect()
+}
+
+fn assert_scores(got: &[(String, f32, String)], want: &[(&str, f32, &str)]) {
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            g.0 == w.0 && (g.1 - w.1).abs() < 1e-4 && g.2 == w.2,
+            "got {got:?}, want {want:?}"
+        );
+    }
+}
+
+/// What every item graph must do; `g` keeps neighbours with quality >= 0.3.
+async fn item_graph_contract(g: &dyn ItemGraph, tag: &str) {
+    let id = |s: &str| Arc::<str>::from(format!("{tag}-{s}"));
+    g.upsert_content(vec![
+        node(tag, "a", 0.8, &[("b", 0.8), ("c", 0.5), ("e", 0.95)]),
+        node(tag, "b", 0.8, &[]),
+        node(tag, "c", 0.8, &[]),
+        node(tag, "d", 0.8, &[("a", 0.4)]),
+        node(tag, "e", 0.1, &[]),
+    ])
+    .await
+    .unwrap();
+    assert!(g.content_count().await.unwrap() >= 5);
+    // Co-engagement: a then c twice; then d after c and a (distance weights 1 and 1/2).
+    g.record("u1", &[id("a")], &id("c")).await.unwrap();
+    g.record("u2", &[id("a")], &id("c")).await.unwrap();
+    g.record("u1", &[id("c"), id("a")], &id("d")).await.unwrap();
+    // Unknown items are ignored, not errors.
+    g.record("u1", &[id("a")], &id("missing")).await.unwrap();
+
+    // c: similar 0.5 + co 2.0; d: similar (reverse) 0.4 + co 0.5; b: similar 0.8;
+    // e is below the quality threshold.
+    let n = neighbours_of(g, tag, &[("a", 1.0)], 10).await;
+    assert_scores(&n, &[("c", 2.5, "a"), ("d", 0.9, "a"), ("b", 0.8, "a")]);
+    assert_scores(
+        &neighbours_of(g, tag, &[("a", 1.0)], 1).await,
+        &[("c", 2.5, "a")],
+    );
+    // Seeds are never neighbours; contributions add up across seeds.
+    let n = neighbours_of(g, tag, &[("a", 1.0), ("d", 0.5)], 10).await;
+    assert_scores(&n, &[("c", 3.0, "a"), ("b", 0.8, "a")]);
+
+    // Re-upserting replaces an item's SIMILAR_TO edges, not its co-engagement.
+    g.upsert_content(vec![node(tag, "a", 0.8, &[("b", 0.3)])])
+        .await
+        .unwrap();
+    let n = neighbours_of(g, tag, &[("a", 1.0)], 10).await;
+    assert_scores(&n, &[("c", 2.0, "a"), ("d", 0.9, "a"), ("b", 0.3, "a")]);
+
+    g.remove_content(&format!("{tag}-c")).await.unwrap();
+    let n = neighbours_of(g, tag, &[("a", 1.0)], 10).await;
+    assert_scores(&n, &[("d", 0.9, "a"), ("b", 0.3, "a")]);
+    assert!(neighbours_of(g, tag, &[("zzz", 1.0)], 10).await.is_empty());
+    g.check().await.unwrap();
+}
+
+#[tokio::test]
+async fn in_process_item_graph_meets_the_contract() {
+    item_graph_contract(&InProcessItemGraph::new(0.3), &unique("graph")).await;
+}
+
+#[tokio::test]
+async fn neo4j_item_graph_meets_the_contract_with_the_design_indexes() {
+    let Some(uri) = test_server("SEMREC_TEST_BOLT") else {
+        return;
+    };
+    let config = neo4j_test_config(&uri);
+    let graph = Neo4jGraph::new(&config, 0.3).await.unwrap();
+    graph.ensure_schema().await.unwrap();
+    // Idempotent: a second instance creates the same schema again without error.
+    Neo4jGraph::new(&config, 0.3)
+        .await
+        .unwrap()
+        .ensure_schema()
+        .await
+        .unwrap();
+    assert!(graph.persistent());
+    let tag = unique("neo4j");
+    item_graph_contract(&graph, &tag).await;
+
+    let raw = neo4rs::Graph::new(uri.as_str(), "neo4j", "").await.unwrap();
+    let mut rows = raw
+        .execute(neo4rs::query("SHOW INDEXES YIELD name RETURN name"))
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    while let Some(row) = rows.next().await.unwrap() {
+        names.push(row.get::<String>("name").unwrap());
+    }
+    for want in ["content_id_idx", "genre_idx", "title_search"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+    }
+    // The full-text index finds content by title; WATCHED edges were written from events.
+    let mut rows = raw
+        .execute(
+            neo4rs::query(
+                "CALL db.index.fulltext.queryNodes('title_search', $q) YIELD node
+                 RETURN node.content_id AS id",
+            )
+            .param("q", format!("\"{tag} title b\"")),
+        )
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    while let Some(row) = rows.next().await.unwrap() {
+        found.push(row.get::<String>("id").unwrap());
+    }
+    assert!(found.contains(&format!("{tag}-b")), "{found:?}");
+    let mut rows = raw
+        .execute(
+            neo4rs::query(
+                "MATCH (:User {user_id: 'u1'})-[:WATCHED]->(c:Content) WHERE c.content_id STARTS WITH $tag
+                 RETURN count(c) AS n",
+            )
+            .param("tag", tag.as_str()),
+        )
+        .await
+        .unwrap();
+    let watched = rows.next().await.unwrap().unwrap().get::<i64>("n").unwrap();
+    assert_eq!(watched, 1, "u1 watched d (c was removed with its edges)");
+}
+
+#[tokio::test]
+async fn engine_runs_on_scylla_neo4j_and_redis_together() {
+    use crate::common::{demo_config, encoder, free_port, get, post};
+    use crate::stores::RedisServer;
+    use core_api::metrics::Metrics;
+    use core_api::{app, AppState, Engine};
+    use std::time::{Duration, Instant};
+
+    let (Some(nodes), Some(uri)) = (
+        test_server("SEMREC_TEST_CQL"),
+        test_server("SEMREC_TEST_BOLT"),
+    ) else {
+        return;
+    };
+    let redis = RedisServer::start(free_port());
+    let mut config = demo_config(&temp_dir("all-backends"), 300);
+    config.index.shards = 2;
+    config.scylla = scylla_test_config(&nodes);
+    config.neo4j = neo4j_test_config(&uri);
+    config.redis.url = redis.url();
+    let metrics = Arc::new(Metrics::new());
+    let engine = Engine::open_embedded(config, encoder(), metrics.clone())
+        .await
+        .unwrap();
+    let router = app(AppState::ready(engine, metrics));
+    let ready = get(&router, "/readyz").await.json_ok();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    for dependency in ["scylla", "neo4j", "redis"] {
+        assert_eq!(ready["dependencies"][dependency], "ok", "{ready}");
+    }
+
+    let user = unique("all-backends");
+    let popular = get(&router, "/v1/recommendations?limit=2").await.json_ok();
+    for item in popular["items"].as_array().unwrap() {
+        let id = item["item"]["id"].as_str().unwrap();
+        let event = format!(r#"{{"user_id":"{user}","item_id":"{id}","action":"like"}}"#);
+        let posted = post(&router, "/v1/events", "application/json", event).await;
+        assert!(posted.status.is_success(), "{}", posted.status);
+    }
+    // Acknowledged events are in ScyllaDB.
+    let store = ScyllaInteractionStore::new(scylla_test_config(&nodes)).unwrap();
+    assert_eq!(store.recent(&user, 10).await.unwrap().len(), 2);
+
+    // Graph candidates come from Neo4j once the catalogue's SIMILAR_TO edges are written.
+    let started = Instant::now();
+    loop {
+        let reply = get(
+            &router,
+            &format!("/v1/recommendations?user_id={user}&limit=10"),
+        )
+        .await
+        .json_ok();
+        assert_eq!(reply["cold_start"], false);
+        assert!(reply.get("degraded").is_none(), "{reply}");
+        let from_graph = reply["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["components"]["graph"].as_f64().unwrap() > 0.0);
+        if from_graph {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no graph candidates from Neo4j: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
