@@ -59,6 +59,9 @@ index=$("$bin/index_memory" --vectors "$vectors" --shards 4)
 
 # Criterion micro-benchmarks -> benches/RESULTS-micro.md.
 bash benches/micro.sh >/dev/null
+# Backend latency (Cassandra, Neo4j, Redis vs embedded) -> benches/RESULTS-backends.md.
+backend_iterations=2000; (( quick )) && backend_iterations=500
+bash benches/backends.sh $backend_iterations >/dev/null
 
 # gpu-batch on the backend it selects here: embedding and batched scoring throughput.
 texts=1024; (( quick )) && texts=256
@@ -173,7 +176,8 @@ query, query groups of 16 walking 256-row candidate blocks on all threads; recal
 Demo catalogue ingest (`reco-ingest`, JSONL of every film, batches of 256, then snapshots):
 `{ingest_line}`
 
-Micro-benchmarks (kernels, scoring, HNSW search, cache keys) are in `RESULTS-micro.md`.
+Micro-benchmarks (kernels, scoring, HNSW search, cache keys) are in `RESULTS-micro.md`; backend
+latency (history fetch, graph candidates, user-vector fetch) in `RESULTS-backends.md`.
 
 No ANN peer was measured in this run. The side-by-side ANN comparison with hnswlib, faiss and hnsw_rs
 is in `RESULTS-ann.md` (`benches/ann/run.sh`).

@@ -3,21 +3,48 @@
 # and lints (native and the worker's wasm32 build), builds the edge worker (installing its
 # pinned tooling), then runs all tests of the workspace: unit, router, real-socket, kill -9
 # durability, index recall, semantic sanity on the real model, and the edge worker in a real
-# local workerd in front of a real core-api process, and the Redis user-embedding cache against
-# a real redis-server (installed here from Debian's packages when missing).
+# local workerd in front of a real core-api process, and the production backends against real
+# servers on loopback: redis-server (Debian package), Apache Cassandra 5.0 as the CQL server and
+# Neo4j 5.26 (both from Maven Central on Java 17, started fresh here and stopped at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 command -v npm >/dev/null || { echo "npm not found: install Node.js >= 20.3" >&2; exit 1; }
 bash scripts/fetch-model.sh
-# Real servers for the backend tests (each test starts its own on a free loopback port).
-if ! command -v redis-server >/dev/null; then
-  apt-get install -y -q redis-server >/dev/null ||
-    { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; } ||
-    { echo "redis-server is needed by the tests: apt-get install redis-server" >&2; exit 1; }
-fi
+# Real servers for the backend tests: Redis (each test starts its own on a free port), and one
+# CQL server and one Neo4j for the whole run, started in the background while the code builds.
+apt_install() {
+  apt-get install -y -q "$@" >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q "$@" >/dev/null; } ||
+    { echo "the tests need: apt-get install $*" >&2; exit 1; }
+}
+command -v redis-server >/dev/null || apt_install redis-server
+command -v javac >/dev/null || apt_install openjdk-17-jdk-headless
+command -v mvn >/dev/null || apt_install maven
+export CASSANDRA_PORT="${CASSANDRA_PORT:-19042}" NEO4J_BOLT_PORT="${NEO4J_BOLT_PORT:-17687}"
+export SEMREC_TEST_CQL="127.0.0.1:$CASSANDRA_PORT" SEMREC_TEST_BOLT="127.0.0.1:$NEO4J_BOLT_PORT"
+export SEMREC_TEST_REQUIRE_SERVERS=1
+server_logs="$(mktemp -d)"
+stop_servers() {
+  wait "${cassandra_start:-}" "${neo4j_start:-}" 2>/dev/null || true
+  bash scripts/servers/cassandra.sh stop >/dev/null 2>&1 || true
+  bash scripts/servers/neo4j.sh stop >/dev/null 2>&1 || true
+}
+trap stop_servers EXIT
+start_server() {
+  { bash "scripts/servers/$1.sh" stop && bash "scripts/servers/$1.sh" start --fresh; } >"$server_logs/$1" 2>&1
+}
+start_server cassandra & cassandra_start=$!
+start_server neo4j & neo4j_start=$!
+wait_server() {
+  local pid=$1 name=$2
+  wait "$pid" || { echo "$name did not start:" >&2; cat "$server_logs/$name" >&2; exit 1; }
+  tail -1 "$server_logs/$name"
+}
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 bash scripts/build-edge.sh
 bash scripts/build-edge.sh --clippy
+wait_server "$cassandra_start" cassandra
+wait_server "$neo4j_start" neo4j
 cargo test --workspace

@@ -527,6 +527,7 @@ impl Engine {
                 );
                 let history = history.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "interaction store failed; serving without history");
+                    self.metrics.count_degraded("interactions");
                     degraded.push("interactions".to_string());
                     Vec::new()
                 });
@@ -697,6 +698,7 @@ impl Engine {
             ),
             Err(e) => {
                 tracing::warn!(error = %e, "interaction store failed");
+                self.metrics.count_degraded("interactions");
                 degraded.push("interactions".to_string());
             }
         }
