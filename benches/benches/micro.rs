@@ -124,5 +124,63 @@ fn cache_contract(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, kernels, scoring, search, cache_contract);
+/// The personalisation stages: the bandit's lead decision over 5 candidates, the ontology's
+/// family-friendly check of one item, and rule-based intent inference of one query.
+fn personalisation(c: &mut Criterion) {
+    use core_api::intent::IntentModel;
+    use core_api::ontology::Ontology;
+    use core_api::policy::{Features, Policy, PolicySettings};
+    let mut g = c.benchmark_group("personalisation");
+    let policy = Policy::new(
+        PolicySettings {
+            epsilon: 0.05,
+            top_k: 5,
+            prior_strength: 20.0,
+            frozen: false,
+        },
+        [0.55, 0.15, 0.12, 0.05, 0.13, 0.0, 0.0, 0.0],
+        1,
+    );
+    let candidates: Vec<Features> = (0..5)
+        .map(|i| [0.9 - i as f32 * 0.1, 0.2, 0.3, 0.4, 0.5, 1.0, 0.0, 0.0])
+        .collect();
+    for x in &candidates {
+        policy.update("global", x, 1.0);
+    }
+    g.bench_function("policy_decide_top5", |bench| {
+        bench.iter(|| policy.decide("global", std::hint::black_box(&candidates)))
+    });
+    g.bench_function("policy_update", |bench| {
+        bench.iter(|| policy.update("global", std::hint::black_box(&candidates[1]), 1.0))
+    });
+    let ontology = Ontology::bundled().expect("bundled ontology");
+    let family = ontology.filter("family-friendly").expect("family filter");
+    let genres = vec!["animation".to_string(), "comedy".into(), "family".into()];
+    g.bench_function("ontology_family_filter_one_item", |bench| {
+        bench.iter(|| family.admits(std::hint::black_box(&genres), None))
+    });
+    let intent = IntentModel::rules_only();
+    g.bench_function("intent_rules_one_query", |bench| {
+        bench.iter(|| {
+            intent.infer(
+                Some(std::hint::black_box(
+                    "something funny about space for date night",
+                )),
+                None,
+                None,
+                None,
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    kernels,
+    scoring,
+    search,
+    cache_contract,
+    personalisation
+);
 criterion_main!(benches);

@@ -19,6 +19,55 @@ pub struct Config {
     pub scylla: ScyllaConfig,
     pub neo4j: Neo4jConfig,
     pub graph: GraphConfig,
+    pub policy: PolicyConfig,
+}
+
+/// The online-learning ranking policy (see `policy.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Off: the static hybrid ranker alone decides the order.
+    pub enabled: bool,
+    /// Frozen: keeps serving (and exploring) with the current model, learns nothing.
+    pub frozen: bool,
+    /// Share of decisions that explore, at most 0.2.
+    pub epsilon: f32,
+    /// Candidates considered for the lead position.
+    pub top_k: usize,
+    /// Weight of the static ranker's weights as the prior, in pseudo-observations.
+    pub prior_strength: f32,
+    /// `none` (one global model), `device` or `time_of_day`.
+    pub segment_by: String,
+    /// Rewards attributed to an impression by the events that reference it.
+    pub reward_complete: f32,
+    pub reward_like: f32,
+    pub reward_view: f32,
+    pub reward_skip: f32,
+    pub reward_dislike: f32,
+    /// Impressions remembered for attribution and off-policy evaluation.
+    pub impression_capacity: usize,
+    /// The state is saved to the data directory every this many updates (and at shutdown).
+    pub save_every: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            frozen: false,
+            epsilon: 0.05,
+            top_k: 5,
+            prior_strength: 20.0,
+            segment_by: "none".into(),
+            reward_complete: 1.0,
+            reward_like: 1.0,
+            reward_view: 0.1,
+            reward_skip: -0.5,
+            reward_dislike: -1.0,
+            impression_capacity: 100_000,
+            save_every: 100,
+        }
+    }
 }
 
 /// User interactions and profiles in ScyllaDB (or Cassandra); with no `nodes` they stay in
@@ -182,6 +231,9 @@ pub struct RankingConfig {
     pub history_limit: usize,
     /// Half-life of an interaction's weight in the user vector, in days.
     pub history_half_life_days: f32,
+    /// Genre ontology (OWL/XML) behind the `genre` and `audience` request filters; empty =
+    /// the bundled `data/ontology/genres.owl`.
+    pub ontology_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -251,6 +303,7 @@ impl Default for RankingConfig {
             query_blend: 0.6,
             history_limit: 50,
             history_half_life_days: 30.0,
+            ontology_file: PathBuf::new(),
         }
     }
 }
@@ -380,6 +433,18 @@ impl Config {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
             return invalid("scylla.keyspace must be letters, digits and underscores");
+        }
+        if !(0.0..=0.2).contains(&self.policy.epsilon) || self.policy.top_k == 0 {
+            return invalid("policy.epsilon must be within [0, 0.2] and policy.top_k > 0");
+        }
+        if !matches!(
+            self.policy.segment_by.as_str(),
+            "none" | "device" | "time_of_day"
+        ) {
+            return invalid("policy.segment_by must be none, device or time_of_day");
+        }
+        if self.policy.prior_strength <= 0.0 {
+            return invalid("policy.prior_strength must be positive");
         }
         if self.server.request_timeout_ms == 0 || self.server.max_body_bytes < 1024 {
             return invalid(

@@ -2,14 +2,14 @@
 //! ranking pipeline (user history → candidates from vectors and the item graph → hard
 //! filters → hybrid ranking → MMR diversity → reasons).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 use shared_types::{
-    validate_item_id, validate_user_id, InteractionEvent, Item, ItemInput, Maturity,
+    validate_item_id, validate_user_id, Action, InteractionEvent, Item, ItemInput, Maturity,
     NormalisedRequest, RecommendationResponse, ScoreComponents, ScoredItem,
 };
 
@@ -18,7 +18,12 @@ use crate::config::{Config, RankingConfig};
 use crate::error::EngineError;
 use crate::index::distance::{best_dot, dot_f32};
 use crate::index::{IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
+use crate::intent::IntentModel;
 use crate::metrics::{Metrics, Stage};
+use crate::ontology::{Ontology, SemanticFilter};
+use crate::policy::{
+    self, Features, Impression, ImpressionLog, LeadDecision, Policy, PolicySettings,
+};
 use crate::store::{
     ContentNode, EmbeddedStore, InProcessItemGraph, InProcessUserCache, Interaction,
     InteractionStore, ItemGraph, ItemStore, Neo4jGraph, RedisUserCache, ScyllaInteractionStore,
@@ -48,10 +53,71 @@ pub const MAX_EVENTS_PER_REQUEST: usize = 1_000;
 const QUERY_CACHE_ENTRIES: usize = 10_000;
 /// Seeds taken from the user's history for graph candidates.
 const GRAPH_SEEDS: usize = 10;
+/// Popular items added to the candidates when an ontology filter is selective.
+const FILTER_BACKFILL: usize = 1_000;
 /// Items written to the graph per batch when it is filled.
 const GRAPH_SYNC_BATCH: usize = 500;
 /// Quality of an item that states none, for the graph's threshold.
 const DEFAULT_QUALITY: f32 = 0.5;
+
+/// The static ranker's weights as the policy's prior.
+fn static_prior(r: &RankingConfig) -> Features {
+    [
+        r.semantic_weight,
+        r.graph_weight,
+        r.popularity_weight,
+        r.freshness_weight,
+        r.quality_weight,
+        0.0,
+        0.0,
+        0.0,
+    ]
+}
+
+/// The policy's view of a ranked item (see [`policy::FEATURE_NAMES`]).
+fn features_of(c: &ScoreComponents, has_intent: bool, cold_start: bool) -> Features {
+    [
+        c.semantic,
+        c.graph,
+        c.popularity,
+        c.freshness,
+        c.quality,
+        1.0,
+        f32::from(u8::from(has_intent)),
+        f32::from(u8::from(cold_start)),
+    ]
+}
+
+fn named_features(w: &Features) -> BTreeMap<String, f32> {
+    policy::FEATURE_NAMES
+        .iter()
+        .zip(w)
+        .map(|(n, v)| (n.to_string(), *v))
+        .collect()
+}
+
+fn policy_state_path(config: &Config) -> std::path::PathBuf {
+    config.storage.data_dir.join("policy-state.json")
+}
+
+/// What `GET /admin/policy` reports.
+#[derive(Debug, serde::Serialize)]
+pub struct PolicyReport {
+    pub enabled: bool,
+    pub frozen: bool,
+    pub epsilon: f32,
+    pub updates: u64,
+    /// Learned weights per segment.
+    pub weights: Option<BTreeMap<String, BTreeMap<String, f32>>>,
+    /// Remembered lead decisions the estimates are computed on.
+    pub decisions: usize,
+    /// Mean reward the serving (logging) policy earned on them.
+    pub observed_reward: f64,
+    /// IPS estimates of the learned greedy policy, the static ranker, and a candidate.
+    pub learned: Option<policy::IpsEstimate>,
+    pub static_ranker: policy::IpsEstimate,
+    pub candidate: Option<policy::IpsEstimate>,
+}
 
 /// An item as a graph node with its `SIMILAR_TO` neighbours.
 fn content_node(entry: &CatalogEntry, similar: Vec<(Arc<str>, f32)>) -> ContentNode {
@@ -164,6 +230,10 @@ struct HardFilters {
     max_maturity: Option<Maturity>,
     exclude_genres: Vec<String>,
     language: Option<String>,
+    /// Ontology audience filter (e.g. family-friendly).
+    audience: Option<SemanticFilter>,
+    /// Requested genre or theme, expanded to every genre under it.
+    genres_any: Option<Vec<String>>,
 }
 
 impl HardFilters {
@@ -181,7 +251,17 @@ impl HardFilters {
             }
             _ => true,
         };
-        maturity_ok && language_ok && !e.genres.iter().any(|g| self.exclude_genres.contains(g))
+        maturity_ok
+            && language_ok
+            && !e.genres.iter().any(|g| self.exclude_genres.contains(g))
+            && self
+                .audience
+                .as_ref()
+                .is_none_or(|f| f.admits(&e.genres, e.item.maturity))
+            && self
+                .genres_any
+                .as_ref()
+                .is_none_or(|wanted| e.genres.iter().any(|g| wanted.contains(g)))
     }
 }
 
@@ -197,6 +277,11 @@ pub struct Engine {
     query_batcher: Batcher<String, Vec<f32>>,
     response_seq: AtomicU64,
     current_year: i32,
+    /// The online-learning ranking policy (`None` when switched off).
+    policy: Option<Arc<Policy>>,
+    impressions: ImpressionLog,
+    ontology: Ontology,
+    intent_model: IntentModel,
 }
 
 impl Engine {
@@ -293,9 +378,11 @@ impl Engine {
         if let Err(e) = replayed {
             tracing::warn!(error = %e, "event log not replayed; popularity starts empty");
         }
-        let syncing = engine.clone();
+        // The fill holds the engine only while it works on a batch, so dropping the engine
+        // (a test, the ingest tool) is never held up by it.
+        let syncing = Arc::downgrade(&engine);
         tokio::spawn(async move {
-            if let Err(e) = syncing.sync_graph().await {
+            if let Err(e) = Self::sync_graph(syncing).await {
                 tracing::warn!(error = %e, "item graph not filled; it is retried at the next start");
             }
         });
@@ -304,22 +391,28 @@ impl Engine {
 
     /// Fills the item graph with the catalogue and its `SIMILAR_TO` edges when it is
     /// behind (always for the in-process graph, once for a fresh Neo4j), in the background.
-    async fn sync_graph(self: &Arc<Self>) -> Result<(), EngineError> {
-        let k = self.config.graph.similar_edges;
-        let graph = &self.backends.graph;
-        let behind = !graph.persistent() || graph.content_count().await? < self.catalog.len();
+    async fn sync_graph(engine: std::sync::Weak<Self>) -> Result<(), EngineError> {
+        let Some(this) = engine.upgrade() else {
+            return Ok(());
+        };
+        let k = this.config.graph.similar_edges;
+        let graph = this.backends.graph.clone();
+        let behind = !graph.persistent() || graph.content_count().await? < this.catalog.len();
         if !behind || (k == 0 && !graph.persistent()) {
             return Ok(());
         }
         let started = Instant::now();
-        let entries = self.catalog.all();
+        let entries = this.catalog.all();
+        drop(this);
         for chunk in entries.chunks(GRAPH_SYNC_BATCH) {
-            let engine = self.clone();
+            let Some(this) = engine.upgrade() else {
+                return Ok(());
+            };
             let chunk = chunk.to_vec();
             let nodes = on_rayon(move || {
                 chunk
                     .par_iter()
-                    .map(|e| content_node(e, engine.nearest_items(e, k)))
+                    .map(|e| content_node(e, this.nearest_items(e, k)))
                     .collect::<Vec<_>>()
             })
             .await?;
@@ -411,6 +504,43 @@ impl Engine {
                 move |stats| metrics.observe_query_batch(stats),
             )
         };
+        let policy = config.policy.enabled.then(|| {
+            let policy = Policy::new(
+                PolicySettings {
+                    epsilon: config.policy.epsilon,
+                    top_k: config.policy.top_k,
+                    prior_strength: f64::from(config.policy.prior_strength),
+                    frozen: config.policy.frozen,
+                },
+                static_prior(&config.ranking),
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64),
+            );
+            match policy.restore(&policy_state_path(&config)) {
+                Ok(true) => tracing::info!(
+                    updates = policy.total_updates(),
+                    "ranking policy restored"
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "ranking policy state unreadable; starting from the prior"),
+            }
+            Arc::new(policy)
+        });
+        let impressions = ImpressionLog::new(config.policy.impression_capacity);
+        let ontology = match config.ranking.ontology_file.as_os_str().is_empty() {
+            true => Ontology::bundled(),
+            false => Ontology::load(&config.ranking.ontology_file),
+        }
+        .map_err(|e| EngineError::Internal(format!("genre ontology: {e}")))?;
+        let intent_model = {
+            let embedder = embedder.clone();
+            tokio::task::spawn_blocking(move || {
+                IntentModel::new(|sentences| embedder.embed_batch(&sentences))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+        };
         Ok(Arc::new(Self {
             config,
             catalog,
@@ -422,6 +552,10 @@ impl Engine {
             query_batcher,
             response_seq: AtomicU64::new(0),
             current_year,
+            policy,
+            impressions,
+            ontology,
+            intent_model,
         }))
     }
 
@@ -511,11 +645,18 @@ impl Engine {
         req: &NormalisedRequest,
     ) -> Result<RecommendationResponse, EngineError> {
         let cfg = &self.config.ranking;
+        let filters = self.hard_filters(req)?;
         let context_started = Instant::now();
         let intent = match &req.q {
             Some(q) => Some(self.embed_query(q).await?),
             None => None,
         };
+        let intent_summary = self.intent_model.infer(
+            req.q.as_deref(),
+            intent.as_deref().map(Vec::as_slice),
+            req.time_of_day,
+            req.device,
+        );
         self.metrics.observe_stage(Stage::Context, context_started);
 
         let mut degraded = Vec::new();
@@ -606,6 +747,13 @@ impl Engine {
         } else {
             "recommended for you"
         };
+        if filters.audience.is_some() || filters.genres_any.is_some() {
+            // Selective ontology filters can reject every nearby candidate: widen the pool
+            // with popular items, which the ranker still orders by relevance.
+            for id in self.catalog.popular().iter().take(FILTER_BACKFILL) {
+                candidates.entry(id.clone()).or_default();
+            }
+        }
         self.metrics
             .observe_stage(Stage::Candidates, candidates_started);
 
@@ -620,22 +768,23 @@ impl Engine {
                 query,
                 candidates,
                 exclude,
-                filters: HardFilters {
-                    max_maturity: req.max_maturity,
-                    exclude_genres: req.exclude_genres.clone(),
-                    language: req.language.clone(),
-                },
+                filters,
                 limit: req.limit as usize,
                 history: positive_history,
                 intent: req.q.clone(),
                 fallback_reason,
             })
             .await?;
+        let policy_started = Instant::now();
+        let recommendation_id = self.next_response_id();
+        let items = self.apply_policy(&recommendation_id, req, response, cold_start);
+        self.metrics.observe_stage(Stage::Policy, policy_started);
         Ok(RecommendationResponse {
-            recommendation_id: self.next_response_id(),
+            recommendation_id,
             user_id: req.user_id.clone(),
-            items: response,
+            items,
             cold_start,
+            intent: intent_summary,
             degraded,
         })
     }
@@ -719,8 +868,194 @@ impl Engine {
             user_id: user_id.map(str::to_string),
             items,
             cold_start: false,
+            intent: None,
             degraded,
         })
+    }
+
+    /// The request's hard filters, the ontology's included; unknown names are client errors.
+    fn hard_filters(&self, req: &NormalisedRequest) -> Result<HardFilters, EngineError> {
+        let audience = match req.audience.as_deref() {
+            Some(name) => Some(self.ontology.filter(name).ok_or_else(|| {
+                EngineError::invalid(
+                    "unknown_audience",
+                    format!(
+                        "unknown audience '{name}'; known: {}",
+                        self.ontology.filter_names().join(", ")
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        let genres_any = match req.genre.as_deref() {
+            Some(name) => Some(
+                self.ontology
+                    .genres_under(name)
+                    .ok_or_else(|| {
+                        EngineError::invalid(
+                            "unknown_genre",
+                            format!(
+                                "unknown genre or theme '{name}'; known: {}",
+                                self.ontology.theme_names().join(", ")
+                            ),
+                        )
+                    })?
+                    .to_vec(),
+            ),
+            None => None,
+        };
+        Ok(HardFilters {
+            max_maturity: req.max_maturity,
+            exclude_genres: req.exclude_genres.clone(),
+            language: req.language.clone(),
+            audience,
+            genres_any,
+        })
+    }
+
+    /// The policy stage: the bandit picks which of the top candidates leads (the rest keep
+    /// their order), and the impression is logged for reward attribution.
+    fn apply_policy(
+        &self,
+        recommendation_id: &str,
+        req: &NormalisedRequest,
+        mut items: Vec<ScoredItem>,
+        cold_start: bool,
+    ) -> Vec<ScoredItem> {
+        let mut features: Vec<Features> = items
+            .iter()
+            .map(|i| features_of(&i.components, req.q.is_some(), cold_start))
+            .collect();
+        let segment = self.segment(req);
+        let lead = match &self.policy {
+            Some(policy) if items.len() > 1 => {
+                let candidates: Vec<Features> = features
+                    .iter()
+                    .take(policy.settings().top_k)
+                    .copied()
+                    .collect();
+                let d = policy.decide(&segment, &candidates);
+                self.metrics.count_policy_decision(d.explored);
+                items[..=d.chosen].rotate_right(1);
+                features[..=d.chosen].rotate_right(1);
+                Some(LeadDecision {
+                    candidates,
+                    chosen: d.chosen,
+                    propensity: d.propensity,
+                })
+            }
+            _ => None,
+        };
+        let shown = items
+            .iter()
+            .zip(features)
+            .map(|(i, x)| (Arc::from(i.item.id.as_str()), x))
+            .collect();
+        self.impressions.record(
+            recommendation_id.to_string(),
+            Impression {
+                segment,
+                shown,
+                lead,
+            },
+        );
+        items
+    }
+
+    /// The policy segment of a request, as configured by `policy.segment_by`.
+    fn segment(&self, req: &NormalisedRequest) -> String {
+        let name = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
+        match self.config.policy.segment_by.as_str() {
+            "device" => format!(
+                "device:{}",
+                name(req.device.map(|d| format!("{d:?}").to_lowercase()))
+            ),
+            "time_of_day" => format!(
+                "time_of_day:{}",
+                name(req.time_of_day.map(|t| format!("{t:?}").to_lowercase()))
+            ),
+            _ => "global".into(),
+        }
+    }
+
+    fn reward_for(&self, action: Action) -> f32 {
+        let p = &self.config.policy;
+        match action {
+            Action::Complete => p.reward_complete,
+            Action::Like => p.reward_like,
+            Action::View => p.reward_view,
+            Action::Skip => p.reward_skip,
+            Action::Dislike => p.reward_dislike,
+        }
+    }
+
+    /// Attributes events that reference a response to its impression and teaches the policy.
+    fn learn_from(&self, events: &[Interaction]) {
+        for e in events {
+            let Some(id) = e.recommendation_id.as_deref() else {
+                continue;
+            };
+            let reward = self.reward_for(e.action);
+            let Some(attribution) = self.impressions.reward(id, &e.user_id, &e.item_id, reward)
+            else {
+                continue;
+            };
+            self.metrics.count_policy_reward(reward);
+            if let Some(policy) = &self.policy {
+                policy.update(&attribution.segment, &attribution.features, reward);
+                let every = self.config.policy.save_every.max(1);
+                if !policy.settings().frozen && policy.total_updates() % every == 0 {
+                    let (policy, path) = (policy.clone(), policy_state_path(&self.config));
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = policy.save(&path) {
+                            tracing::warn!(error = %e, "ranking policy state not saved");
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Saves the policy state now (at shutdown).
+    pub fn persist_policy(&self) -> std::io::Result<()> {
+        match &self.policy {
+            Some(policy) => policy.save(&policy_state_path(&self.config)),
+            None => Ok(()),
+        }
+    }
+
+    /// The policy's state and off-policy estimates over the remembered decisions: the
+    /// learned policy, the static ranker, and optionally candidate `weights`.
+    pub fn policy_report(&self, candidate: Option<&Features>) -> PolicyReport {
+        let log = self.impressions.decisions();
+        let top_k = self.config.policy.top_k;
+        let prior = static_prior(&self.config.ranking);
+        let learned = self.policy.as_ref().map(|p| {
+            policy::ips(&log, |segment, c| {
+                p.greedy(segment, &c[..c.len().min(top_k)])
+            })
+        });
+        PolicyReport {
+            enabled: self.policy.is_some(),
+            frozen: self.config.policy.frozen,
+            epsilon: self.config.policy.epsilon,
+            updates: self.policy.as_ref().map_or(0, |p| p.total_updates()),
+            weights: self.policy.as_ref().map(|p| {
+                p.segments()
+                    .into_iter()
+                    .map(|s| {
+                        let w = p.weights(&s);
+                        (s, named_features(&w))
+                    })
+                    .collect()
+            }),
+            decisions: log.len(),
+            observed_reward: policy::observed_reward(&log),
+            learned,
+            static_ranker: policy::ips(&log, |_, c| policy::linear_choice(&prior, c, top_k)),
+            candidate: candidate
+                .map(|w| policy::ips(&log, |_, c| policy::linear_choice(w, c, top_k))),
+        }
     }
 
     /// Unites vector hits and graph neighbours (graph scores scaled to [0, 1]); a failed
@@ -930,6 +1265,7 @@ impl Engine {
         }
         let count = stored.len();
         self.backends.interactions.append(stored.clone()).await?;
+        self.learn_from(&stored);
         for e in stored {
             let Some(entry) = self.catalog.get(&e.item_id) else {
                 continue;

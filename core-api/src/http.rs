@@ -165,6 +165,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/events", axum::routing::post(post_events))
         .route("/v1/items", axum::routing::post(post_items))
         .route("/v1/items/{item_id}", get(get_item).delete(delete_item))
+        .route("/admin/policy", get(policy_report))
+        .route(
+            "/admin/policy/evaluate",
+            axum::routing::post(evaluate_policy),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -198,9 +203,10 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     response
 }
 
-/// Probes and metrics stay open to the cluster; everything else is the API.
+/// Probes, metrics and the operator endpoints (`/admin/…`, never forwarded by the edge) stay
+/// open to the cluster network; everything else is the API.
 fn is_operational_path(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics")
+    matches!(path, "/healthz" | "/readyz" | "/metrics") || path.starts_with("/admin/")
 }
 
 /// With a shared secret configured, only edge-signed API requests get through (401 otherwise).
@@ -335,6 +341,51 @@ fn decode_many<T: DeserializeOwned>(
             .collect(),
         _ => Err(ApiError::UnsupportedMediaType),
     }
+}
+
+async fn policy_report(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(state.engine()?.policy_report(None)).into_response())
+}
+
+/// Off-policy estimate of candidate ranking weights on the logged decisions, before they
+/// serve any traffic: `{"weights": {"semantic": 0.6, "freshness": 0.2, ...}}` (missing = 0).
+async fn evaluate_policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Candidate {
+        weights: std::collections::HashMap<String, f32>,
+    }
+    let [candidate]: [Candidate; 1] =
+        decode_many(&headers, body, state.config.server.max_body_bytes)?
+            .try_into()
+            .map_err(|_| ApiError::bad("invalid_body", "send one object"))?;
+    let mut weights = [0.0f32; crate::policy::FEATURES];
+    for (name, value) in candidate.weights {
+        let i = crate::policy::FEATURE_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| {
+                ApiError::bad(
+                    "invalid_weights",
+                    format!(
+                        "unknown feature '{name}'; known: {}",
+                        crate::policy::FEATURE_NAMES.join(", ")
+                    ),
+                )
+            })?;
+        if !value.is_finite() {
+            return Err(ApiError::bad(
+                "invalid_weights",
+                format!("'{name}' must be a finite number"),
+            ));
+        }
+        weights[i] = value;
+    }
+    Ok(Json(state.engine()?.policy_report(Some(&weights))).into_response())
 }
 
 async fn post_events(

@@ -14,9 +14,9 @@ use std::time::Instant;
 
 use shared_types::ItemInput;
 
-use crate::engine::{item_text, validate_item};
+use crate::engine::{item_text, validate_item, Backends};
 use crate::metrics::Metrics;
-use crate::store::{EmbeddedStore, ItemStore, StoredItem};
+use crate::store::{EmbeddedStore, InProcessItemGraph, InProcessUserCache, ItemStore, StoredItem};
 use crate::{Config, Embedder, Engine, EngineError};
 
 /// What an ingest run did.
@@ -200,10 +200,17 @@ pub async fn ingest(
             return Ok(report);
         }
     }
-    // Opening the engine builds and writes every shard's snapshot.
-    let mut index_config = config.clone();
-    index_config.demo.load_if_empty = false;
-    Engine::open_on_store(index_config, store, embedder, Arc::new(Metrics::new())).await?;
+    // Opening the engine on the catalogue alone builds and writes every shard's snapshot.
+    let backends = Backends {
+        items: store.clone(),
+        interactions: store,
+        graph: Arc::new(InProcessItemGraph::new(0.0)),
+        user_cache: Arc::new(InProcessUserCache::new(
+            1,
+            std::time::Duration::from_secs(1),
+        )),
+    };
+    Engine::open(config.clone(), backends, embedder, Arc::new(Metrics::new())).await?;
     report.completed = true;
     report.total_secs = started.elapsed().as_secs_f64();
     Ok(report)

@@ -8,10 +8,14 @@ pub mod demo;
 pub mod edge_auth;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod http;
 pub mod index;
 pub mod ingest;
+pub mod intent;
 pub mod metrics;
+pub mod ontology;
+pub mod policy;
 pub mod store;
 
 use std::sync::{Arc, OnceLock};

@@ -68,13 +68,16 @@ async fn run() -> Result<(), String> {
     let engine = Engine::open_embedded(config, Arc::new(encoder), metrics)
         .await
         .map_err(|e| e.to_string())?;
-    let _ = state.engine.set(engine);
+    let _ = state.engine.set(engine.clone());
     tracing::info!("ready");
 
     server
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+    if let Err(e) = engine.persist_policy() {
+        tracing::warn!(error = %e, "ranking policy state not saved");
+    }
     tracing::info!("shut down");
     Ok(())
 }

@@ -16,6 +16,7 @@ pub enum Stage {
     Filter,
     Rank,
     Diversity,
+    Policy,
 }
 
 impl Stage {
@@ -28,6 +29,7 @@ impl Stage {
             Self::Filter => "filter",
             Self::Rank => "rank",
             Self::Diversity => "diversity",
+            Self::Policy => "policy",
         }
     }
 }
@@ -42,6 +44,8 @@ pub struct Metrics {
     embed_queue_wait: prometheus::Histogram,
     embed_batch_seconds: HistogramVec,
     degraded: IntCounterVec,
+    policy_decisions: IntCounterVec,
+    policy_rewards: IntCounterVec,
 }
 
 /// Latency buckets from 50 µs to 2.5 s.
@@ -118,8 +122,26 @@ impl Metrics {
             &["path"],
         )
         .expect("valid metric");
+        let policy_decisions = IntCounterVec::new(
+            Opts::new(
+                "reco_policy_decisions_total",
+                "Lead-position decisions of the ranking policy; explored=true is the exploration share",
+            ),
+            &["explored"],
+        )
+        .expect("valid metric");
+        let policy_rewards = IntCounterVec::new(
+            Opts::new(
+                "reco_policy_rewards_total",
+                "Events attributed to an impression, by the sign of their reward",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(stage_seconds.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(policy_decisions.clone()),
+            Box::new(policy_rewards.clone()),
             Box::new(embed_queue_wait.clone()),
             Box::new(embed_batch_seconds.clone()),
             Box::new(requests.clone()),
@@ -140,7 +162,24 @@ impl Metrics {
             embed_queue_wait,
             embed_batch_seconds,
             degraded,
+            policy_decisions,
+            policy_rewards,
         }
+    }
+
+    pub fn count_policy_decision(&self, explored: bool) {
+        self.policy_decisions
+            .with_label_values(&[if explored { "true" } else { "false" }])
+            .inc();
+    }
+
+    pub fn count_policy_reward(&self, reward: f32) {
+        let outcome = match reward {
+            r if r > 0.0 => "positive",
+            r if r < 0.0 => "negative",
+            _ => "neutral",
+        };
+        self.policy_rewards.with_label_values(&[outcome]).inc();
     }
 
     pub fn observe_stage(&self, stage: Stage, since: Instant) {

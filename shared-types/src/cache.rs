@@ -27,7 +27,7 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 /// Works on the normalised request, so `exclude_genres=Horror,drama` and
 /// `exclude_genres=Drama,horror` share an entry.
 pub fn context_hash(req: &NormalisedRequest) -> String {
-    let canonical = format!(
+    let mut canonical = format!(
         "limit={};q={};tod={};dev={};loc={};lang={};xg={};mat={}",
         req.limit,
         req.q.as_deref().unwrap_or(""),
@@ -38,6 +38,15 @@ pub fn context_hash(req: &NormalisedRequest) -> String {
         req.exclude_genres.join(","),
         req.max_maturity.map_or("", |m| m.as_str()),
     );
+    // Appended only when present, so keys of requests without them never change.
+    if let Some(genre) = &req.genre {
+        canonical.push_str(";genre=");
+        canonical.push_str(genre);
+    }
+    if let Some(audience) = &req.audience {
+        canonical.push_str(";aud=");
+        canonical.push_str(audience);
+    }
     stable_hash(&canonical)
 }
 

@@ -134,6 +134,10 @@ pub struct NormalisedRequest {
     /// Lowercase, sorted, deduplicated.
     pub exclude_genres: Vec<String>,
     pub max_maturity: Option<crate::Maturity>,
+    /// Lowercase ontology genre or theme.
+    pub genre: Option<String>,
+    /// Lowercase ontology audience filter.
+    pub audience: Option<String>,
 }
 
 fn normalise_tag(field: &'static str, v: Option<&str>) -> Result<Option<String>, ValidationError> {
@@ -146,7 +150,9 @@ fn normalise_tag(field: &'static str, v: Option<&str>) -> Result<Option<String>,
     if !ok {
         return Err(ValidationError {
             code: "invalid_context",
-            message: format!("{field} must be a short language tag such as 'en-US'"),
+            message: format!(
+                "{field} must be a short tag of letters, digits, '-' or '_' (e.g. 'en-US', 'sci-fi')"
+            ),
         });
     }
     Ok(Some(v.to_ascii_lowercase().replace('_', "-")))
@@ -184,6 +190,8 @@ impl crate::RecommendationQuery {
             language: normalise_tag("language", self.language.as_deref())?,
             exclude_genres,
             max_maturity: self.max_maturity,
+            genre: normalise_tag("genre", self.genre.as_deref())?,
+            audience: normalise_tag("audience", self.audience.as_deref())?,
         })
     }
 }

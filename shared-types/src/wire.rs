@@ -213,6 +213,12 @@ pub struct RecommendationQuery {
     pub exclude_genres: Option<String>,
     #[serde(default)]
     pub max_maturity: Option<Maturity>,
+    /// A genre or theme of the genre ontology; matches its sub-genres too.
+    #[serde(default)]
+    pub genre: Option<String>,
+    /// A named audience filter of the ontology, e.g. `family-friendly`.
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 /// Query string of `GET /v1/similar/{item_id}`.
@@ -237,6 +243,25 @@ pub struct ScoreComponents {
     pub quality: f32,
 }
 
+/// Structured intent inferred from the free-text `q` and the request context.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntentSummary {
+    /// e.g. `uplifting`, `funny`, `tense`, `dark`, `romantic`, `thoughtful`, `relaxed`, `exciting`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mood: Option<String>,
+    /// Catalogue genres the words point at (lowercase).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub genres: Vec<String>,
+    /// `short` or `long`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<String>,
+    /// `rules` (keywords), `prototype` (nearest mood sentence) or `context` (time, device).
+    pub source: String,
+    /// Cosine to the mood prototype, for `prototype`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+}
+
 /// One recommended item with its score breakdown and a readable reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoredItem {
@@ -256,6 +281,9 @@ pub struct RecommendationResponse {
     pub items: Vec<ScoredItem>,
     /// True when the user had no usable history and popular-in-context was served.
     pub cold_start: bool,
+    /// What the request seemed to ask for (mood, genre hints, length), when anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<IntentSummary>,
     /// Names of candidate sources that failed; non-empty means a degraded answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub degraded: Vec<String>,

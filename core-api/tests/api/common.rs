@@ -51,6 +51,8 @@ pub fn demo_config(data_dir: &Path, max_items: usize) -> Config {
     c.server.max_body_bytes = 64 * 1024;
     // Tests run many heavy things at once on few cores; the deadline is not under test here.
     c.server.request_timeout_ms = 120_000;
+    // Deterministic answers: the policy exploits only (tests of exploration set their own).
+    c.policy.epsilon = 0.0;
     c
 }
 

@@ -3,9 +3,11 @@
 
 mod backends;
 mod common;
+mod eval;
 mod http_api;
 mod index;
 mod ingest;
+mod policy;
 mod restart;
 mod semantics;
 mod stores;

@@ -87,3 +87,90 @@ async fn similar_items_of_a_franchise_film_include_the_franchise() {
         "the seed itself is excluded"
     );
 }
+
+#[tokio::test]
+async fn intent_is_inferred_from_the_words_and_the_context() {
+    let app = crate::common::demo_app();
+    let reply = crate::common::get(
+        &app,
+        "/v1/recommendations?q=something+funny+about+space&limit=5",
+    )
+    .await
+    .json_ok();
+    assert_eq!(reply["intent"]["mood"], "funny", "{}", reply["intent"]);
+    assert_eq!(
+        reply["intent"]["genres"],
+        serde_json::json!(["sci-fi", "comedy"])
+    );
+    let reply = crate::common::get(
+        &app,
+        "/v1/recommendations?time_of_day=night&device=mobile&limit=3",
+    )
+    .await
+    .json_ok();
+    assert_eq!(reply["intent"]["length"], "short");
+    assert_eq!(reply["intent"]["source"], "context");
+    let plain = crate::common::get(&app, "/v1/recommendations?limit=3")
+        .await
+        .json_ok();
+    assert!(plain.get("intent").is_none());
+}
+
+#[tokio::test]
+async fn ontology_filters_match_sub_genres_and_keep_family_audiences_safe() {
+    use axum::http::StatusCode;
+    let app = crate::common::demo_app();
+    let ontology = core_api::ontology::Ontology::bundled().unwrap();
+    let suspense = ontology.genres_under("suspense").unwrap().to_vec();
+    let reply = crate::common::get(&app, "/v1/recommendations?genre=Suspense&limit=10")
+        .await
+        .json_ok();
+    let genres = crate::common::genres_of(&reply);
+    assert_eq!(genres.len(), 10);
+    for item in &genres {
+        assert!(
+            item.iter().any(|g| suspense.contains(&g.to_lowercase())),
+            "{item:?} is not under suspense {suspense:?}"
+        );
+    }
+    // A request for a genre also finds its sub-genres (Film-Noir is under Crime).
+    assert!(ontology
+        .genres_under("crime")
+        .unwrap()
+        .contains(&"film-noir".to_string()));
+
+    let family = ontology.filter("family-friendly").unwrap();
+    let reply = crate::common::get(
+        &app,
+        "/v1/recommendations?audience=family-friendly&q=dark+violent+gangster+thriller&limit=10",
+    )
+    .await
+    .json_ok();
+    let items = reply["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    for item in items {
+        let genres: Vec<String> = item["item"]["genres"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap().to_lowercase())
+            .collect();
+        assert!(
+            family.admits(&genres, None),
+            "{genres:?} is not family-friendly"
+        );
+        for excluded in ["horror", "crime", "thriller", "war", "adult"] {
+            assert!(!genres.contains(&excluded.to_string()), "{genres:?}");
+        }
+    }
+
+    crate::common::get(&app, "/v1/recommendations?genre=polka")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "unknown_genre");
+    crate::common::get(&app, "/v1/recommendations?audience=everyone-ish")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "unknown_audience");
+    crate::common::get(&app, "/v1/recommendations?genre=sci%20fi!")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_context");
+}
