@@ -59,6 +59,8 @@ index=$("$bin/index_memory" --vectors "$vectors" --shards 4)
 
 # Criterion micro-benchmarks -> benches/RESULTS-micro.md.
 bash benches/micro.sh >/dev/null
+# Offline evaluation (engine vs popularity and item-kNN, ablation) -> benches/RESULTS-eval.md.
+"$bin/reco-eval" --write-results benches/RESULTS-eval.md >/dev/null
 # Backend latency (Cassandra, Neo4j, Redis vs embedded) -> benches/RESULTS-backends.md.
 backend_iterations=2000; (( quick )) && backend_iterations=500
 bash benches/backends.sh $backend_iterations >/dev/null
@@ -177,7 +179,8 @@ Demo catalogue ingest (`reco-ingest`, JSONL of every film, batches of 256, then 
 `{ingest_line}`
 
 Micro-benchmarks (kernels, scoring, HNSW search, cache keys) are in `RESULTS-micro.md`; backend
-latency (history fetch, graph candidates, user-vector fetch) in `RESULTS-backends.md`.
+latency (history fetch, graph candidates, user-vector fetch) in `RESULTS-backends.md`; the
+offline evaluation (engine vs popularity and item-kNN, with ablation) in `RESULTS-eval.md`.
 
 No ANN peer was measured in this run. The side-by-side ANN comparison with hnswlib, faiss and hnsw_rs
 is in `RESULTS-ann.md` (`benches/ann/run.sh`).

@@ -282,6 +282,18 @@ pub struct Engine {
     impressions: ImpressionLog,
     ontology: Ontology,
     intent_model: IntentModel,
+    /// False while the background graph fill runs.
+    graph_filled: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+/// Marks the graph fill finished however its task ends (done, failed, or dropped with its
+/// runtime).
+struct FillDone(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Drop for FillDone {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl Engine {
@@ -381,7 +393,10 @@ impl Engine {
         // The fill holds the engine only while it works on a batch, so dropping the engine
         // (a test, the ingest tool) is never held up by it.
         let syncing = Arc::downgrade(&engine);
+        engine.graph_filled.send_replace(false);
+        let done = FillDone(engine.graph_filled.clone());
         tokio::spawn(async move {
+            let _done = done;
             if let Err(e) = Self::sync_graph(syncing).await {
                 tracing::warn!(error = %e, "item graph not filled; it is retried at the next start");
             }
@@ -425,6 +440,13 @@ impl Engine {
             "item graph filled"
         );
         Ok(())
+    }
+
+    /// Resolves once the background graph fill started at open has finished (at once when
+    /// there was none): until then graph candidates may still appear.
+    pub async fn graph_filled(&self) {
+        let mut filled = self.graph_filled.subscribe();
+        let _ = filled.wait_for(|done| *done).await;
     }
 
     /// The `k` catalogue items nearest to `entry`'s vector, with their similarity.
@@ -556,6 +578,7 @@ impl Engine {
             impressions,
             ontology,
             intent_model,
+            graph_filled: Arc::new(tokio::sync::watch::Sender::new(true)),
         }))
     }
 

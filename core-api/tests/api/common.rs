@@ -82,6 +82,8 @@ pub fn demo_engine() -> (Arc<Engine>, Arc<Metrics>) {
                     let engine = Engine::open_embedded(config, encoder(), metrics.clone())
                         .await
                         .unwrap();
+                    // Filled on this runtime, which ends with this thread.
+                    engine.graph_filled().await;
                     (engine, metrics)
                 })
             })

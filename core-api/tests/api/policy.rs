@@ -99,6 +99,7 @@ async fn rewards_teach_the_policy_which_is_reported_evaluated_and_persisted() {
     let learned = engine.policy_report(None).weights;
     assert!(learned.is_some());
     engine.persist_policy().unwrap();
+    engine.graph_filled().await;
     drop(router);
     drop(engine);
     let reopened = Engine::open_embedded(config, encoder(), Arc::new(Metrics::new()))

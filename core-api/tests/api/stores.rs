@@ -157,6 +157,8 @@ async fn recommendations_keep_answering_while_redis_is_down() {
     let engine = Engine::open_embedded(config, encoder(), metrics.clone())
         .await
         .unwrap();
+    // Answers are compared across the outage: let the graph fill finish first.
+    engine.graph_filled().await;
     let router = app(AppState::ready(engine.clone(), metrics));
     let ready = get(&router, "/readyz").await.json_ok();
     assert_eq!(ready["status"], "ready");

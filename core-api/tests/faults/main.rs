@@ -72,6 +72,7 @@ async fn cql_server_crash_degrades_then_recovers_and_loses_no_acknowledged_event
     let engine = Engine::open_embedded(config, encoder(), metrics.clone())
         .await
         .unwrap();
+    engine.graph_filled().await;
     let router = app(AppState::ready(engine, metrics.clone()));
     wait_ready(&router, "scylla").await;
 
@@ -158,6 +159,7 @@ async fn neo4j_crash_degrades_graph_candidates_then_recovers() {
     let engine = Engine::open_embedded(config, encoder(), metrics.clone())
         .await
         .unwrap();
+    engine.graph_filled().await;
     let router = app(AppState::ready(engine, metrics));
     wait_ready(&router, "neo4j").await;
 
