@@ -29,7 +29,11 @@ Medians per iteration with criterion's 95% confidence interval. Kernels and conv
 clustered 384-d vectors (M=16, ef_construction=200), ef_search=100, top-10, one query per
 iteration; the sharded case searches 4 shards in parallel on rayon and merges. The cache key
 case parses a realistic query string, validates and normalises it, hashes the context and
-builds the key. No peer runs in this suite: the side-by-side ANN comparison is in
+builds the key. The personalisation rows are the stages the design budgets 8 ms each for:
+the bandit's lead decision over 5 candidates and one update, the ontology's family-friendly
+check of one item (a request checks each candidate: x200-1,000), and rule-based intent
+inference of one query (the prototype match reuses the query embedding: 8 dot products).
+No peer runs in this suite: the side-by-side ANN comparison is in
 `RESULTS-ann.md`.
 
 | benchmark | median | 95% CI of the median |
