@@ -57,10 +57,12 @@ MERGE (prev)-[e:CO_ENGAGED]-(c)
 ON CREATE SET e.weight = p.w
 ON MATCH SET e.weight = e.weight + p.w";
 
-/// One hop from the seeds over both edge kinds, scored as [`ItemGraph`] specifies.
+/// One hop from the seeds over both edge kinds, scored as [`ItemGraph`] specifies. The index
+/// hint pins the plan to a seek per seed, whatever statistics the planner saw first.
 const NEIGHBOURS: &str = "
 UNWIND $seeds AS seed
 MATCH (s:Content {content_id: seed.id})-[e:SIMILAR_TO|CO_ENGAGED]-(rec:Content)
+USING INDEX s:Content(content_id)
 WHERE rec.quality >= $min_quality AND NOT rec.content_id IN $seed_ids
 WITH rec.content_id AS id, seed.id AS via,
      seed.w * coalesce(e.similarity, e.weight) AS contribution
