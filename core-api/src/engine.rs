@@ -442,6 +442,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Fills the item graph now, as [`Engine::open_on_store`] does in the background (for
+    /// engines opened with [`Engine::open`], e.g. the offline evaluation).
+    pub async fn fill_graph(self: &Arc<Self>) -> Result<(), EngineError> {
+        Self::sync_graph(Arc::downgrade(self)).await
+    }
+
     /// Resolves once the background graph fill started at open has finished (at once when
     /// there was none): until then graph candidates may still appear.
     pub async fn graph_filled(&self) {
@@ -987,15 +993,11 @@ impl Engine {
 
     /// The policy segment of a request, as configured by `policy.segment_by`.
     fn segment(&self, req: &NormalisedRequest) -> String {
-        let name = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
         match self.config.policy.segment_by.as_str() {
-            "device" => format!(
-                "device:{}",
-                name(req.device.map(|d| format!("{d:?}").to_lowercase()))
-            ),
+            "device" => format!("device:{}", req.device.map_or("unknown", |d| d.as_str())),
             "time_of_day" => format!(
                 "time_of_day:{}",
-                name(req.time_of_day.map(|t| format!("{t:?}").to_lowercase()))
+                req.time_of_day.map_or("unknown", |t| t.as_str())
             ),
             _ => "global".into(),
         }
@@ -1313,7 +1315,10 @@ impl Engine {
     }
 
     /// Validates, embeds (where no vector is given), stores durably and indexes items.
-    pub async fn upsert_items(&self, inputs: Vec<ItemInput>) -> Result<usize, EngineError> {
+    pub async fn upsert_items(
+        self: &Arc<Self>,
+        inputs: Vec<ItemInput>,
+    ) -> Result<usize, EngineError> {
         if inputs.is_empty() || inputs.len() > MAX_ITEMS_PER_REQUEST {
             return Err(EngineError::invalid(
                 "invalid_batch",
@@ -1357,10 +1362,14 @@ impl Engine {
         }
         self.refresh_shard_metrics();
         let k = self.config.graph.similar_edges;
-        let nodes = entries
-            .iter()
-            .map(|e| content_node(e, self.nearest_items(e, k)))
-            .collect();
+        let engine = self.clone();
+        let nodes = on_rayon(move || {
+            entries
+                .iter()
+                .map(|e| content_node(e, engine.nearest_items(e, k)))
+                .collect()
+        })
+        .await?;
         if let Err(err) = self.backends.graph.upsert_content(nodes).await {
             // The catalogue is durable; a graph that fell behind is refilled at the next start.
             tracing::warn!(error = %err, "item graph not updated");

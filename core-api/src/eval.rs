@@ -55,7 +55,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use half::f16;
 use serde::Serialize;
 use shared_types::{Action, InteractionEvent, Item, RecommendationQuery};
 
@@ -64,8 +63,8 @@ use crate::engine::{item_text, Backends, Embedder, Engine, MAX_EVENTS_PER_REQUES
 use crate::error::EngineError;
 use crate::metrics::Metrics;
 use crate::store::{
-    ContentNode, EmbeddedStore, InProcessItemGraph, InProcessUserCache, Interaction, ItemStore,
-    StoreError, StoredItem,
+    EmbeddedStore, InProcessItemGraph, InProcessUserCache, Interaction, ItemStore, StoreError,
+    StoredItem,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -689,21 +688,20 @@ async fn open_engine(
     data_dir: &Path,
     mut config: Config,
     embedder: Arc<dyn Embedder>,
-) -> Result<(Arc<Engine>, Arc<InProcessItemGraph>, Arc<EmbeddedStore>), EvalError> {
+) -> Result<(Arc<Engine>, Arc<EmbeddedStore>), EvalError> {
     config.storage.data_dir = data_dir.to_path_buf();
     let store = Arc::new(EmbeddedStore::open(data_dir)?);
-    let graph = Arc::new(InProcessItemGraph::new(config.graph.min_quality));
     let backends = Backends {
         items: store.clone(),
         interactions: store.clone(),
-        graph: graph.clone(),
+        graph: Arc::new(InProcessItemGraph::new(config.graph.min_quality)),
         user_cache: Arc::new(InProcessUserCache::new(
             config.storage.user_cache_entries,
             Duration::from_secs(config.storage.user_cache_ttl_secs),
         )),
     };
     let engine = Engine::open(config, backends, embedder, Arc::new(Metrics::new())).await?;
-    Ok((engine, graph, store))
+    Ok((engine, store))
 }
 
 /// What one engine variant recommended, per test user.
@@ -718,8 +716,6 @@ struct EngineRun<'a> {
     work_dir: &'a Path,
     config: &'a Config,
     embedder: Arc<dyn Embedder>,
-    items: &'a [Item],
-    vectors: &'a HashMap<String, Vec<f32>>,
     train: &'a [InteractionEvent],
     tests: &'a [TestUser],
     seen: &'a [HashSet<&'a str>],
@@ -742,42 +738,10 @@ impl EngineRun<'_> {
     }
 
     async fn run_in(&self, dir: &Path, config: Config) -> Result<EngineLists, EvalError> {
-        let (engine, graph, _store) =
-            open_engine(dir, config.clone(), self.embedder.clone()).await?;
-        // As `Engine::open_on_store` does in the background: every item a node with
-        // `SIMILAR_TO` edges to its nearest (FP16) vectors. Done here, synchronously, so the
-        // graph is complete before the first event and the same in every variant.
-        let k = config.graph.similar_edges;
-        let nodes = self
-            .items
-            .iter()
-            .map(|item| {
-                let similar = if k == 0 {
-                    Vec::new()
-                } else {
-                    let v: Vec<f32> = self.vectors[&item.id]
-                        .iter()
-                        .map(|&x| f16::from_f32(x).to_f32())
-                        .collect();
-                    engine
-                        .index()
-                        .search(&v, k + 1, None)
-                        .into_iter()
-                        .filter(|hit| *hit.item_id != *item.id)
-                        .take(k)
-                        .map(|hit| (hit.item_id, hit.score))
-                        .collect()
-                };
-                ContentNode {
-                    id: Arc::from(item.id.as_str()),
-                    title: item.title.clone(),
-                    genres: item.genres.clone(),
-                    quality: item.quality.unwrap_or(0.5),
-                    similar,
-                }
-            })
-            .collect();
-        graph.insert_nodes(nodes);
+        let (engine, _store) = open_engine(dir, config.clone(), self.embedder.clone()).await?;
+        // As `Engine::open_on_store` does in the background, but awaited, so the graph is
+        // complete before the first event and the same in every variant.
+        engine.fill_graph().await?;
         for chunk in self.train.chunks(MAX_EVENTS_PER_REQUEST) {
             engine.record_events(chunk.to_vec()).await?;
         }
@@ -999,7 +963,7 @@ async fn base_store(
     ));
     let _ = std::fs::remove_dir_all(&dir);
     {
-        let (engine, _graph, store) = {
+        let (engine, store) = {
             let store = EmbeddedStore::open(&dir)?;
             let stored = items
                 .iter()
@@ -1197,8 +1161,6 @@ pub async fn run(
         work_dir: &work_dir,
         config: &config,
         embedder,
-        items: &items,
-        vectors: &vectors,
         train: &train_events,
         tests: &tests,
         seen: &seen,

@@ -89,13 +89,6 @@ fn parse_action(raw: &str) -> Result<Action, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("unknown action '{raw}' in user_interactions")))
 }
 
-fn action_name(action: Action) -> String {
-    match serde_json::to_value(action) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => unreachable!("actions serialise as strings"),
-    }
-}
-
 type EventRow = (String, CqlTimestamp, String, String, Option<String>);
 
 fn interaction(row: EventRow) -> Result<Interaction, StoreError> {
@@ -283,16 +276,10 @@ impl InteractionStore for ScyllaInteractionStore {
             let mut writes = Vec::with_capacity(events.len() * 2);
             for e in &events {
                 let ts = CqlTimestamp(e.timestamp * 1000);
-                let action = action_name(e.action);
+                let action = e.action.as_str();
                 writes.push(futures::future::Either::Left(c.session.execute_unpaged(
                     &c.insert_event,
-                    (
-                        &e.user_id,
-                        ts,
-                        &e.item_id,
-                        action.clone(),
-                        &e.recommendation_id,
-                    ),
+                    (&e.user_id, ts, &e.item_id, action, &e.recommendation_id),
                 )));
                 writes.push(futures::future::Either::Right(c.session.execute_unpaged(
                     &c.upsert_profile,
