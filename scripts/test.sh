@@ -5,7 +5,8 @@
 # durability, index recall, semantic sanity on the real model, and the edge worker in a real
 # local workerd in front of a real core-api process, and the production backends against real
 # servers on loopback: redis-server (Debian package), Apache Cassandra 5.0 as the CQL server and
-# Neo4j 5.26 (both from Maven Central on Java 17, started fresh here and stopped at the end).
+# Neo4j 5.26 (both from Maven Central on Java 17, started fresh here and stopped at the end),
+# a cluster of core-api processes on loopback, and the deployment artefacts (scripts/check-deploy.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
@@ -45,6 +46,9 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 bash scripts/build-edge.sh
 bash scripts/build-edge.sh --clippy
+# Deployment artefacts: promtool checks and rule tests, strict Kubernetes manifest validation,
+# the Grafana dashboard and the capacity sheet.
+bash scripts/check-deploy.sh
 wait_server "$cassandra_start" cassandra
 wait_server "$neo4j_start" neo4j
 cargo test --workspace

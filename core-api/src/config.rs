@@ -20,6 +20,111 @@ pub struct Config {
     pub neo4j: Neo4jConfig,
     pub graph: GraphConfig,
     pub policy: PolicyConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// The node's part in a cluster (see `cluster/`). `single` keeps everything in one process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `single`, `router` (public API, shards on other nodes) or `shard` (hosts shards).
+    pub role: String,
+    /// Shards this node hosts; empty = computed from `shard_nodes`/`replication`/`ordinal`
+    /// (or every shard when `shard_nodes` is 0).
+    pub hosted_shards: Vec<usize>,
+    /// Shard nodes in the placement ring; node `i` hosts shard `s` iff
+    /// `i == (s + j) % shard_nodes` for some `j < replication`.
+    pub shard_nodes: usize,
+    pub replication: usize,
+    /// This node's place in the ring; -1 = the trailing `-N` of `HOSTNAME` (StatefulSet pods).
+    pub ordinal: i64,
+    /// Internal RPC listener of a shard node.
+    pub internal_bind: String,
+    /// Shard nodes' internal addresses (`host:port`), for routers and for peer catch-up.
+    pub nodes: Vec<String>,
+    /// Or a DNS name (`host:port`, e.g. a Kubernetes headless service), resolved every round.
+    pub nodes_dns: String,
+    /// Time a query waits for a shard (retries and hedges included) before answering partial.
+    pub shard_deadline_ms: u64,
+    /// A shard request unanswered after this long is also sent to another replica.
+    pub hedge_after_ms: u64,
+    pub health_interval_ms: u64,
+    /// Shard nodes pull missed writes from peer replicas, and routers pull catalogue changes,
+    /// this often.
+    pub sync_interval_ms: u64,
+    /// Replicas of the owning shard that must store a write before it is acknowledged.
+    pub min_write_replicas: usize,
+    /// Vector dimension on shard nodes (they load no model); routers check it against theirs.
+    pub dim: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            role: "single".into(),
+            hosted_shards: Vec::new(),
+            shard_nodes: 0,
+            replication: 2,
+            ordinal: -1,
+            internal_bind: "0.0.0.0:8081".into(),
+            nodes: Vec::new(),
+            nodes_dns: String::new(),
+            shard_deadline_ms: 80,
+            hedge_after_ms: 20,
+            health_interval_ms: 500,
+            sync_interval_ms: 2000,
+            min_write_replicas: 1,
+            dim: 384,
+        }
+    }
+}
+
+/// What this process does, resolved from [`ClusterConfig::role`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Single,
+    Router,
+    Shard,
+}
+
+impl ClusterConfig {
+    pub fn role(&self) -> Role {
+        match self.role.as_str() {
+            "router" => Role::Router,
+            "shard" => Role::Shard,
+            _ => Role::Single,
+        }
+    }
+
+    /// The shards this node hosts, out of `total`.
+    pub fn hosted(&self, total: usize) -> Result<Vec<usize>, ConfigError> {
+        if !self.hosted_shards.is_empty() {
+            return Ok(self.hosted_shards.clone());
+        }
+        if self.shard_nodes == 0 {
+            return Ok((0..total).collect());
+        }
+        let ordinal = match self.ordinal {
+            o if o >= 0 => o as usize,
+            _ => std::env::var("HOSTNAME")
+                .ok()
+                .and_then(|h| h.rsplit('-').next()?.parse().ok())
+                .ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "cluster.ordinal is -1 but HOSTNAME has no trailing -N".into(),
+                    )
+                })?,
+        };
+        if ordinal >= self.shard_nodes {
+            return Err(ConfigError::Invalid(format!(
+                "cluster.ordinal {ordinal} is outside 0..{}",
+                self.shard_nodes
+            )));
+        }
+        Ok((0..total)
+            .filter(|s| (0..self.replication).any(|j| (s + j) % self.shard_nodes == ordinal))
+            .collect())
+    }
 }
 
 /// The online-learning ranking policy (see `policy.rs`).
@@ -388,6 +493,15 @@ impl Config {
             // A key whose default is a string stays a string (a numeric secret, say).
             let typed = match table.get(field.as_str()) {
                 Some(toml::Value::String(_)) => toml::Value::String(value),
+                // Lists are comma-separated: `RECO__CLUSTER__NODES=10.0.0.2:8081,10.0.0.3:8081`.
+                Some(toml::Value::Array(_)) => toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(parse_env_value)
+                        .collect(),
+                ),
                 _ => parse_env_value(&value),
             };
             table.insert(field.clone(), typed);
@@ -446,6 +560,31 @@ impl Config {
         if self.policy.prior_strength <= 0.0 {
             return invalid("policy.prior_strength must be positive");
         }
+        if !matches!(self.cluster.role.as_str(), "single" | "router" | "shard") {
+            return invalid("cluster.role must be single, router or shard");
+        }
+        if self
+            .cluster
+            .hosted_shards
+            .iter()
+            .any(|&s| s >= self.index.shards)
+        {
+            return invalid("cluster.hosted_shards must be below index.shards");
+        }
+        if self.cluster.role() == Role::Router
+            && self.cluster.nodes.is_empty()
+            && self.cluster.nodes_dns.is_empty()
+        {
+            return invalid("a router needs cluster.nodes or cluster.nodes_dns");
+        }
+        if self.cluster.replication == 0
+            || self.cluster.min_write_replicas == 0
+            || self.cluster.shard_deadline_ms == 0
+        {
+            return invalid(
+                "cluster.replication, min_write_replicas and shard_deadline_ms must be positive",
+            );
+        }
         if self.server.request_timeout_ms == 0 || self.server.max_body_bytes < 1024 {
             return invalid(
                 "server.request_timeout_ms must be > 0 and server.max_body_bytes >= 1024",
@@ -497,6 +636,46 @@ mod tests {
     }
 
     #[test]
+    fn cluster_placement_and_list_overrides() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("RECO__INDEX__SHARDS", "20"),
+                ("RECO__CLUSTER__ROLE", "shard"),
+                ("RECO__CLUSTER__SHARD_NODES", "10"),
+                ("RECO__CLUSTER__ORDINAL", "3"),
+                ("RECO__CLUSTER__NODES", "10.0.0.2:8081, 10.0.0.3:8081"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.cluster.role(), Role::Shard);
+        assert_eq!(c.cluster.nodes, ["10.0.0.2:8081", "10.0.0.3:8081"]);
+        // Replication 2 on a ring of 10: node 3 holds shards 2, 3, 12, 13.
+        assert_eq!(c.cluster.hosted(20).unwrap(), [2, 3, 12, 13]);
+        let every_shard_twice = (0..10)
+            .map(|o| ClusterConfig {
+                ordinal: o,
+                ..c.cluster.clone()
+            })
+            .flat_map(|n| n.hosted(20).unwrap())
+            .fold(vec![0; 20], |mut seen, s| {
+                seen[s] += 1;
+                seen
+            });
+        assert_eq!(every_shard_twice, vec![2; 20]);
+        assert!(Config::load(None, env(&[("RECO__CLUSTER__ROLE", "router")])).is_err());
+        assert!(Config::load(None, env(&[("RECO__CLUSTER__ROLE", "leader")])).is_err());
+        assert!(Config::load(
+            None,
+            env(&[
+                ("RECO__CLUSTER__HOSTED_SHARDS", "0,4"),
+                ("RECO__INDEX__SHARDS", "4")
+            ])
+        )
+        .is_err());
+    }
+
+    #[test]
     fn defaults_need_no_file() {
         let c = Config::load(None, env(&[])).unwrap();
         assert_eq!(c, Config::default());
@@ -539,6 +718,41 @@ mod tests {
         let c = Config::load(Some(&example), env(&[])).unwrap();
         assert_eq!(c.index.shards, 20);
         assert!(!c.demo.load_if_empty);
+    }
+
+    /// The Kubernetes ConfigMap's `core.toml`, as shard nodes and routers load it.
+    #[test]
+    fn kubernetes_config_loads_for_both_roles() {
+        let yaml = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/k8s/config.yaml"),
+        )
+        .unwrap();
+        let toml: String = yaml
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("core.toml: |"))
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        let file = std::env::temp_dir().join(format!("k8s-core-{}.toml", std::process::id()));
+        std::fs::write(&file, toml).unwrap();
+        let shard = Config::load(
+            Some(&file),
+            env(&[
+                ("RECO__CLUSTER__ROLE", "shard"),
+                ("HOSTNAME", "core-shard-3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(shard.cluster.role(), Role::Shard);
+        assert_eq!(shard.index.shards, 20);
+        let mut node_3 = shard.cluster.clone();
+        node_3.ordinal = 3;
+        assert_eq!(node_3.hosted(20).unwrap(), [2, 3, 12, 13]);
+        let router = Config::load(Some(&file), env(&[("RECO__CLUSTER__ROLE", "router")])).unwrap();
+        assert_eq!(router.cluster.role(), Role::Router);
+        assert!(!router.cluster.nodes_dns.is_empty());
+        let _ = std::fs::remove_file(file);
     }
 
     #[test]

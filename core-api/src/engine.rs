@@ -14,7 +14,9 @@ use shared_types::{
 };
 
 use crate::catalog::{Catalog, CatalogEntry};
-use crate::config::{Config, RankingConfig};
+use crate::cluster::wire::{Cursor, ItemRecord};
+use crate::cluster::{ClusterIndex, SearchOutcome, CHANGE_WINDOW_US};
+use crate::config::{Config, RankingConfig, Role};
 use crate::error::EngineError;
 use crate::index::distance::{best_dot, dot_f32};
 use crate::index::{IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
@@ -55,6 +57,10 @@ const QUERY_CACHE_ENTRIES: usize = 10_000;
 const GRAPH_SEEDS: usize = 10;
 /// Popular items added to the candidates when an ontology filter is selective.
 const FILTER_BACKFILL: usize = 1_000;
+/// How long a router waits at start for every shard to have a replica up.
+const CLUSTER_START_WAIT: Duration = Duration::from_secs(30);
+/// Items written per call when a router seeds an empty cluster.
+const SEED_BATCH: usize = 500;
 /// Items written to the graph per batch when it is filled.
 const GRAPH_SYNC_BATCH: usize = 500;
 /// Quality of an item that states none, for the graph's threshold.
@@ -179,7 +185,7 @@ fn normalise(v: &mut [f32]) -> bool {
 }
 
 /// Runs CPU-bound work on the rayon pool and awaits it without blocking the reactor.
-async fn on_rayon<R: Send + 'static>(
+pub(crate) async fn on_rayon<R: Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
 ) -> Result<R, EngineError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -265,10 +271,28 @@ impl HardFilters {
     }
 }
 
+/// Where vector search runs: shards in this process, or shard nodes behind the internal RPC.
+enum VectorIndex {
+    Local(ShardedIndex),
+    Cluster(Arc<ClusterIndex>),
+}
+
+/// A router's position in each shard's change feed, and the deletions it has applied (so an
+/// older copy of a deleted item read again from a lagging replica stays deleted).
+#[derive(Default)]
+struct FeedState {
+    cursors: Vec<Option<Cursor>>,
+    removed: HashMap<Arc<str>, u64>,
+}
+
 pub struct Engine {
     config: Config,
     catalog: Catalog,
-    index: ShardedIndex,
+    index: VectorIndex,
+    feed: Mutex<FeedState>,
+    /// Items whose `SIMILAR_TO` edges were computed while shards were missing; recomputed
+    /// once every shard answers again.
+    graph_backlog: Mutex<HashSet<Arc<str>>>,
     backends: Backends,
     embedder: Arc<dyn Embedder>,
     metrics: Arc<Metrics>,
@@ -317,7 +341,16 @@ impl Engine {
         embedder: Arc<dyn Embedder>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, EngineError> {
-        if config.demo.load_if_empty && !store.has_items()? {
+        let cluster = match config.cluster.role() {
+            Role::Router => Some(Self::connect_cluster(&config, embedder.dim(), &metrics).await),
+            _ => None,
+        };
+        // A router loads the demo only into an empty cluster (it then seeds the shard nodes).
+        let cluster_empty = match &cluster {
+            Some(c) => c.item_count() == 0,
+            None => true,
+        };
+        if config.demo.load_if_empty && cluster_empty && !store.has_items()? {
             crate::demo::load(&config, &store, embedder.as_ref(), &metrics).await?;
         }
         let interactions: Arc<dyn InteractionStore> = if config.scylla.nodes.is_empty() {
@@ -351,7 +384,7 @@ impl Engine {
             graph,
             user_cache: user_cache(&config)?,
         };
-        let engine = Self::open(config, backends, embedder, metrics).await?;
+        let engine = Self::open_with(config, backends, embedder, metrics, cluster).await?;
         if let Some(graph) = &in_process_graph {
             graph.insert_nodes(
                 engine
@@ -423,14 +456,8 @@ impl Engine {
             let Some(this) = engine.upgrade() else {
                 return Ok(());
             };
-            let chunk = chunk.to_vec();
-            let nodes = on_rayon(move || {
-                chunk
-                    .par_iter()
-                    .map(|e| content_node(e, this.nearest_items(e, k)))
-                    .collect::<Vec<_>>()
-            })
-            .await?;
+            let nodes = this.content_nodes(chunk.to_vec(), k).await?;
+            drop(this);
             graph.upsert_content(nodes).await?;
         }
         tracing::info!(
@@ -455,28 +482,307 @@ impl Engine {
         let _ = filled.wait_for(|done| *done).await;
     }
 
-    /// The `k` catalogue items nearest to `entry`'s vector, with their similarity.
-    fn nearest_items(&self, entry: &CatalogEntry, k: usize) -> Vec<(Arc<str>, f32)> {
-        if k == 0 {
-            return Vec::new();
+    /// Graph nodes for `entries`, each with `SIMILAR_TO` edges to its `k` nearest items.
+    async fn content_nodes(
+        self: &Arc<Self>,
+        entries: Vec<Arc<CatalogEntry>>,
+        k: usize,
+    ) -> Result<Vec<ContentNode>, EngineError> {
+        let nearest = move |hits: Vec<crate::index::Hit>, own: &Arc<str>| -> Vec<(Arc<str>, f32)> {
+            hits.into_iter()
+                .filter(|hit| &hit.item_id != own)
+                .take(k)
+                .map(|hit| (hit.item_id, hit.score))
+                .collect()
+        };
+        match &self.index {
+            _ if k == 0 => Ok(entries
+                .iter()
+                .map(|e| content_node(e, Vec::new()))
+                .collect()),
+            VectorIndex::Local(_) => {
+                let engine = self.clone();
+                on_rayon(move || {
+                    let VectorIndex::Local(index) = &engine.index else {
+                        unreachable!("matched above")
+                    };
+                    entries
+                        .par_iter()
+                        .map(|e| {
+                            let hits = index.search(&e.vector_f32(), k + 1, None);
+                            content_node(e, nearest(hits, &e.id))
+                        })
+                        .collect()
+                })
+                .await
+            }
+            VectorIndex::Cluster(cluster) => {
+                use futures::StreamExt;
+                let nodes: Vec<(ContentNode, bool)> = futures::stream::iter(entries)
+                    .map(|e| async move {
+                        let outcome = cluster.search(&e.vector_f32(), k + 1, None).await;
+                        let partial = !outcome.missing_shards.is_empty();
+                        (content_node(&e, nearest(outcome.hits, &e.id)), partial)
+                    })
+                    .buffered(8)
+                    .collect()
+                    .await;
+                let mut backlog = self.graph_backlog.lock().expect("backlog lock");
+                Ok(nodes
+                    .into_iter()
+                    .map(|(node, partial)| {
+                        if partial {
+                            backlog.insert(node.id.clone());
+                        }
+                        node
+                    })
+                    .collect())
+            }
         }
-        let vector = entry.vector_f32();
-        self.index
-            .search(&vector, k + 1, None)
-            .into_iter()
-            .filter(|hit| hit.item_id != entry.id)
-            .take(k)
-            .map(|hit| (hit.item_id, hit.score))
-            .collect()
+    }
+
+    /// Vector search over every shard, here or on the shard nodes.
+    async fn search_vectors(
+        self: &Arc<Self>,
+        query: Vec<f32>,
+        k: usize,
+    ) -> Result<SearchOutcome, EngineError> {
+        match &self.index {
+            VectorIndex::Local(_) => {
+                let engine = self.clone();
+                on_rayon(move || {
+                    let VectorIndex::Local(index) = &engine.index else {
+                        unreachable!("matched above")
+                    };
+                    SearchOutcome {
+                        hits: index.search(&query, k, None),
+                        missing_shards: Vec::new(),
+                    }
+                })
+                .await
+            }
+            VectorIndex::Cluster(cluster) => Ok(cluster.search(&query, k, None).await),
+        }
+    }
+
+    /// Shards of the index (local or across the cluster).
+    pub fn shard_count(&self) -> usize {
+        match &self.index {
+            VectorIndex::Local(index) => index.shards().len(),
+            VectorIndex::Cluster(cluster) => cluster.total_shards(),
+        }
+    }
+
+    /// Reads every shard's change feed from the start into the catalogue; returns the
+    /// records read.
+    async fn load_from_cluster(
+        cluster: &ClusterIndex,
+        catalog: &Catalog,
+        feed: &mut FeedState,
+    ) -> usize {
+        let mut read = 0;
+        for shard in 0..cluster.total_shards() {
+            match Self::follow_feed(cluster, catalog, feed, shard).await {
+                Ok((n, _, _)) => read += n,
+                Err(e) => tracing::warn!(shard, error = %e, "shard's items not loaded yet"),
+            }
+        }
+        read
+    }
+
+    /// Applies one shard's changes since the last read (re-reading a window) to the
+    /// catalogue. Returns the records read, the entries added or replaced and the ids
+    /// removed.
+    async fn follow_feed(
+        cluster: &ClusterIndex,
+        catalog: &Catalog,
+        feed: &mut FeedState,
+        shard: usize,
+    ) -> Result<(usize, Vec<Arc<CatalogEntry>>, Vec<Arc<str>>), StoreError> {
+        let mut after = match &feed.cursors[shard] {
+            None => Cursor::default(),
+            Some(c) => Cursor {
+                version: c.version.saturating_sub(CHANGE_WINDOW_US),
+                id: String::new(),
+            },
+        };
+        let (mut read, mut upserted, mut removed) = (0, Vec::new(), Vec::new());
+        loop {
+            let page = cluster.changes(shard as u32, &after).await?;
+            let full = page.len() >= crate::cluster::CHANGES_PAGE;
+            let Some(last) = page.last() else { break };
+            after = Cursor {
+                version: last.version,
+                id: last.id.clone(),
+            };
+            read += page.len();
+            for record in page {
+                let held = catalog.get(&record.id).map(|e| e.version);
+                let deleted = feed.removed.get(record.id.as_str()).copied();
+                if held.max(deleted).is_some_and(|v| v >= record.version) {
+                    continue;
+                }
+                match record.item.as_deref().map(serde_json::from_slice::<Item>) {
+                    Some(Ok(item)) => {
+                        let id =
+                            catalog.insert(CatalogEntry::new(item, record.version, &record.vector));
+                        upserted.extend(catalog.get(&id));
+                    }
+                    Some(Err(e)) => {
+                        tracing::error!(item = %record.id, error = %e, "unreadable item record skipped")
+                    }
+                    None => {
+                        let id: Arc<str> = Arc::from(record.id.as_str());
+                        catalog.remove(&id);
+                        feed.removed.insert(id.clone(), record.version);
+                        removed.push(id);
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        let reached = feed.cursors[shard].clone().unwrap_or_default().max(after);
+        feed.cursors[shard] = Some(reached);
+        Ok((read, upserted, removed))
+    }
+
+    /// Writes the items of the local store to an empty cluster (a router started on data
+    /// loaded before the cluster existed, or the demo catalogue).
+    async fn seed_cluster(
+        cluster: &ClusterIndex,
+        catalog: &Catalog,
+        stored: Vec<StoredItem>,
+    ) -> Result<(), EngineError> {
+        tracing::info!(
+            items = stored.len(),
+            "seeding the empty cluster from the local item store"
+        );
+        for chunk in stored.chunks(SEED_BATCH) {
+            let records = chunk
+                .iter()
+                .map(|s| item_record(&s.item, cluster.next_version(), s.vector.clone()))
+                .collect::<Vec<_>>();
+            cluster.write(records.clone()).await?;
+            for (s, r) in chunk.iter().zip(records) {
+                catalog.insert(CatalogEntry::new(s.item.clone(), r.version, &s.vector));
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows the shard nodes' change feeds (writes through other routers, items of shards
+    /// that were down at start) and keeps the catalogue and the item graph in step.
+    fn spawn_feed(engine: &Arc<Self>) {
+        let weak = Arc::downgrade(engine);
+        let every = Duration::from_millis(engine.config.cluster.sync_interval_ms.max(10));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(engine) = weak.upgrade() else { return };
+                let VectorIndex::Cluster(cluster) = &engine.index else {
+                    return;
+                };
+                if cluster.unavailable_shards().is_empty() {
+                    let backlog: Vec<Arc<str>> = engine
+                        .graph_backlog
+                        .lock()
+                        .expect("backlog lock")
+                        .drain()
+                        .collect();
+                    if !backlog.is_empty() {
+                        let entries = engine.catalog.get_many(backlog.iter().map(|id| &**id));
+                        tracing::info!(
+                            items = entries.len(),
+                            "recomputing graph edges made while shards were missing"
+                        );
+                        engine.update_graph(entries).await;
+                    }
+                }
+                for shard in 0..cluster.total_shards() {
+                    let mut feed = std::mem::take(&mut *engine.feed.lock().expect("feed lock"));
+                    let result =
+                        Self::follow_feed(cluster, &engine.catalog, &mut feed, shard).await;
+                    *engine.feed.lock().expect("feed lock") = feed;
+                    let (upserted, removed) = match result {
+                        Ok((_, u, r)) => (u, r),
+                        Err(_) => continue,
+                    };
+                    for id in removed {
+                        if let Err(e) = engine.backends.graph.remove_content(&id).await {
+                            tracing::warn!(error = %e, "item not removed from the graph");
+                        }
+                    }
+                    if !upserted.is_empty() {
+                        engine.update_graph(upserted).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Writes `entries` and their nearest neighbours to the item graph (best effort).
+    async fn update_graph(self: &Arc<Self>, entries: Vec<Arc<CatalogEntry>>) {
+        let result = match self
+            .content_nodes(entries, self.config.graph.similar_edges)
+            .await
+        {
+            Ok(nodes) => self
+                .backends
+                .graph
+                .upsert_content(nodes)
+                .await
+                .map_err(EngineError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "item graph not updated");
+            self.metrics.count_degraded("graph");
+        }
+    }
+
+    /// Items whose graph edges wait for missing shards to return.
+    pub fn graph_backlog(&self) -> usize {
+        self.graph_backlog.lock().expect("backlog lock").len()
     }
 
     /// Opens the engine over any backends: loads the catalogue and opens every shard
-    /// (reusing snapshots in the data directory).
+    /// (reusing snapshots in the data directory). A router connects to its shard nodes.
     pub async fn open(
         config: Config,
         backends: Backends,
         embedder: Arc<dyn Embedder>,
         metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, EngineError> {
+        let cluster = match config.cluster.role() {
+            Role::Router => Some(Self::connect_cluster(&config, embedder.dim(), &metrics).await),
+            _ => None,
+        };
+        Self::open_with(config, backends, embedder, metrics, cluster).await
+    }
+
+    async fn connect_cluster(
+        config: &Config,
+        dim: usize,
+        metrics: &Arc<Metrics>,
+    ) -> Arc<ClusterIndex> {
+        let cluster = ClusterIndex::connect(config, dim, metrics.clone()).await;
+        if !cluster.wait_until_complete(CLUSTER_START_WAIT).await {
+            tracing::warn!(
+                shards = ?cluster.unavailable_shards(),
+                "starting with shards that have no replica up; their items load when one returns"
+            );
+        }
+        cluster
+    }
+
+    async fn open_with(
+        config: Config,
+        backends: Backends,
+        embedder: Arc<dyn Embedder>,
+        metrics: Arc<Metrics>,
+        cluster: Option<Arc<ClusterIndex>>,
     ) -> Result<Arc<Self>, EngineError> {
         let started = Instant::now();
         let stored = backends.items.load_all().await?;
@@ -488,36 +794,57 @@ impl Engine {
             rebuild_threshold: config.index.rebuild_threshold,
         };
         let catalog = Catalog::default();
-        let shard_count = config.index.shards;
-        let mut per_shard: Vec<Vec<ShardItem>> = vec![Vec::new(); shard_count];
-        for s in stored {
-            let id = catalog.insert(CatalogEntry::new(s.item, s.version, &s.vector));
-            per_shard[crate::index::shard_of(&id, shard_count)].push((id, s.version, s.vector));
-        }
-        let snapshot_dir = config.storage.data_dir.join(format!(
-            "index-d{}-m{}-efc{}",
-            params.dim, params.m, params.ef_construction
-        ));
-        let shards: Vec<Arc<dyn Shard>> = on_rayon(move || {
-            per_shard
-                .into_par_iter()
-                .enumerate()
-                .map(|(i, items)| {
-                    LocalShard::open(i, params, Some(&snapshot_dir), items) as Arc<dyn Shard>
+        let mut feed = FeedState::default();
+        let index = match cluster {
+            Some(cluster) => {
+                feed.cursors = vec![None; cluster.total_shards()];
+                let loaded = Self::load_from_cluster(&cluster, &catalog, &mut feed).await;
+                if loaded == 0 && !stored.is_empty() {
+                    Self::seed_cluster(&cluster, &catalog, stored).await?;
+                }
+                tracing::info!(
+                    items = catalog.len(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "catalogue loaded from the shard nodes"
+                );
+                VectorIndex::Cluster(cluster)
+            }
+            None => {
+                let shard_count = config.index.shards;
+                let mut per_shard: Vec<Vec<ShardItem>> = vec![Vec::new(); shard_count];
+                for s in stored {
+                    let id = catalog.insert(CatalogEntry::new(s.item, s.version, &s.vector));
+                    per_shard[crate::index::shard_of(&id, shard_count)]
+                        .push((id, s.version, s.vector));
+                }
+                let snapshot_dir = config.storage.data_dir.join(format!(
+                    "index-d{}-m{}-efc{}",
+                    params.dim, params.m, params.ef_construction
+                ));
+                let shards: Vec<Arc<dyn Shard>> = on_rayon(move || {
+                    per_shard
+                        .into_par_iter()
+                        .enumerate()
+                        .map(|(i, items)| {
+                            LocalShard::open(i, params, Some(&snapshot_dir), items)
+                                as Arc<dyn Shard>
+                        })
+                        .collect()
                 })
-                .collect()
-        })
-        .await?;
-        let index = ShardedIndex::new(shards, params);
-        for shard in index.shards() {
-            metrics.set_shard_items(shard.id(), shard.len());
-        }
-        tracing::info!(
-            items = catalog.len(),
-            shards = shard_count,
-            took_ms = started.elapsed().as_millis() as u64,
-            "index loaded"
-        );
+                .await?;
+                let index = ShardedIndex::new(shards, params);
+                for shard in index.shards() {
+                    metrics.set_shard_items(shard.id(), shard.len());
+                }
+                tracing::info!(
+                    items = catalog.len(),
+                    shards = shard_count,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "index loaded"
+                );
+                VectorIndex::Local(index)
+            }
+        };
         let current_year = 1970 + (now_secs() / 31_556_952) as i32;
         let query_batcher = {
             let embedder = embedder.clone();
@@ -569,7 +896,7 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??
         };
-        Ok(Arc::new(Self {
+        let engine = Arc::new(Self {
             config,
             catalog,
             index,
@@ -585,15 +912,25 @@ impl Engine {
             ontology,
             intent_model,
             graph_filled: Arc::new(tokio::sync::watch::Sender::new(true)),
-        }))
+            feed: Mutex::new(feed),
+            graph_backlog: Mutex::new(HashSet::new()),
+        });
+        if matches!(engine.index, VectorIndex::Cluster(_)) {
+            Self::spawn_feed(&engine);
+        }
+        Ok(engine)
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    pub fn index(&self) -> &ShardedIndex {
-        &self.index
+    /// The in-process index (`None` on a router, whose shards are on other nodes).
+    pub fn local_index(&self) -> Option<&ShardedIndex> {
+        match &self.index {
+            VectorIndex::Local(index) => Some(index),
+            VectorIndex::Cluster(_) => None,
+        }
     }
 
     /// Each external dependency (ScyllaDB, Neo4j, Redis when configured) and whether it
@@ -605,14 +942,27 @@ impl Engine {
             b.graph.check(),
             b.user_cache.check()
         );
-        [
+        let mut checks: Vec<(&'static str, Result<(), StoreError>)> = [
             (b.interactions.name(), interactions),
             (b.graph.name(), graph),
             (b.user_cache.name(), cache),
         ]
         .into_iter()
         .filter(|(name, _)| !matches!(*name, "embedded" | "in-process"))
-        .collect()
+        .collect();
+        if let VectorIndex::Cluster(cluster) = &self.index {
+            let missing = cluster.unavailable_shards();
+            checks.push((
+                "shard_nodes",
+                match missing.is_empty() {
+                    true => Ok(()),
+                    false => Err(StoreError::Unavailable(format!(
+                        "no replica up for shards {missing:?}"
+                    ))),
+                },
+            ));
+        }
+        checks
     }
 
     pub fn catalog_len(&self) -> usize {
@@ -695,6 +1045,7 @@ impl Engine {
                     self.backends.interactions.recent(user, cfg.history_limit),
                     self.backends.user_cache.get(user)
                 );
+                self.metrics.count_user_cache(cached.is_some());
                 let history = history.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "interaction store failed; serving without history");
                     self.metrics.count_degraded("interactions");
@@ -738,14 +1089,13 @@ impl Engine {
         let seeds = graph_seeds(&history, cfg.history_half_life_days);
         let ann = async {
             let Some(q) = query.clone() else {
-                return Ok(Vec::new());
+                return Ok(SearchOutcome::default());
             };
             let started = Instant::now();
-            let engine = self.clone();
             let k = cfg.ann_candidates.max(req.limit as usize * 4);
-            let hits = on_rayon(move || engine.index.search(&q, k, None)).await;
+            let outcome = self.search_vectors(q, k).await;
             self.metrics.observe_stage(Stage::VectorSearch, started);
-            hits
+            outcome
         };
         let graph = async {
             if seeds.is_empty() {
@@ -761,7 +1111,9 @@ impl Engine {
             n
         };
         let (ann, graph) = tokio::join!(ann, graph);
-        let mut candidates = self.merge_candidates(ann?, graph, &mut degraded);
+        let ann = ann?;
+        let missing_shards = ann.missing_shards;
+        let mut candidates = self.merge_candidates(ann.hits, graph, &mut degraded);
         let fallback_reason = if candidates.is_empty() {
             // Cold start without intent: what is popular, filtered to the context below.
             for id in self
@@ -815,6 +1167,8 @@ impl Engine {
             cold_start,
             intent: intent_summary,
             degraded,
+            partial: !missing_shards.is_empty(),
+            missing_shards,
         })
     }
 
@@ -839,12 +1193,10 @@ impl Engine {
         let seeds = [(seed.id.clone(), 1.0)];
         let ann = async {
             let started = Instant::now();
-            let engine = self.clone();
-            let q = query.clone();
             let k = cfg.ann_candidates.max(limit * 4) + 1;
-            let hits = on_rayon(move || engine.index.search(&q, k, None)).await;
+            let outcome = self.search_vectors(query.clone(), k).await;
             self.metrics.observe_stage(Stage::VectorSearch, started);
-            hits
+            outcome
         };
         let history = async {
             match user_id {
@@ -863,7 +1215,9 @@ impl Engine {
             history
         );
         let mut degraded = Vec::new();
-        let candidates = self.merge_candidates(ann?, graph, &mut degraded);
+        let ann = ann?;
+        let missing_shards = ann.missing_shards;
+        let candidates = self.merge_candidates(ann.hits, graph, &mut degraded);
         self.metrics
             .observe_stage(Stage::Candidates, candidates_started);
         let mut exclude: HashSet<Arc<str>> = HashSet::from([seed.id.clone()]);
@@ -899,6 +1253,8 @@ impl Engine {
             cold_start: false,
             intent: None,
             degraded,
+            partial: !missing_shards.is_empty(),
+            missing_shards,
         })
     }
 
@@ -1346,30 +1702,41 @@ impl Engine {
             .into_iter()
             .map(|(item, vector)| StoredItem {
                 item,
-                version: self.backends.items.next_version(),
+                version: match &self.index {
+                    VectorIndex::Local(_) => self.backends.items.next_version(),
+                    VectorIndex::Cluster(cluster) => cluster.next_version(),
+                },
                 vector: vector.unwrap_or_default(),
             })
             .collect();
         let count = stored.len();
-        self.backends.items.upsert(stored.clone()).await?;
+        match &self.index {
+            VectorIndex::Local(_) => self.backends.items.upsert(stored.clone()).await?,
+            VectorIndex::Cluster(cluster) => {
+                cluster
+                    .write(
+                        stored
+                            .iter()
+                            .map(|s| item_record(&s.item, s.version, s.vector.clone()))
+                            .collect(),
+                    )
+                    .await?
+            }
+        }
         let mut entries = Vec::with_capacity(count);
         for s in stored {
             let id = self
                 .catalog
                 .insert(CatalogEntry::new(s.item, s.version, &s.vector));
-            self.index.upsert(id.clone(), s.version, &s.vector);
+            if let VectorIndex::Local(index) = &self.index {
+                index.upsert(id.clone(), s.version, &s.vector);
+            }
             entries.extend(self.catalog.get(&id));
         }
         self.refresh_shard_metrics();
-        let k = self.config.graph.similar_edges;
-        let engine = self.clone();
-        let nodes = on_rayon(move || {
-            entries
-                .iter()
-                .map(|e| content_node(e, engine.nearest_items(e, k)))
-                .collect()
-        })
-        .await?;
+        let nodes = self
+            .content_nodes(entries, self.config.graph.similar_edges)
+            .await?;
         if let Err(err) = self.backends.graph.upsert_content(nodes).await {
             // The catalogue is durable; a graph that fell behind is refilled at the next start.
             tracing::warn!(error = %err, "item graph not updated");
@@ -1380,14 +1747,36 @@ impl Engine {
 
     pub async fn delete_item(&self, item_id: &str) -> Result<(), EngineError> {
         validate_item_id(item_id)?;
-        if !self.backends.items.delete(item_id).await? {
-            return Err(EngineError::not_found(
-                "item_not_found",
-                format!("no item with id '{item_id}'"),
-            ));
+        let not_found =
+            || EngineError::not_found("item_not_found", format!("no item with id '{item_id}'"));
+        match &self.index {
+            VectorIndex::Local(index) => {
+                if !self.backends.items.delete(item_id).await? {
+                    return Err(not_found());
+                }
+                index.remove(item_id);
+            }
+            VectorIndex::Cluster(cluster) => {
+                let Some(entry) = self.catalog.get(item_id) else {
+                    return Err(not_found());
+                };
+                let version = cluster.next_version();
+                cluster
+                    .write(vec![ItemRecord {
+                        id: item_id.to_string(),
+                        version,
+                        item: None,
+                        vector: Vec::new(),
+                    }])
+                    .await?;
+                self.feed
+                    .lock()
+                    .expect("feed lock")
+                    .removed
+                    .insert(entry.id.clone(), version);
+            }
         }
         self.catalog.remove(item_id);
-        self.index.remove(item_id);
         self.refresh_shard_metrics();
         if let Err(err) = self.backends.graph.remove_content(item_id).await {
             tracing::warn!(error = %err, "item not removed from the graph");
@@ -1397,9 +1786,22 @@ impl Engine {
     }
 
     fn refresh_shard_metrics(&self) {
-        for shard in self.index.shards() {
+        let VectorIndex::Local(index) = &self.index else {
+            return;
+        };
+        for shard in index.shards() {
             self.metrics.set_shard_items(shard.id(), shard.len());
         }
+    }
+}
+
+/// An item as shard nodes store it.
+fn item_record(item: &Item, version: u64, vector: Vec<f32>) -> ItemRecord {
+    ItemRecord {
+        id: item.id.clone(),
+        version,
+        item: Some(serde_json::to_vec(item).expect("items serialise")),
+        vector,
     }
 }
 

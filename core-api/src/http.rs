@@ -258,7 +258,7 @@ async fn recommendations(
     let req = query.normalise().map_err(EngineError::from)?;
     let engine = state.engine()?;
     let response = engine.recommend(&req).await?;
-    Ok(with_tier(TtlTier::for_recommendation(&req), Json(response)))
+    Ok(ranked(TtlTier::for_recommendation(&req), response))
 }
 
 async fn similar(
@@ -276,7 +276,19 @@ async fn similar(
             query.user_id.as_deref(),
         )
         .await?;
-    Ok(with_tier(TtlTier::Popular, Json(response)))
+    Ok(ranked(TtlTier::Popular, response))
+}
+
+/// A ranked answer: cacheable for its tier, unless it is partial or degraded, which no
+/// cache should keep serving once the failure is over.
+fn ranked(tier: TtlTier, response: shared_types::RecommendationResponse) -> Response {
+    let incomplete = response.partial || !response.degraded.is_empty();
+    let mut r = with_tier(tier, Json(response));
+    if incomplete {
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    r
 }
 
 async fn get_item(
@@ -429,7 +441,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
             Json(serde_json::json!({
                 "status": if degraded { "degraded" } else { "ready" },
                 "items": engine.catalog_len(),
-                "shards": engine.index().shards().len(),
+                "shards": engine.shard_count(),
+                "graph_backlog": engine.graph_backlog(),
                 "dependencies": dependencies,
             }))
             .into_response()

@@ -3,6 +3,7 @@
 //! embedded defaults ([`store`]) and Prometheus metrics ([`metrics`]).
 
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod edge_auth;

@@ -5,6 +5,8 @@ use std::future::IntoFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use core_api::cluster::ShardNode;
+use core_api::config::Role;
 use core_api::metrics::Metrics;
 use core_api::{app, AppState, Config, Engine};
 use tracing_subscriber::EnvFilter;
@@ -44,6 +46,9 @@ async fn run() -> Result<(), String> {
     let config =
         Config::load(config_path()?.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::new());
+    if config.cluster.role() == Role::Shard {
+        return run_shard_node(config, metrics).await;
+    }
     let state = AppState::loading(config.clone(), metrics.clone());
     let listener = tokio::net::TcpListener::bind(&config.server.bind)
         .await
@@ -77,6 +82,52 @@ async fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     if let Err(e) = engine.persist_policy() {
         tracing::warn!(error = %e, "ranking policy state not saved");
+    }
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// A shard node: internal RPC on `cluster.internal_bind`, probes and metrics on
+/// `server.bind`; no model, no public API.
+async fn run_shard_node(config: Config, metrics: Arc<Metrics>) -> Result<(), String> {
+    let node = ShardNode::open(&config, metrics)
+        .await
+        .map_err(|e| e.to_string())?;
+    let bind = |addr: String| async move {
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot bind {addr}: {e}"))
+    };
+    let internal = bind(config.cluster.internal_bind.clone()).await?;
+    let public = bind(config.server.bind.clone()).await?;
+    tracing::info!(
+        internal = %config.cluster.internal_bind,
+        public = %config.server.bind,
+        "shard node listening"
+    );
+    let sync = node.spawn_sync();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let internal = tokio::spawn(
+        axum::serve(internal, node.internal_app())
+            .with_graceful_shutdown(until_stopped(stopped.clone()))
+            .into_future(),
+    );
+    let public = tokio::spawn(
+        axum::serve(public, node.public_app())
+            .with_graceful_shutdown(until_stopped(stopped))
+            .into_future(),
+    );
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    sync.abort();
+    for server in [internal, public] {
+        server
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
     }
     tracing::info!("shut down");
     Ok(())

@@ -46,6 +46,17 @@ pub struct Metrics {
     degraded: IntCounterVec,
     policy_decisions: IntCounterVec,
     policy_rewards: IntCounterVec,
+    cluster: ClusterMetrics,
+    user_cache: IntCounterVec,
+}
+
+/// What a router sees of its shard nodes.
+struct ClusterMetrics {
+    partial: prometheus::IntCounter,
+    rpc_seconds: HistogramVec,
+    rpc_failures: IntCounterVec,
+    hedges: prometheus::IntCounter,
+    replicas_up: IntGaugeVec,
 }
 
 /// Latency buckets from 50 µs to 2.5 s.
@@ -138,8 +149,59 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let cluster = ClusterMetrics {
+            partial: prometheus::IntCounter::new(
+                "reco_partial_responses_total",
+                "Answers that miss at least one shard (every replica down or past its deadline)",
+            )
+            .expect("valid metric"),
+            rpc_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "reco_shard_rpc_duration_seconds",
+                    "Internal search calls from this router to a shard node",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["node"],
+            )
+            .expect("valid metric"),
+            rpc_failures: IntCounterVec::new(
+                Opts::new(
+                    "reco_shard_rpc_failures_total",
+                    "Internal calls to a shard node that failed or timed out",
+                ),
+                &["node"],
+            )
+            .expect("valid metric"),
+            hedges: prometheus::IntCounter::new(
+                "reco_shard_hedges_total",
+                "Shard searches also sent to a second replica because the first was slow",
+            )
+            .expect("valid metric"),
+            replicas_up: IntGaugeVec::new(
+                Opts::new(
+                    "reco_cluster_shard_replicas_up",
+                    "Replicas of each shard this router can use now",
+                ),
+                &["shard"],
+            )
+            .expect("valid metric"),
+        };
+        let user_cache = IntCounterVec::new(
+            Opts::new(
+                "reco_user_cache_requests_total",
+                "User-embedding cache lookups by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(stage_seconds.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(cluster.partial.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(cluster.rpc_seconds.clone()),
+            Box::new(cluster.rpc_failures.clone()),
+            Box::new(cluster.hedges.clone()),
+            Box::new(cluster.replicas_up.clone()),
+            Box::new(user_cache.clone()),
+            Box::new(stage_seconds.clone()),
             Box::new(policy_decisions.clone()),
             Box::new(policy_rewards.clone()),
             Box::new(embed_queue_wait.clone()),
@@ -164,7 +226,41 @@ impl Metrics {
             degraded,
             policy_decisions,
             policy_rewards,
+            cluster,
+            user_cache,
         }
+    }
+
+    pub fn count_partial(&self) {
+        self.cluster.partial.inc();
+    }
+
+    pub fn observe_shard_rpc(&self, node: &str, seconds: f64) {
+        self.cluster
+            .rpc_seconds
+            .with_label_values(&[node])
+            .observe(seconds);
+    }
+
+    pub fn count_shard_rpc_failure(&self, node: &str) {
+        self.cluster.rpc_failures.with_label_values(&[node]).inc();
+    }
+
+    pub fn count_hedge(&self) {
+        self.cluster.hedges.inc();
+    }
+
+    pub fn set_replicas_up(&self, shard: usize, replicas: usize) {
+        self.cluster
+            .replicas_up
+            .with_label_values(&[&shard.to_string()])
+            .set(replicas as i64);
+    }
+
+    pub fn count_user_cache(&self, hit: bool) {
+        self.user_cache
+            .with_label_values(&[if hit { "hit" } else { "miss" }])
+            .inc();
     }
 
     pub fn count_policy_decision(&self, explored: bool) {

@@ -107,7 +107,13 @@ async fn serve_cached(
                 .headers()
                 .get(CACHE_TIER_HEADER)?
                 .and_then(|t| TtlTier::parse(&t));
-            let storable = !resp.headers().has("set-cookie")?;
+            // The core marks partial and degraded answers no-store: they must not outlive
+            // the failure behind them.
+            let storable = !resp.headers().has("set-cookie")?
+                && !resp
+                    .headers()
+                    .get("cache-control")?
+                    .is_some_and(|c| c.contains("no-store"));
             let body = resp.bytes().await?;
             let storage = storage_plan(config, route, core_tier, now_secs);
             if storable && storage.fresh_max_age > 0 {

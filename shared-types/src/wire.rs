@@ -287,4 +287,11 @@ pub struct RecommendationResponse {
     /// Names of candidate sources that failed; non-empty means a degraded answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub degraded: Vec<String>,
+    /// True when some index shards did not answer (every replica down or too slow): the
+    /// items come from the rest of the catalogue.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// The shards missing from a partial answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_shards: Vec<u32>,
 }

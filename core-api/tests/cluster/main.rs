@@ -1,0 +1,429 @@
+//! A real cluster on loopback: three shard-node processes and a router process (each its
+//! own `core-api` on its own 127.0.0.x address), checked against a single-node process on
+//! the same items. Nodes are SIGKILLed and restarted while the router serves.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use core_api::cluster::rpc::RpcClient;
+use core_api::index::shard_of;
+use hyper::Method;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+const SHARDS: usize = 4;
+const DIM: usize = 384;
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_addr(ip: &str) -> String {
+    let listener = TcpListener::bind(format!("{ip}:0")).unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// One `core-api` process with its config file, data directory and log.
+struct Node {
+    name: String,
+    public: String,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn new(dir: &Path, name: &str, ip: &str, role_toml: String) -> Self {
+        let public = free_addr(ip);
+        let data = dir.join(name);
+        let config = dir.join(format!("{name}.toml"));
+        let toml = format!(
+            r#"
+[server]
+bind = "{public}"
+request_timeout_ms = 60000
+[storage]
+data_dir = "{data}"
+[model]
+dir = "{model}"
+[demo]
+load_if_empty = false
+[index]
+shards = {SHARDS}
+rebuild_threshold = 100000
+[policy]
+epsilon = 0.0
+{role_toml}
+"#,
+            data = data.display(),
+            model = repo_root().join(gpu_batch::DEFAULT_MODEL_DIR).display(),
+        );
+        std::fs::write(&config, toml).unwrap();
+        let mut node = Self {
+            name: name.into(),
+            public,
+            log: dir.join(format!("{name}.log")),
+            config,
+            child: None,
+        };
+        node.start();
+        node
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_core-api"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Client(RpcClient);
+
+impl Client {
+    async fn call(
+        &self,
+        method: Method,
+        node: &Node,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let body = body.map_or_else(Default::default, |b| b.to_string().into());
+        let bytes = self
+            .0
+            .call(
+                method,
+                &node.public,
+                path,
+                body,
+                "application/json",
+                TIMEOUT,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    }
+
+    async fn get(&self, node: &Node, path: &str) -> Value {
+        self.call(Method::GET, node, path, None)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} on {}: {e}\n{}", node.name, node.log_tail()))
+    }
+
+    async fn post(&self, node: &Node, path: &str, body: Value) -> Result<Value, String> {
+        self.call(Method::POST, node, path, Some(body)).await
+    }
+
+    /// Live items a shard node holds, over its shards.
+    async fn items_held(&self, node: &Node) -> u64 {
+        let ready = self.get(node, "/readyz").await;
+        ready["items"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum()
+    }
+
+    async fn metrics(&self, node: &Node) -> String {
+        let bytes = self
+            .0
+            .call(
+                Method::GET,
+                &node.public,
+                "/metrics",
+                Default::default(),
+                "text/plain",
+                TIMEOUT,
+            )
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// Polls `/readyz` until `ready(body)` holds.
+    async fn wait(&self, node: &Node, what: &str, ready: impl Fn(&Value) -> bool) {
+        let started = Instant::now();
+        loop {
+            if let Ok(body) = self.call(Method::GET, node, "/readyz", None).await {
+                if ready(&body) {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{}: {what} not reached\n{}",
+                node.name,
+                node.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Items around 12 topics with seeded unit vectors.
+fn items(n: usize, seed: u64, prefix: &str) -> Vec<Value> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let centres: Vec<Vec<f32>> = (0..12)
+        .map(|_| (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect())
+        .collect();
+    let genres = ["Drama", "Comedy", "Sci-Fi", "Horror", "Family", "Romance"];
+    (0..n)
+        .map(|i| {
+            let centre = &centres[i % centres.len()];
+            let mut v: Vec<f32> = centre
+                .iter()
+                .map(|c| c + rng.gen_range(-0.6f32..0.6))
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter_mut().for_each(|x| *x /= norm);
+            json!({
+                "id": format!("{prefix}{i:04}"),
+                "title": format!("Film {prefix}{i}"),
+                "genres": [genres[i % genres.len()], genres[(i / 6) % genres.len()]],
+                "year": 1990 + (i % 30) as u16,
+                "quality": (i % 10) as f32 / 10.0,
+                "embedding": v,
+            })
+        })
+        .collect()
+}
+
+/// The ids answered for `path`, with the answer's partial flag and missing shards.
+async fn answer(client: &Client, node: &Node, path: &str) -> (Vec<String>, bool, Vec<u64>) {
+    let body = client.get(node, path).await;
+    let ids = body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{path} on {}: {body}", node.name))
+        .iter()
+        .map(|i| i["item"]["id"].as_str().unwrap().to_string())
+        .collect();
+    let missing = body["missing_shards"]
+        .as_array()
+        .map(|m| m.iter().map(|s| s.as_u64().unwrap()).collect())
+        .unwrap_or_default();
+    (ids, body["partial"] == true, missing)
+}
+
+const PROBES: &[&str] = &["c0003", "c0017", "c0042", "c0101", "c0150", "c0199"];
+
+/// Every probe answers the same on the router as on the single node, complete.
+async fn assert_same_as_single(client: &Client, router: &Node, single: &Node, when: &str) {
+    for probe in PROBES {
+        let path = format!("/v1/similar/{probe}?limit=10");
+        let (expected, _, _) = answer(client, single, &path).await;
+        let (got, partial, missing) = answer(client, router, &path).await;
+        assert!(
+            !partial && missing.is_empty(),
+            "{when}: {path} partial {missing:?}"
+        );
+        assert_eq!(got, expected, "{when}: {path} differs from the single node");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
+    let dir = std::env::temp_dir().join(format!("core-api-cluster-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let client = Client(RpcClient::default());
+
+    // Shard nodes: A holds shards 0 and 1, B holds 2 and 3, C replicates all four.
+    let internal: BTreeMap<&str, String> =
+        [("a", "127.0.0.2"), ("b", "127.0.0.3"), ("c", "127.0.0.4")]
+            .into_iter()
+            .map(|(n, ip)| (n, free_addr(ip)))
+            .collect();
+    let nodes_list = format!("{:?}", internal.values().collect::<Vec<_>>());
+    let timing = "health_interval_ms = 200\nsync_interval_ms = 300\nshard_deadline_ms = 1500\nhedge_after_ms = 300";
+    let shard_node = |name: &str, ip: &str, hosted: &str| {
+        Node::new(
+            &dir,
+            name,
+            ip,
+            format!(
+                "[cluster]\nrole = \"shard\"\nhosted_shards = {hosted}\ninternal_bind = \"{}\"\nnodes = {nodes_list}\n{timing}",
+                internal[name]
+            ),
+        )
+    };
+    let mut a = shard_node("a", "127.0.0.2", "[0, 1]");
+    let mut b = shard_node("b", "127.0.0.3", "[2, 3]");
+    let mut c = shard_node("c", "127.0.0.4", "[0, 1, 2, 3]");
+    let router = Node::new(
+        &dir,
+        "router",
+        "127.0.0.5",
+        format!("[cluster]\nrole = \"router\"\nnodes = {nodes_list}\n{timing}"),
+    );
+    let single = Node::new(&dir, "single", "127.0.0.6", String::new());
+    for node in [&a, &b, &c] {
+        client.wait(node, "ready", |r| r["status"] == "ready").await;
+    }
+    let all_shards_up =
+        |r: &Value| r["status"] == "ready" && r["dependencies"]["shard_nodes"] == "ok";
+    client.wait(&router, "all shards up", all_shards_up).await;
+    client
+        .wait(&single, "ready", |r| r["status"] == "ready")
+        .await;
+
+    // The same items through the router and into the single node.
+    let catalogue = items(200, 7, "c");
+    for node in [&router, &single] {
+        let done = client
+            .post(node, "/v1/items", json!(catalogue))
+            .await
+            .unwrap();
+        assert_eq!(done["upserted"], 200, "{}", node.name);
+    }
+    let stored = client.items_held(&a).await + client.items_held(&b).await;
+    assert_eq!(stored, 200, "A and B together hold every item once");
+    assert_eq!(
+        client.items_held(&c).await,
+        200,
+        "C holds a replica of everything"
+    );
+    assert_same_as_single(&client, &router, &single, "all nodes up").await;
+
+    // A dies: C serves shards 0 and 1, nothing is missing.
+    a.kill();
+    assert_same_as_single(&client, &router, &single, "A down").await;
+
+    // C dies too: shards 0 and 1 have no replica; answers are partial, never errors.
+    c.kill();
+    let (ids, partial, missing) = answer(&client, &router, "/v1/similar/c0042?limit=10").await;
+    assert!(partial, "answer with shards 0 and 1 gone must be partial");
+    assert_eq!(missing, [0, 1]);
+    // Vector candidates come from shards 2 and 3 only; the router's catalogue and item graph
+    // still know every item, so graph neighbours from any shard may appear.
+    assert_eq!(ids.len(), 10, "the rest of the catalogue still answers");
+    let metrics = client.metrics(&router).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("reco_partial_responses_total ") && !l.ends_with(" 0")),
+        "partial answers are counted"
+    );
+    client
+        .wait(&router, "shards 0 and 1 reported down", |r| {
+            r["status"] == "degraded"
+                && r["dependencies"]["shard_nodes"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("[0, 1]"))
+        })
+        .await;
+
+    // Writes: an item of shard 0/1 cannot be stored anywhere (503); items of shards 2/3
+    // go to B only, C missing them while it is down.
+    let fresh = items(40, 99, "n");
+    let (low, high): (Vec<Value>, Vec<Value>) = fresh
+        .into_iter()
+        .partition(|i| shard_of(i["id"].as_str().unwrap(), SHARDS) < 2);
+    let refused = client
+        .post(&router, "/v1/items", json!([low[0]]))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.contains("503"),
+        "write without a replica must be refused: {refused}"
+    );
+    let gone = catalogue
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .find(|id| shard_of(id, SHARDS) >= 2 && !PROBES.contains(id))
+        .unwrap();
+    for node in [&router, &single] {
+        let deleted = client
+            .0
+            .call(
+                Method::DELETE,
+                &node.public,
+                &format!("/v1/items/{gone}"),
+                Default::default(),
+                "application/json",
+                TIMEOUT,
+            )
+            .await;
+        // 204 has no body: the call succeeds with empty bytes.
+        assert!(deleted.is_ok(), "{}: {deleted:?}", node.name);
+    }
+    for node in [&router, &single] {
+        client.post(node, "/v1/items", json!(high)).await.unwrap();
+    }
+
+    // C returns: it catches up from B (the new items, the deletion) before it serves.
+    c.start();
+    client.wait(&c, "ready", |r| r["status"] == "ready").await;
+    client
+        .wait(&router, "all shards up again", all_shards_up)
+        .await;
+    let probe_new = format!("/v1/similar/{}?limit=10", high[0]["id"].as_str().unwrap());
+    // Graph edges of the items written during the outage were computed without shards 0
+    // and 1; the router recomputes them now that every shard answers.
+    client
+        .wait(&router, "graph backlog cleared", |r| {
+            r["graph_backlog"] == 0
+        })
+        .await;
+    // B dies: shards 2 and 3 are now served by C alone, with what it caught up.
+    b.kill();
+    assert_same_as_single(&client, &router, &single, "only C up").await;
+    let (got, partial, _) = answer(&client, &router, &probe_new).await;
+    let (expected, _, _) = answer(&client, &single, &probe_new).await;
+    assert!(!partial);
+    assert_eq!(
+        got, expected,
+        "C serves the items written while it was down"
+    );
+    assert_eq!(
+        client.items_held(&c).await,
+        200 + high.len() as u64 - 1,
+        "C holds every live item after catching up"
+    );
+
+    // Everyone back: complete and identical again; restarted nodes reuse their data.
+    a.start();
+    b.start();
+    for node in [&a, &b] {
+        client.wait(node, "ready", |r| r["status"] == "ready").await;
+    }
+    client.wait(&router, "all shards up", all_shards_up).await;
+    assert_same_as_single(&client, &router, &single, "all back").await;
+    drop((a, b, c, router, single));
+    let _ = std::fs::remove_dir_all(&dir);
+}
