@@ -475,6 +475,11 @@ impl Engine {
         Self::sync_graph(Arc::downgrade(self)).await
     }
 
+    /// False while the background graph fill started at open runs.
+    pub fn is_graph_filled(&self) -> bool {
+        *self.graph_filled.borrow()
+    }
+
     /// Resolves once the background graph fill started at open has finished (at once when
     /// there was none): until then graph candidates may still appear.
     pub async fn graph_filled(&self) {
@@ -520,7 +525,7 @@ impl Engine {
                 use futures::StreamExt;
                 let nodes: Vec<(ContentNode, bool)> = futures::stream::iter(entries)
                     .map(|e| async move {
-                        let outcome = cluster.search(&e.vector_f32(), k + 1, None).await;
+                        let outcome = cluster.search_background(&e.vector_f32(), k + 1).await;
                         let partial = !outcome.missing_shards.is_empty();
                         (content_node(&e, nearest(outcome.hits, &e.id)), partial)
                     })

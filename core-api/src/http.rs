@@ -443,6 +443,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 "items": engine.catalog_len(),
                 "shards": engine.shard_count(),
                 "graph_backlog": engine.graph_backlog(),
+                "graph_filled": engine.is_graph_filled(),
                 "dependencies": dependencies,
             }))
             .into_response()

@@ -8,8 +8,13 @@
 //! file, anonymous free-text intents, item pages (similar items), plain anonymous requests,
 //! and interaction events interleaved.
 //!
+//! Through the edge, `--hot-percent 85 --hot-keys 200` sends 85% of the reads from a fixed set
+//! of 200 requests (the popular pages an edge cache answers) and the rest fresh; answers are
+//! split by their `x-edge-cache` header (HIT, MISS, STALE, ...) with latencies per kind.
+//!
 //! usage: loadgen [--addr 127.0.0.1:8080] [--rate 500] [--duration 20] [--connections 32]
-//!                [--data data/movietweetings/snapshot-20k] [--events-percent 5] [--json]
+//!                [--data data/movietweetings/snapshot-20k] [--events-percent 5]
+//!                [--hot-percent 0 --hot-keys 200] [--json]
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +40,8 @@ struct Args {
     connections: usize,
     data: String,
     events_percent: usize,
+    hot_percent: usize,
+    hot_keys: usize,
     json: bool,
 }
 
@@ -46,6 +53,8 @@ fn parse_args() -> Result<Args, String> {
         connections: 32,
         data: "data/movietweetings/snapshot-20k".into(),
         events_percent: 5,
+        hot_percent: 0,
+        hot_keys: 200,
         json: false,
     };
     let mut it = std::env::args().skip(1);
@@ -70,6 +79,14 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--events-percent: {e}"))?
             }
+            "--hot-percent" => {
+                a.hot_percent = value()?
+                    .parse()
+                    .map_err(|e| format!("--hot-percent: {e}"))?
+            }
+            "--hot-keys" => {
+                a.hot_keys = value()?.parse().map_err(|e| format!("--hot-keys: {e}"))?
+            }
             "--json" => a.json = true,
             other => return Err(format!("unknown flag {other}")),
         }
@@ -87,6 +104,9 @@ struct Workload {
     users: Vec<String>,
     items: Vec<String>,
     events_percent: usize,
+    hot_percent: usize,
+    /// The same reads for every connection: what an edge cache keeps answering.
+    hot: Vec<String>,
 }
 
 impl Workload {
@@ -109,7 +129,17 @@ impl Workload {
             users,
             items,
             events_percent: 0,
+            hot_percent: 0,
+            hot: Vec::new(),
         })
+    }
+
+    /// Fixes the hot set: `n` reads of the usual mix, drawn with a seed of their own.
+    fn with_hot_set(mut self, percent: usize, n: usize) -> Self {
+        let mut rng = Rng::new(0x5eed);
+        self.hot = (0..n.max(1)).map(|_| self.read(&mut rng)).collect();
+        self.hot_percent = percent;
+        self
     }
 
     fn pick(&self, rng: &mut Rng) -> Request {
@@ -123,7 +153,16 @@ impl Workload {
                 format!(r#"{{"user_id":"{user}","item_id":"{item}","action":"{action}"}}"#),
             );
         }
-        Request::Get(match rng.below(100) {
+        if rng.below(100) < self.hot_percent {
+            return Request::Get(self.hot[rng.below(self.hot.len())].clone());
+        }
+        Request::Get(self.read(rng))
+    }
+
+    /// One read of the mix.
+    fn read(&self, rng: &mut Rng) -> String {
+        let user = &self.users[rng.below(self.users.len())];
+        match rng.below(100) {
             0..=59 => format!("/v1/recommendations?user_id={user}&limit=10"),
             60..=79 => format!(
                 "/v1/recommendations?q={}&limit=10",
@@ -134,12 +173,18 @@ impl Workload {
                 self.items[rng.below(self.items.len())]
             ),
             _ => "/v1/recommendations?limit=10".into(),
-        })
+        }
     }
 }
 
+/// An answer: its status and the edge's `x-edge-cache` verdict, if any.
+struct Answer {
+    status: u16,
+    edge_cache: Option<String>,
+}
+
 /// Sends one request on a keep-alive connection and reads the whole response.
-async fn exchange(stream: &mut BufReader<TcpStream>, req: &Request) -> std::io::Result<u16> {
+async fn exchange(stream: &mut BufReader<TcpStream>, req: &Request) -> std::io::Result<Answer> {
     let head = match req {
         Request::Get(path) => format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n"),
         Request::Post(path, body) => format!(
@@ -152,6 +197,7 @@ async fn exchange(stream: &mut BufReader<TcpStream>, req: &Request) -> std::io::
     stream.read_line(&mut line).await?;
     let status: u16 = line.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut length = 0usize;
+    let mut edge_cache = None;
     loop {
         line.clear();
         if stream.read_line(&mut line).await? == 0 {
@@ -164,16 +210,21 @@ async fn exchange(stream: &mut BufReader<TcpStream>, req: &Request) -> std::io::
         if let Some((k, v)) = l.split_once(':') {
             if k.eq_ignore_ascii_case("content-length") {
                 length = v.trim().parse().unwrap_or(0);
+            } else if k.eq_ignore_ascii_case("x-edge-cache") {
+                edge_cache = Some(v.trim().to_string());
             }
         }
     }
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).await?;
-    Ok(status)
+    Ok(Answer { status, edge_cache })
 }
 
+#[derive(Default)]
 struct ConnectionResult {
     latencies_ms: Vec<f64>,
+    /// Latencies by `x-edge-cache` verdict (`none` when no edge answered).
+    by_cache: std::collections::BTreeMap<String, Vec<f64>>,
     errors: usize,
 }
 
@@ -189,10 +240,7 @@ async fn run_connection(
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let mut stream = BufReader::new(stream);
     let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ index as u64);
-    let mut result = ConnectionResult {
-        latencies_ms: Vec::new(),
-        errors: 0,
-    };
+    let mut result = ConnectionResult::default();
     // Open loop: this connection's share of the rate, evenly spaced and staggered.
     let interval =
         (args.rate > 0.0).then(|| Duration::from_secs_f64(args.connections as f64 / args.rate));
@@ -208,9 +256,15 @@ async fn run_connection(
         tokio::time::sleep_until(scheduled.into()).await;
         let req = workload.pick(&mut rng);
         match exchange(&mut stream, &req).await {
-            Ok(status) if (200..300).contains(&status) => result
-                .latencies_ms
-                .push(scheduled.elapsed().as_secs_f64() * 1e3),
+            Ok(answer) if (200..300).contains(&answer.status) => {
+                let ms = scheduled.elapsed().as_secs_f64() * 1e3;
+                result.latencies_ms.push(ms);
+                result
+                    .by_cache
+                    .entry(answer.edge_cache.unwrap_or_else(|| "none".into()))
+                    .or_default()
+                    .push(ms);
+            }
             Ok(_) => result.errors += 1,
             Err(e) => return Err(format!("connection {index}: {e}")),
         }
@@ -228,11 +282,12 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let mut workload = Workload::load(&args.data).unwrap_or_else(|e| {
+    let mut workload: Workload = Workload::load(&args.data).unwrap_or_else(|e| {
         eprintln!("loadgen: {e}");
         std::process::exit(2);
     });
     workload.events_percent = args.events_percent;
+    let workload = workload.with_hot_set(args.hot_percent, args.hot_keys);
     let args = Box::leak(Box::new(args));
     let workload = Box::leak(Box::new(workload));
     let start = Instant::now() + Duration::from_millis(200);
@@ -240,11 +295,15 @@ async fn main() {
         .map(|i| tokio::spawn(run_connection(args, workload, i, start)))
         .collect();
     let mut latencies = Vec::new();
+    let mut by_cache: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     let mut errors = 0;
     for t in tasks {
         match t.await.expect("connection task") {
             Ok(r) => {
                 latencies.extend(r.latencies_ms);
+                for (verdict, l) in r.by_cache {
+                    by_cache.entry(verdict).or_default().extend(l);
+                }
                 errors += r.errors;
             }
             Err(e) => {
@@ -266,6 +325,18 @@ async fn main() {
         "p95_ms": percentile(&latencies, 95.0),
         "p99_ms": percentile(&latencies, 99.0),
         "max_ms": latencies.last().copied().unwrap_or(f64::NAN),
+        "hot_percent": args.hot_percent,
+        "by_edge_cache": by_cache
+            .iter_mut()
+            .map(|(verdict, l)| {
+                l.sort_by(f64::total_cmp);
+                (verdict.clone(), serde_json::json!({
+                    "requests": l.len(),
+                    "p50_ms": percentile(l, 50.0),
+                    "p99_ms": percentile(l, 99.0),
+                }))
+            })
+            .collect::<serde_json::Map<_, _>>(),
     });
     if args.json {
         println!("{summary}");

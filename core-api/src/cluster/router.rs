@@ -62,6 +62,9 @@ pub struct ClusterIndex {
 
 type Answer = (Arc<Node>, Vec<u32>, Result<SearchResponse, RpcError>);
 
+/// Shortest deadline of background searches.
+const BACKGROUND_DEADLINE: Duration = Duration::from_secs(2);
+
 impl ClusterIndex {
     /// Finds the shard nodes (one health round) and keeps checking them in the background
     /// for as long as the index lives.
@@ -205,9 +208,27 @@ impl ClusterIndex {
     /// the shard's next replica, a call unanswered after `hedge_after_ms` is also sent
     /// there, and whatever has not answered by `shard_deadline_ms` is reported missing.
     pub async fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> SearchOutcome {
-        let ef = ef.unwrap_or(self.ef_search).max(k);
+        let deadline = Duration::from_millis(self.config.shard_deadline_ms);
+        self.search_within(query, k, ef, deadline).await
+    }
+
+    /// Search for background work (graph edges): the same path with a deadline of seconds,
+    /// so a busy cluster delays it instead of making it partial.
+    pub async fn search_background(&self, query: &[f32], k: usize) -> SearchOutcome {
         let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(self.config.shard_deadline_ms);
+            Duration::from_millis(self.config.shard_deadline_ms * 25).max(BACKGROUND_DEADLINE);
+        self.search_within(query, k, None, deadline).await
+    }
+
+    async fn search_within(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        deadline: Duration,
+    ) -> SearchOutcome {
+        let ef = ef.unwrap_or(self.ef_search).max(k);
+        let deadline = tokio::time::Instant::now() + deadline;
         let turn = self.rotation.fetch_add(1, Ordering::Relaxed);
         let replicas: Vec<Vec<Arc<Node>>> = (0..self.total_shards as u32)
             .map(|s| self.replicas(s, turn))
@@ -262,6 +283,12 @@ impl ClusterIndex {
                                     hits.extend(shard_hits);
                                 }
                             }
+                        }
+                        // Slow is not down: a timeout leaves the node in rotation (hedging
+                        // covers slowness); a refused or broken call takes it out until
+                        // the next health round finds it ready.
+                        Err(RpcError::Timeout(_)) => {
+                            self.metrics.count_shard_rpc_failure(&node.addr);
                         }
                         Err(e) => {
                             tracing::warn!(node = %node.addr, error = %e, "shard search failed; trying another replica");
