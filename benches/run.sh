@@ -59,6 +59,13 @@ index=$("$bin/index_memory" --vectors "$vectors" --shards 4)
 
 # Criterion micro-benchmarks -> benches/RESULTS-micro.md.
 bash benches/micro.sh >/dev/null
+# Core cluster on loopback (router overhead, 1/2/4 shard nodes) -> benches/RESULTS-cluster.md,
+# the 85%-popular traffic mix through the edge -> benches/RESULTS-edge-mix.md, and index
+# scaling with catalogue size and shard count -> benches/RESULTS-scaling.md.
+bash benches/cluster.sh "$((duration / 2))" >/dev/null
+bash benches/edge_mix.sh "$duration" >/dev/null
+scaling_sizes=10000,100000; (( quick )) && scaling_sizes=10000
+bash benches/scaling.sh --sizes "$scaling_sizes" >/dev/null
 # Offline evaluation (engine vs popularity and item-kNN, ablation) -> benches/RESULTS-eval.md.
 "$bin/reco-eval" --write-results benches/RESULTS-eval.md >/dev/null
 # Backend latency (Cassandra, Neo4j, Redis vs embedded) -> benches/RESULTS-backends.md.
@@ -104,6 +111,7 @@ cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
 def row(name, r):
     return f"| {name} | {r['throughput_rps']:.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | {r['errors']} |"
+cluster_md = open("benches/RESULTS-cluster.md").read().replace("# Core cluster", "## Core cluster", 1).replace(chr(10) + "## ", chr(10) + "### ")
 out = f"""# Benchmark results
 
 Written by `benches/run.sh` on {datetime.date.today().isoformat()}; machine: {cpu}, {cores} cores; {rustc}.
@@ -178,9 +186,12 @@ query, query groups of 16 walking 256-row candidate blocks on all threads; recal
 Demo catalogue ingest (`reco-ingest`, JSONL of every film, batches of 256, then snapshots):
 `{ingest_line}`
 
+{cluster_md}
 Micro-benchmarks (kernels, scoring, HNSW search, cache keys) are in `RESULTS-micro.md`; backend
 latency (history fetch, graph candidates, user-vector fetch) in `RESULTS-backends.md`; the
-offline evaluation (engine vs popularity and item-kNN, with ablation) in `RESULTS-eval.md`.
+offline evaluation (engine vs popularity and item-kNN, with ablation) in `RESULTS-eval.md`; the
+85%-popular mix through the edge in `RESULTS-edge-mix.md`; index scaling with catalogue size and
+shard count in `RESULTS-scaling.md`.
 
 No ANN peer was measured in this run. The side-by-side ANN comparison with hnswlib, faiss and hnsw_rs
 is in `RESULTS-ann.md` (`benches/ann/run.sh`).

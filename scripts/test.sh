@@ -52,3 +52,5 @@ bash scripts/check-deploy.sh
 wait_server "$cassandra_start" cassandra
 wait_server "$neo4j_start" neo4j
 cargo test --workspace
+# The benchmark suite, once on tiny inputs, so it cannot silently rot (figures not checked).
+bash benches/smoke.sh

@@ -427,3 +427,103 @@ async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
     drop((a, b, c, router, single));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two in-process shard nodes hold the same shard; one answers searches only after 5 s. With
+/// hedging every search completes from the other replica well inside the 3 s deadline; with
+/// hedging off, searches sent to the slow replica first come back partial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedged_requests_complete_searches_despite_a_slow_replica() {
+    use core_api::cluster::wire::ItemRecord;
+    use core_api::cluster::{ClusterIndex, ShardNode};
+    use core_api::config::Config;
+    use core_api::metrics::Metrics;
+    use std::sync::Arc;
+
+    const DIM: usize = 8;
+    let dir = std::env::temp_dir().join(format!("core-api-hedge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut addrs = Vec::new();
+    for (name, slow) in [("slow", true), ("fast", false)] {
+        let mut config = Config::default();
+        config.index.shards = 1;
+        config.cluster.role = "shard".into();
+        config.cluster.dim = DIM;
+        config.storage.data_dir = dir.join(name);
+        let node = ShardNode::open(&config, Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        node.spawn_sync();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(listener.local_addr().unwrap().to_string());
+        let app = node.internal_app().layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                if slow && req.uri().path() == "/internal/v1/search" {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                next.run(req).await
+            },
+        ));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    let mut rng = StdRng::seed_from_u64(3);
+    let vectors: Vec<Vec<f32>> = (0..50)
+        .map(|_| {
+            let v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / n).collect()
+        })
+        .collect();
+
+    for hedge_after_ms in [50, 3000] {
+        let mut config = Config::default();
+        config.index.shards = 1;
+        config.cluster.role = "router".into();
+        config.cluster.nodes = addrs.clone();
+        config.cluster.shard_deadline_ms = 3000;
+        config.cluster.hedge_after_ms = hedge_after_ms;
+        let metrics = Arc::new(Metrics::new());
+        let cluster = ClusterIndex::connect(&config, DIM, metrics.clone()).await;
+        assert!(cluster.wait_until_complete(Duration::from_secs(20)).await);
+        if hedge_after_ms == 50 {
+            let records = vectors
+                .iter()
+                .enumerate()
+                .map(|(i, v)| ItemRecord {
+                    id: format!("i{i}"),
+                    version: cluster.next_version(),
+                    item: Some(br#"{}"#.to_vec()),
+                    vector: v.clone(),
+                })
+                .collect();
+            cluster.write(records).await.unwrap();
+        }
+        let mut partial = 0;
+        for q in vectors.iter().take(6) {
+            let outcome = cluster.search(q, 5, None).await;
+            if outcome.missing_shards.is_empty() {
+                // Exact: the query is an item, so it is its own best hit.
+                assert_eq!(outcome.hits.len(), 5);
+                assert!(outcome.hits[0].score > 0.999);
+            } else {
+                partial += 1;
+            }
+        }
+        let hedges = metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with("reco_shard_hedges_total "))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .unwrap_or(0);
+        if hedge_after_ms == 50 {
+            assert_eq!(partial, 0, "hedged searches all complete");
+            assert!(hedges >= 1, "the slow replica was hedged");
+        } else {
+            assert!(
+                partial >= 1,
+                "without hedging the slow replica's turns run out of time"
+            );
+            assert_eq!(hedges, 0);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
