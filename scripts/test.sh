@@ -44,6 +44,10 @@ wait_server() {
 }
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The GPU scoring path (feature cuda): lints, and its tests on this machine's backend (the CPU
+# fallback when there is no driver; the GPUs where there are).
+cargo clippy -p gpu-batch --features cuda --all-targets -- -D warnings
+cargo test -q -p gpu-batch --features cuda --lib scoring
 bash scripts/build-edge.sh
 bash scripts/build-edge.sh --clippy
 # Deployment artefacts: promtool checks and rule tests, strict Kubernetes manifest validation,

@@ -13,6 +13,9 @@ use rayon::prelude::*;
 
 use crate::kernels::{best_dot, best_dot_f32, best_dot_i8};
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
 /// Storage precision of the candidate matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Precision {
@@ -237,6 +240,58 @@ impl CandidateMatrix {
     }
 }
 
+/// Batched scoring on the best device available: the GPUs when the `cuda` feature is built
+/// and a driver and device are present, else the CPU matrix above. Same results contract.
+pub enum BatchScorer {
+    Cpu(CandidateMatrix),
+    #[cfg(feature = "cuda")]
+    Gpu(cuda::GpuScorer),
+}
+
+impl BatchScorer {
+    /// Uploads to up to `max_gpus` GPUs (0 = all) when possible; falls back to the CPU, with
+    /// the reason logged once, when there is no GPU (or `max_gpus` is `None`).
+    pub fn new(vectors: &[f32], dim: usize, precision: Precision, max_gpus: Option<usize>) -> Self {
+        #[cfg(feature = "cuda")]
+        if let Some(max) = max_gpus {
+            match cuda::GpuScorer::new(vectors, dim, precision, max) {
+                Ok(gpu) => return Self::Gpu(gpu),
+                Err(e) => tracing::info!(reason = %e, "batched scoring on the CPU"),
+            }
+        }
+        #[cfg(not(feature = "cuda"))]
+        if max_gpus.is_some() {
+            tracing::info!("built without the cuda feature: batched scoring on the CPU");
+        }
+        Self::Cpu(CandidateMatrix::new(vectors, dim, precision))
+    }
+
+    /// `cpu`, or `cuda×N` for N devices.
+    pub fn device(&self) -> String {
+        match self {
+            Self::Cpu(_) => "cpu".into(),
+            #[cfg(feature = "cuda")]
+            Self::Gpu(g) => format!("cuda×{}", g.device_count()),
+        }
+    }
+
+    /// Top-k per query, as [`CandidateMatrix::top_k_batch`]; a GPU that fails mid-way is an
+    /// error for the caller to handle (e.g. by rebuilding on the CPU), never a panic.
+    pub fn top_k_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Scored>>, ScoringError> {
+        match self {
+            Self::Cpu(m) => Ok(m.top_k_batch(queries, k)),
+            #[cfg(feature = "cuda")]
+            Self::Gpu(g) => g
+                .top_k_batch(queries, k)
+                .map_err(|e| ScoringError(e.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("batched scoring failed on the device: {0}")]
+pub struct ScoringError(String);
+
 /// A query in the form the matrix's kernel wants.
 enum Prepared<'q> {
     F32(&'q [f32]),
@@ -310,6 +365,54 @@ mod tests {
                 .count();
         }
         hits as f64 / total as f64
+    }
+
+    /// Written once, run on whatever backend `BatchScorer` picks: the CPU here, every GPU on
+    /// a machine with the `cuda` feature and a driver (scripts/gpu-check.sh).
+    #[test]
+    fn batch_scorer_matches_the_cpu_reference_on_its_backend() {
+        let dim = 384;
+        let rows = vectors(3000, dim, 5);
+        let queries = vectors(300, dim, 77);
+        let reference = CandidateMatrix::new(&rows, dim, Precision::F32).top_k_batch(&queries, 10);
+        for (precision, min_recall) in [
+            (Precision::F32, 1.0),
+            (Precision::F16, 0.99),
+            (Precision::Int8, 0.95),
+        ] {
+            let scorer = BatchScorer::new(&rows, dim, precision, Some(0));
+            #[cfg(feature = "cuda")]
+            if cuda::GpuScorer::devices().is_err() {
+                assert_eq!(
+                    scorer.device(),
+                    "cpu",
+                    "no driver: the CPU fallback is used"
+                );
+            }
+            #[cfg(not(feature = "cuda"))]
+            assert_eq!(scorer.device(), "cpu");
+            let got = scorer.top_k_batch(&queries, 10).unwrap();
+            assert_eq!(got.len(), 300);
+            let r = recall(&reference, &got);
+            assert!(
+                r >= min_recall,
+                "{} on {}: recall {r}",
+                precision.name(),
+                scorer.device()
+            );
+            if precision == Precision::F32 {
+                for (g, w) in got.iter().zip(&reference) {
+                    for (a, b) in g.iter().zip(w) {
+                        assert!(
+                            (a.score - b.score).abs() < 1e-4,
+                            "{} vs {}",
+                            a.score,
+                            b.score
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -5,11 +5,15 @@
 //! FP16 and INT8 candidate storage (queries/s, effective GFLOP/s, memory, recall@10 against
 //! FP32 on the same vectors).
 //!
-//! usage: embed_score [--texts 1024] [--candidates 100000] [--queries 256]
+//! With `--gpus N` (0 = all; needs the `cuda` feature) scoring runs on the GPUs when a driver
+//! and a device are present, else on the CPU; the device used is reported. Recall is always
+//! against the CPU's FP32 top-10.
+//!
+//! usage: embed_score [--texts 1024] [--candidates 100000] [--queries 256] [--gpus N]
 
 use std::time::Instant;
 
-use gpu_batch::scoring::{CandidateMatrix, Precision, Scored};
+use gpu_batch::scoring::{BatchScorer, CandidateMatrix, Precision, Scored};
 use gpu_batch::TextEncoder;
 use reco_benches::clustered_vectors;
 
@@ -48,14 +52,19 @@ fn recall(reference: &[Vec<Scored>], got: &[Vec<Scored>]) -> f64 {
     hits as f64 / reference.iter().map(Vec::len).sum::<usize>() as f64
 }
 
-fn main() {
-    let texts = catalogue_texts(arg("--texts", 1024));
+/// Embedding throughput at batch 32, 128 and 256 (skipped with `--texts 0`, e.g. on a machine
+/// without the model).
+fn embedding(texts: usize) -> (Vec<serde_json::Value>, &'static str) {
+    if texts == 0 {
+        return (Vec::new(), "none");
+    }
+    let texts = catalogue_texts(texts);
     let encoder = TextEncoder::load(std::path::Path::new(gpu_batch::DEFAULT_MODEL_DIR))
         .expect("model (scripts/fetch-model.sh)");
     encoder
         .embed_batch(&texts[..32.min(texts.len())])
         .expect("warm-up");
-    let embedding: Vec<serde_json::Value> = [32usize, 128, 256]
+    let rows = [32usize, 128, 256]
         .into_iter()
         .map(|batch| {
             let t = Instant::now();
@@ -66,29 +75,44 @@ fn main() {
             serde_json::json!({ "batch": batch, "items_per_sec": texts.len() as f64 / secs })
         })
         .collect();
+    (rows, encoder.backend().name())
+}
 
-    let dim = encoder.dim();
+fn main() {
+    let texts = arg("--texts", 1024);
+    let (embedding, backend) = embedding(texts);
+    let dim = 384;
     let n = arg("--candidates", 100_000);
     let q = arg("--queries", 256);
     let candidates = clustered_vectors(n, dim, 64, 1);
     let queries = clustered_vectors(q, dim, 64, 2);
-    let mut reference = Vec::new();
+    let gpus = std::env::args()
+        .any(|a| a == "--gpus")
+        .then(|| arg("--gpus", 0));
+    let reference =
+        CandidateMatrix::new(&candidates, dim, Precision::F32).top_k_batch(&queries, 10);
+    let mut device = String::from("cpu");
     let scoring: Vec<serde_json::Value> = [Precision::F32, Precision::F16, Precision::Int8]
         .into_iter()
         .map(|precision| {
-            let m = CandidateMatrix::new(&candidates, dim, precision);
-            m.top_k_batch(&queries[..dim * 4], 10); // warm-up
+            let scorer = BatchScorer::new(&candidates, dim, precision, gpus);
+            device = scorer.device();
+            scorer
+                .top_k_batch(&queries[..dim * 4], 10)
+                .expect("scoring"); // warm-up
             let t = Instant::now();
-            let top = m.top_k_batch(&queries, 10);
+            let top = scorer.top_k_batch(&queries, 10).expect("scoring");
             let secs = t.elapsed().as_secs_f64();
-            if precision == Precision::F32 {
-                reference = top.clone();
-            }
+            let bytes_per_value = match precision {
+                Precision::F32 => 4.0,
+                Precision::F16 => 2.0,
+                Precision::Int8 => 1.0 + 4.0 / dim as f64,
+            };
             serde_json::json!({
                 "precision": precision.name(),
                 "queries_per_sec": q as f64 / secs,
                 "gflops": 2.0 * (n * dim * q) as f64 / secs / 1e9,
-                "mib": m.bytes() as f64 / (1 << 20) as f64,
+                "mib": (n * dim) as f64 * bytes_per_value / (1 << 20) as f64,
                 "recall_at_10": recall(&reference, &top),
             })
         })
@@ -96,9 +120,10 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({
-            "backend": encoder.backend().name(),
+            "backend": backend,
+            "scoring_device": device,
             "threads": rayon::current_num_threads(),
-            "texts": texts.len(),
+            "texts": texts,
             "embedding": embedding,
             "candidates": n,
             "queries": q,

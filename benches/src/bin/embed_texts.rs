@@ -20,7 +20,8 @@ fn main() {
         std::process::exit(2);
     };
     let batch: usize = flag("--batch").map_or(256, |b| b.parse().expect("--batch"));
-    let model = PathBuf::from(flag("--model").unwrap_or_else(|| gpu_batch::DEFAULT_MODEL_DIR.into()));
+    let model =
+        PathBuf::from(flag("--model").unwrap_or_else(|| gpu_batch::DEFAULT_MODEL_DIR.into()));
     let encoder = gpu_batch::TextEncoder::load(&model).unwrap_or_else(|e| {
         eprintln!("embed_texts: {e}");
         std::process::exit(1)
