@@ -62,3 +62,25 @@ pub async fn discover(cluster: &ClusterConfig) -> Vec<String> {
     addrs.dedup();
     addrs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn discovery_merges_the_static_list_and_what_dns_returns() {
+        let config = ClusterConfig {
+            nodes: vec!["10.0.0.9:8081".into(), "10.0.0.9:8081".into()],
+            nodes_dns: "localhost:8081".into(),
+            ..ClusterConfig::default()
+        };
+        let found = discover(&config).await;
+        assert_eq!(found.iter().filter(|a| *a == "10.0.0.9:8081").count(), 1);
+        assert!(found.contains(&"127.0.0.1:8081".to_string()), "{found:?}");
+        let unresolvable = ClusterConfig {
+            nodes_dns: "no-such-host.invalid:8081".into(),
+            ..ClusterConfig::default()
+        };
+        assert!(discover(&unresolvable).await.is_empty());
+    }
+}
