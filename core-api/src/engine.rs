@@ -273,7 +273,7 @@ impl HardFilters {
 
 /// Where vector search runs: shards in this process, or shard nodes behind the internal RPC.
 enum VectorIndex {
-    Local(ShardedIndex),
+    Local(Arc<ShardedIndex>),
     Cluster(Arc<ClusterIndex>),
 }
 
@@ -505,12 +505,9 @@ impl Engine {
                 .iter()
                 .map(|e| content_node(e, Vec::new()))
                 .collect()),
-            VectorIndex::Local(_) => {
-                let engine = self.clone();
+            VectorIndex::Local(index) => {
+                let index = index.clone();
                 on_rayon(move || {
-                    let VectorIndex::Local(index) = &engine.index else {
-                        unreachable!("matched above")
-                    };
                     entries
                         .par_iter()
                         .map(|e| {
@@ -553,16 +550,11 @@ impl Engine {
         k: usize,
     ) -> Result<SearchOutcome, EngineError> {
         match &self.index {
-            VectorIndex::Local(_) => {
-                let engine = self.clone();
-                on_rayon(move || {
-                    let VectorIndex::Local(index) = &engine.index else {
-                        unreachable!("matched above")
-                    };
-                    SearchOutcome {
-                        hits: index.search(&query, k, None),
-                        missing_shards: Vec::new(),
-                    }
+            VectorIndex::Local(index) => {
+                let index = index.clone();
+                on_rayon(move || SearchOutcome {
+                    hits: index.search(&query, k, None),
+                    missing_shards: Vec::new(),
                 })
                 .await
             }
@@ -583,7 +575,7 @@ impl Engine {
     async fn load_from_cluster(
         cluster: &ClusterIndex,
         catalog: &Catalog,
-        feed: &mut FeedState,
+        feed: &Mutex<FeedState>,
     ) -> usize {
         let mut read = 0;
         for shard in 0..cluster.total_shards() {
@@ -597,14 +589,15 @@ impl Engine {
 
     /// Applies one shard's changes since the last read (re-reading a window) to the
     /// catalogue. Returns the records read, the entries added or replaced and the ids
-    /// removed.
+    /// removed. The feed state is locked only while a fetched page is applied, so deletes
+    /// made meanwhile are kept.
     async fn follow_feed(
         cluster: &ClusterIndex,
         catalog: &Catalog,
-        feed: &mut FeedState,
+        feed: &Mutex<FeedState>,
         shard: usize,
     ) -> Result<(usize, Vec<Arc<CatalogEntry>>, Vec<Arc<str>>), StoreError> {
-        let mut after = match &feed.cursors[shard] {
+        let mut after = match &feed.lock().expect("feed lock").cursors[shard] {
             None => Cursor::default(),
             Some(c) => Cursor {
                 version: c.version.saturating_sub(CHANGE_WINDOW_US),
@@ -621,6 +614,7 @@ impl Engine {
                 id: last.id.clone(),
             };
             read += page.len();
+            let mut feed = feed.lock().expect("feed lock");
             for record in page {
                 let held = catalog.get(&record.id).map(|e| e.version);
                 let deleted = feed.removed.get(record.id.as_str()).copied();
@@ -644,12 +638,15 @@ impl Engine {
                     }
                 }
             }
+            let reached = feed.cursors[shard]
+                .clone()
+                .unwrap_or_default()
+                .max(after.clone());
+            feed.cursors[shard] = Some(reached);
             if !full {
                 break;
             }
         }
-        let reached = feed.cursors[shard].clone().unwrap_or_default().max(after);
-        feed.cursors[shard] = Some(reached);
         Ok((read, upserted, removed))
     }
 
@@ -706,10 +703,8 @@ impl Engine {
                     }
                 }
                 for shard in 0..cluster.total_shards() {
-                    let mut feed = std::mem::take(&mut *engine.feed.lock().expect("feed lock"));
                     let result =
-                        Self::follow_feed(cluster, &engine.catalog, &mut feed, shard).await;
-                    *engine.feed.lock().expect("feed lock") = feed;
+                        Self::follow_feed(cluster, &engine.catalog, &engine.feed, shard).await;
                     let (upserted, removed) = match result {
                         Ok((_, u, r)) => (u, r),
                         Err(_) => continue,
@@ -799,11 +794,11 @@ impl Engine {
             rebuild_threshold: config.index.rebuild_threshold,
         };
         let catalog = Catalog::default();
-        let mut feed = FeedState::default();
+        let feed = Mutex::new(FeedState::default());
         let index = match cluster {
             Some(cluster) => {
-                feed.cursors = vec![None; cluster.total_shards()];
-                let loaded = Self::load_from_cluster(&cluster, &catalog, &mut feed).await;
+                feed.lock().expect("feed lock").cursors = vec![None; cluster.total_shards()];
+                let loaded = Self::load_from_cluster(&cluster, &catalog, &feed).await;
                 if loaded == 0 && !stored.is_empty() {
                     Self::seed_cluster(&cluster, &catalog, stored).await?;
                 }
@@ -847,7 +842,7 @@ impl Engine {
                     took_ms = started.elapsed().as_millis() as u64,
                     "index loaded"
                 );
-                VectorIndex::Local(index)
+                VectorIndex::Local(Arc::new(index))
             }
         };
         let current_year = 1970 + (now_secs() / 31_556_952) as i32;
@@ -917,7 +912,7 @@ impl Engine {
             ontology,
             intent_model,
             graph_filled: Arc::new(tokio::sync::watch::Sender::new(true)),
-            feed: Mutex::new(feed),
+            feed,
             graph_backlog: Mutex::new(HashSet::new()),
         });
         if matches!(engine.index, VectorIndex::Cluster(_)) {
@@ -933,7 +928,7 @@ impl Engine {
     /// The in-process index (`None` on a router, whose shards are on other nodes).
     pub fn local_index(&self) -> Option<&ShardedIndex> {
         match &self.index {
-            VectorIndex::Local(index) => Some(index),
+            VectorIndex::Local(index) => Some(index.as_ref()),
             VectorIndex::Cluster(_) => None,
         }
     }
