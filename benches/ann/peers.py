@@ -1,8 +1,9 @@
 """Measures hnswlib and faiss HNSW on a prepared data set (see prepare_glove.py) with the same
-parameters as our index: M=16, ef_construction=200, inner product, one search thread.
-Prints one JSON object per (library, ef) with recall@10 and queries/s (median of rounds).
+parameters as our index: M=16, ef_construction=200, inner product. Every measurement is
+repeated for each search thread count (queries spread over the threads by the library itself).
+Prints one JSON object per (library, threads, ef) with recall@10 and queries/s (median of rounds).
 
-usage: python3 peers.py DATA_DIR --efs 10,20,40,80,120,200 --rounds 3 --build-threads 2
+usage: python3 peers.py DATA_DIR --efs 10,20,40,80,120,200 --rounds 3 --build-threads 2 --threads 1,2
 """
 import json
 import pathlib
@@ -26,14 +27,15 @@ gt = np.fromfile(data / "gt.i32", dtype="<i4").reshape(-1, 10)
 efs = [int(e) for e in arg("--efs", "10,20,40,80,120,200").split(",")]
 rounds = int(arg("--rounds", "3"))
 build_threads = int(arg("--build-threads", "2"))
+thread_counts = [int(t) for t in arg("--threads", "1").split(",")]
 
 
 def recall(found):
     return float(np.mean([len(set(f[:10]) & set(t)) / 10 for f, t in zip(found, gt)]))
 
 
-def report(lib, ef, found, times, build_s, size_mib):
-    print(json.dumps({"library": lib, "ef": ef, "recall_at_10": recall(found),
+def report(lib, ef, threads, found, times, build_s, size_mib):
+    print(json.dumps({"library": lib, "ef": ef, "threads": threads, "recall_at_10": recall(found),
                       "qps": len(queries) / statistics.median(times), "build_seconds": build_s,
                       "index_size_mib": size_mib}), flush=True)
 
@@ -47,15 +49,14 @@ def run_hnswlib():
     index.add_items(base, np.arange(len(base)))
     build_s = time.perf_counter() - t
     mem = index.index_file_size() / 2**20
-    index.set_num_threads(1)
-    for ef in efs:
+    for threads, ef in [(t, e) for t in thread_counts for e in efs]:
         index.set_ef(ef)
         times = []
         for _ in range(rounds):
             t = time.perf_counter()
-            labels, _ = index.knn_query(queries, k=10, num_threads=1)
+            labels, _ = index.knn_query(queries, k=10, num_threads=threads)
             times.append(time.perf_counter() - t)
-        report("hnswlib", ef, labels, times, build_s, mem)
+        report("hnswlib", ef, threads, labels, times, build_s, mem)
 
 
 def run_faiss():
@@ -67,15 +68,15 @@ def run_faiss():
     index.add(base)
     build_s = time.perf_counter() - t
     mem = faiss.serialize_index(index).nbytes / 2**20
-    faiss.omp_set_num_threads(1)
-    for ef in efs:
+    for threads, ef in [(t, e) for t in thread_counts for e in efs]:
+        faiss.omp_set_num_threads(threads)
         index.hnsw.efSearch = ef
         times = []
         for _ in range(rounds):
             t = time.perf_counter()
             _, labels = index.search(queries, 10)
             times.append(time.perf_counter() - t)
-        report("faiss-hnsw", ef, labels, times, build_s, mem)
+        report("faiss-hnsw", ef, threads, labels, times, build_s, mem)
 
 
 for lib in arg("--libs", "hnswlib,faiss").split(","):

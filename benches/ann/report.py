@@ -9,14 +9,17 @@ from collections import defaultdict
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 md_path, png_path = sys.argv[2], sys.argv[3]
-by_lib = defaultdict(list)
+# (threads, library) -> rows; rows written before thread counts were recorded ran on one thread.
+curves = defaultdict(list)
 for r in rows:
-    by_lib[r["library"]].append(r)
+    curves[(r.get("threads", 1), r["library"])].append(r)
+thread_counts = sorted({t for t, _ in curves})
+libraries = list(dict.fromkeys(lib for _, lib in curves))
 
 
-def qps_at(lib, target):
+def qps_at(threads, lib, target):
     """QPS at `target` recall, linear between the two measured points around it."""
-    pts = sorted((r["recall_at_10"], r["qps"]) for r in by_lib[lib])
+    pts = sorted((r["recall_at_10"], r["qps"]) for r in curves.get((threads, lib), []))
     for (r0, q0), (r1, q1) in zip(pts, pts[1:]):
         if r0 <= target <= r1:
             return q0 + (q1 - q0) * (target - r0) / max(r1 - r0, 1e-12)
@@ -45,29 +48,43 @@ lines = [
     + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
     "",
     f"Data: {description} Every index: M=16, ef_construction=200,",
-    "built with 2 threads; search with one thread; QPS is the median of 3 rounds over all queries. All",
-    "libraries ran one after the other in the same run on the same machine.",
+    f"built with 2 threads; searched with {' and with '.join(map(str, thread_counts))} thread(s) (queries spread",
+    "over the threads); QPS is the median of 3 rounds over all queries. All libraries ran one after the",
+    "other in the same run on the same machine. \"ours (compact FP32/FP16/INT8)\" are one graph with its",
+    "vectors stored at each precision.",
     "",
-    "| library | ef | recall@10 | queries/s | build s |",
-    "|---|---|---|---|---|",
+    "| library | threads | ef | recall@10 | queries/s | build s |",
+    "|---|---|---|---|---|---|",
 ]
-for lib, rs in by_lib.items():
+for (threads, lib), rs in curves.items():
     for r in sorted(rs, key=lambda r: r["ef"]):
-        lines.append(f"| {lib} | {r['ef']} | {r['recall_at_10']:.4f} | {r['qps']:.0f} | {r['build_seconds']:.0f} |")
-lines += ["", "QPS at equal recall (interpolated), as a ratio to hnswlib in this run:", "",
-          "| recall@10 | " + " | ".join(by_lib) + " |", "|---|" + "---|" * len(by_lib)]
-for target in (0.90, 0.95, 0.98):
-    ref = qps_at("hnswlib", target)
-    cells = []
-    for lib in by_lib:
-        q = qps_at(lib, target)
-        cells.append("n/a" if q is None or ref is None else f"{q:.0f} ({q / ref:.2f}x)")
-    lines.append(f"| {target:.2f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {lib} | {threads} | {r['ef']} | {r['recall_at_10']:.4f} | {r['qps']:.0f} | {r['build_seconds']:.0f} |")
+for threads in thread_counts:
+    libs = [lib for lib in libraries if (threads, lib) in curves]
+    lines += ["", f"QPS at equal recall (interpolated) with {threads} search thread(s), as a ratio to hnswlib "
+              "in this run:", "", "| recall@10 | " + " | ".join(libs) + " |", "|---|" + "---|" * len(libs)]
+    for target in (0.90, 0.95, 0.98):
+        ref = qps_at(threads, "hnswlib", target)
+        cells = []
+        for lib in libs:
+            q = qps_at(threads, lib, target)
+            cells.append("n/a" if q is None or ref is None else f"{q:.0f} ({q / ref:.2f}x)")
+        lines.append(f"| {target:.2f} | " + " | ".join(cells) + " |")
 sizes = {r["library"]: r["index_size_mib"] for r in rows if "index_size_mib" in r}
 sizes.update({r["library"]: r["index_heap_mib"] for r in rows if "index_heap_mib" in r})
 if sizes:
     lines += ["", "Index size (vectors + links; serialized size for the peers, in-memory arrays for ours): "
               + ", ".join(f"{k} {v:.0f} MiB" for k, v in sizes.items()) + "."]
+# Storage precision on the same graph: memory against FP32 and recall lost at each ef.
+fp32 = {r["ef"]: r for r in curves.get((1, "ours (compact FP32)"), [])}
+for name in ("FP16", "INT8"):
+    other = {r["ef"]: r for r in curves.get((1, f"ours (compact {name})"), [])}
+    common = sorted(set(fp32) & set(other))
+    if common:
+        loss = max(100 * (fp32[ef]["recall_at_10"] - other[ef]["recall_at_10"]) for ef in common)
+        mem = other[common[0]]["index_heap_mib"] / fp32[common[0]]["index_heap_mib"]
+        lines.append(f"- {name} on the same graph: {100 * mem:.0f}% of the FP32 index's memory, largest recall@10 "
+                     f"loss against FP32 over the measured ef values {loss:+.2f} points (negative = gain).")
 lines += ["", f"![recall vs QPS]({png_path.split('/')[-1]})", ""]
 open(md_path, "w").write("\n".join(lines))
 print("\n".join(lines))
@@ -75,15 +92,17 @@ print("\n".join(lines))
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-fig, ax = plt.subplots(figsize=(7, 4.5))
-for lib, rs in by_lib.items():
-    rs = sorted(rs, key=lambda r: r["recall_at_10"])
-    ax.plot([r["recall_at_10"] for r in rs], [r["qps"] for r in rs], marker="o", label=lib)
-ax.set_xlabel("recall@10")
-ax.set_ylabel("queries/s (one thread)")
-ax.set_yscale("log")
-ax.set_title(f"{title}, {meta.get('base', 339479) // 1000}K vectors, M=16, ef_construction=200")
-ax.grid(True, alpha=0.3)
-ax.legend()
+fig, axes = plt.subplots(1, len(thread_counts), figsize=(7 * len(thread_counts), 4.5), squeeze=False)
+for ax, threads in zip(axes[0], thread_counts):
+    for lib in libraries:
+        rs = sorted(curves.get((threads, lib), []), key=lambda r: r["recall_at_10"])
+        if rs:
+            ax.plot([r["recall_at_10"] for r in rs], [r["qps"] for r in rs], marker="o", label=lib)
+    ax.set_xlabel("recall@10")
+    ax.set_ylabel(f"queries/s ({threads} search thread{'s' if threads > 1 else ''})")
+    ax.set_yscale("log")
+    ax.set_title(f"{title}, {meta.get('base', 339479) // 1000}K vectors, {threads} thread(s)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
 fig.tight_layout()
 fig.savefig(png_path, dpi=110)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ANN comparison: our compact search vs hnsw_rs's own search vs hnswlib vs faiss HNSW, all with
-# M=16 and ef_construction=200, one search thread, median of 3 rounds, in one run here.
+# ANN comparison: our compact search (FP32, FP16 and INT8 vectors on one graph; N shards merged)
+# vs hnsw_rs's own search vs hnswlib vs faiss HNSW, all with M=16 and ef_construction=200, on one
+# search thread and on all cores, median of 3 rounds, in one run here.
 #   benches/ann/run.sh [glove]   GloVe-100 (339K unit vectors, 2,000 held-out queries)
 #                                -> benches/RESULTS-ann.md, benches/ann-glove100.png
 #   benches/ann/run.sh minilm    100K real 384-d MiniLM embeddings (embedded here first)
@@ -26,8 +27,11 @@ case $set_name in
   *) echo "unknown data set '$set_name' (glove or minilm)" >&2; exit 2 ;;
 esac
 efs=10,20,40,80,120,200,400
+cores=$(nproc)
+threads=1
+(( cores > 1 )) && threads="1,$cores"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-python3 benches/ann/peers.py "$data" --efs "$efs" --rounds 3 --build-threads 2 | tee -a "$out"
-"$bin/ann_bench" "$data" --efs "$efs" --rounds 3 $skip | tee -a "$out"
+python3 benches/ann/peers.py "$data" --efs "$efs" --rounds 3 --build-threads "$cores" --threads "$threads" | tee -a "$out"
+"$bin/ann_bench" "$data" --efs "$efs" --rounds 3 --precisions fp32,fp16,int8 --threads "$threads" $skip | tee -a "$out"
 python3 benches/ann/report.py "$out" "$results" "$plot" "$data"

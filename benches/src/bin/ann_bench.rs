@@ -1,17 +1,22 @@
 //! Our HNSW search path on a prepared data set (see `benches/ann/prepare_glove.py`): builds
-//! the graph with hnsw_rs (M=16, ef_construction=200), freezes it into the compact layout,
-//! and measures single-thread recall@10 and queries/s for several ef values, for the compact
-//! search and for hnsw_rs's own search on the very same graph. With `--shards N` it also
-//! splits the data over N graphs (row i to shard i mod N), searches every shard for the top 10
-//! and merges them, as the sharded index does. One JSON object per line.
+//! the graph with hnsw_rs (M=16, ef_construction=200), freezes it into the compact layout at
+//! each requested storage precision (FP32, FP16, INT8: the same links, different vectors), and
+//! measures recall@10 and queries/s for several ef values, for the compact search and for
+//! hnsw_rs's own search on the very same graph. With `--shards N` it also splits the data over
+//! N FP16 graphs (row i to shard i mod N), searches every shard for the top 10 and merges
+//! them, as the sharded index does. `--threads 1,2` repeats every measurement with queries
+//! spread over that many threads (hnsw_rs's own search only on one). One JSON object per line.
 //!
-//! usage: ann_bench DATA_DIR [--efs 10,20,40,80,120,200] [--rounds 3] [--skip-hnsw-rs] [--shards N]
+//! usage: ann_bench DATA_DIR [--efs 10,20,40,80,120,200] [--rounds 3] [--skip-hnsw-rs]
+//!                           [--shards N] [--precisions fp32,fp16,int8] [--threads 1,2]
 
 use std::path::Path;
 use std::time::Instant;
 
 use core_api::index::graph::{ClampedDot, FrozenGraph};
+use core_api::index::{Fp16, Fp32, Int8, Storage};
 use hnsw_rs::prelude::Hnsw;
+use rayon::prelude::*;
 
 fn read_f32(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -26,6 +31,50 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The compact graph at one of the storage precisions, searched through one signature.
+enum Compact {
+    Fp32(FrozenGraph<Fp32>),
+    Fp16(FrozenGraph<Fp16>),
+    Int8(FrozenGraph<Int8>),
+}
+
+impl Compact {
+    fn freeze(name: &str, hnsw: &Hnsw<f32, ClampedDot>, base: &[f32], dim: usize) -> Self {
+        match name {
+            "fp32" => Self::Fp32(FrozenGraph::freeze(hnsw, base, dim)),
+            "fp16" => Self::Fp16(FrozenGraph::freeze(hnsw, base, dim)),
+            "int8" => Self::Int8(FrozenGraph::freeze(hnsw, base, dim)),
+            other => panic!("unknown precision '{other}' (fp32, fp16 or int8)"),
+        }
+    }
+
+    fn label(&self) -> String {
+        let name = match self {
+            Self::Fp32(_) => Fp32::NAME,
+            Self::Fp16(_) => Fp16::NAME,
+            Self::Int8(_) => Int8::NAME,
+        };
+        format!("ours (compact {name})")
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Fp32(g) => g.heap_bytes(),
+            Self::Fp16(g) => g.heap_bytes(),
+            Self::Int8(g) => g.heap_bytes(),
+        }
+    }
+
+    fn search(&self, q: &[f32], ef: usize) -> Vec<usize> {
+        let hits = match self {
+            Self::Fp32(g) => g.search(q, 10, ef),
+            Self::Fp16(g) => g.search(q, 10, ef),
+            Self::Int8(g) => g.search(q, 10, ef),
+        };
+        hits.into_iter().map(|(i, _)| i as usize).collect()
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let dir = Path::new(
@@ -38,14 +87,25 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let efs: Vec<usize> = flag("--efs")
-        .unwrap_or_else(|| "10,20,40,80,120,200".into())
-        .split(',')
+    let list = |name: &str, default: &str| -> Vec<String> {
+        flag(name)
+            .unwrap_or_else(|| default.into())
+            .split(',')
+            .map(str::to_owned)
+            .collect()
+    };
+    let efs: Vec<usize> = list("--efs", "10,20,40,80,120,200")
+        .iter()
         .map(|e| e.parse().expect("ef"))
         .collect();
     let rounds: usize = flag("--rounds").map_or(3, |r| r.parse().expect("rounds"));
     let skip_hnsw_rs = args.iter().any(|a| a == "--skip-hnsw-rs");
     let shard_count: usize = flag("--shards").map_or(1, |s| s.parse().expect("shards"));
+    let precisions = list("--precisions", "fp16");
+    let thread_counts: Vec<usize> = list("--threads", "1")
+        .iter()
+        .map(|t| t.parse().expect("threads"))
+        .collect();
 
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).expect("meta.json"))
@@ -65,8 +125,10 @@ fn main() {
     let rows: Vec<(&[f32], usize)> = base.chunks_exact(dim).zip(0..).collect();
     hnsw.parallel_insert_slice(&rows);
     let build_s = started.elapsed().as_secs_f64();
-    let frozen = FrozenGraph::freeze(&hnsw, &base, dim);
-    let heap_mib = frozen.heap_bytes() as f64 / (1 << 20) as f64;
+    let compact: Vec<Compact> = precisions
+        .iter()
+        .map(|p| Compact::freeze(p, &hnsw, &base, dim))
+        .collect();
     // The same data over `shard_count` graphs, built one after the other on all threads.
     let sharded_started = Instant::now();
     let shards: Vec<FrozenGraph> = (0..shard_count)
@@ -89,6 +151,7 @@ fn main() {
     let sharded_build_s = sharded_started.elapsed().as_secs_f64();
     let sharded_heap_mib =
         shards.iter().map(FrozenGraph::heap_bytes).sum::<usize>() as f64 / (1 << 20) as f64;
+    let mib = |bytes: usize| bytes as f64 / (1 << 20) as f64;
 
     let recall = |found: &[Vec<usize>]| -> f64 {
         let hits: usize = found
@@ -99,57 +162,70 @@ fn main() {
         hits as f64 / (10 * found.len()) as f64
     };
     let nq = queries.len() / dim;
-    for &ef in &efs {
-        let run = |search: &dyn Fn(&[f32]) -> Vec<usize>| {
-            let mut times = Vec::new();
-            let mut found = Vec::new();
-            for _ in 0..rounds {
-                let t = Instant::now();
-                found = queries.chunks_exact(dim).map(search).collect();
-                times.push(t.elapsed().as_secs_f64());
+    for &threads in &thread_counts {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool");
+        for &ef in &efs {
+            // Median QPS over `rounds` passes over all queries, spread over the pool's threads.
+            let run = |search: &(dyn Fn(&[f32]) -> Vec<usize> + Sync)| {
+                let mut times = Vec::new();
+                let mut found = Vec::new();
+                for _ in 0..rounds {
+                    let t = Instant::now();
+                    found = if threads == 1 {
+                        queries.chunks_exact(dim).map(search).collect()
+                    } else {
+                        pool.install(|| queries.par_chunks_exact(dim).map(search).collect())
+                    };
+                    times.push(t.elapsed().as_secs_f64());
+                }
+                (recall(&found), nq as f64 / median(times))
+            };
+            let report = |library: String, (r, qps): (f64, f64), build: f64, heap: Option<f64>| {
+                let mut row = serde_json::json!({"library": library, "ef": ef, "threads": threads,
+                    "recall_at_10": r, "qps": qps, "build_seconds": build});
+                if let Some(heap) = heap {
+                    row["index_heap_mib"] = heap.into();
+                }
+                println!("{row}");
+            };
+            for graph in &compact {
+                let measured = run(&|q| graph.search(q, ef));
+                report(
+                    graph.label(),
+                    measured,
+                    build_s,
+                    Some(mib(graph.heap_bytes())),
+                );
             }
-            (recall(&found), nq as f64 / median(times))
-        };
-        let (r, qps) = run(&|q| {
-            frozen
-                .search(q, 10, ef)
-                .into_iter()
-                .map(|(i, _)| i as usize)
-                .collect()
-        });
-        println!(
-            "{}",
-            serde_json::json!({"library": "ours (compact FP16)", "ef": ef, "recall_at_10": r, "qps": qps,
-                               "build_seconds": build_s, "index_heap_mib": heap_mib})
-        );
-        if !shards.is_empty() {
-            let (r, qps) = run(&|q| {
-                let mut hits: Vec<(usize, f32)> = shards
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(s, g)| {
-                        g.search(q, 10, ef)
-                            .into_iter()
-                            .map(move |(i, score)| (i as usize * shard_count + s, score))
-                    })
-                    .collect();
-                hits.sort_by(|a, b| b.1.total_cmp(&a.1));
-                hits.into_iter().take(10).map(|(i, _)| i).collect()
-            });
-            println!(
-                "{}",
-                serde_json::json!({"library": format!("ours ({shard_count} shards, FP16)"), "ef": ef,
-                                   "recall_at_10": r, "qps": qps, "build_seconds": sharded_build_s,
-                                   "index_heap_mib": sharded_heap_mib})
-            );
-        }
-        if !skip_hnsw_rs {
-            let (r, qps) = run(&|q| hnsw.search(q, 10, ef).into_iter().map(|n| n.d_id).collect());
-            println!(
-                "{}",
-                serde_json::json!({"library": "hnsw_rs 0.3.5 search", "ef": ef, "recall_at_10": r, "qps": qps,
-                                   "build_seconds": build_s})
-            );
+            if !shards.is_empty() {
+                let measured = run(&|q| {
+                    let mut hits: Vec<(usize, f32)> = shards
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(s, g)| {
+                            g.search(q, 10, ef)
+                                .into_iter()
+                                .map(move |(i, score)| (i as usize * shard_count + s, score))
+                        })
+                        .collect();
+                    hits.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    hits.into_iter().take(10).map(|(i, _)| i).collect()
+                });
+                report(
+                    format!("ours ({shard_count} shards, FP16)"),
+                    measured,
+                    sharded_build_s,
+                    Some(sharded_heap_mib),
+                );
+            }
+            if !skip_hnsw_rs && threads == 1 {
+                let measured =
+                    run(&|q| hnsw.search(q, 10, ef).into_iter().map(|n| n.d_id).collect());
+                report("hnsw_rs 0.3.5 search".into(), measured, build_s, None);
+            }
         }
     }
 }

@@ -12,10 +12,10 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
 
-use half::f16;
 use hnsw_rs::prelude::{Distance, Hnsw};
 
-use super::distance::{best_dot, dot_f32, prefetch, DotFn};
+use super::distance::{dot_f32, prefetch};
+use super::storage::{Fp16, Storage};
 
 const NO_UPPER: u32 = u32::MAX;
 /// hnsw_rs never creates more layers than this.
@@ -91,11 +91,13 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// The frozen graph. Node `i` is the `i`-th vector given to [`FrozenGraph::build`].
-pub struct FrozenGraph {
+/// The frozen graph, its vectors stored at precision `S` (FP16 unless chosen otherwise).
+/// Node `i` is the `i`-th vector given to [`FrozenGraph::build`].
+pub struct FrozenGraph<S: Storage = Fp16> {
     dim: usize,
     len: usize,
-    vectors: Vec<f16>,
+    /// `len` rows of `S::row_len(dim)` elements.
+    vectors: Vec<S::Elem>,
     level0_stride: usize,
     level0: Vec<u32>,
     upper_stride: usize,
@@ -106,10 +108,10 @@ pub struct FrozenGraph {
     levels: Vec<u8>,
     entry: u32,
     max_level: u8,
-    dot: DotFn,
+    kernel: S::Kernel,
 }
 
-impl FrozenGraph {
+impl<S: Storage> FrozenGraph<S> {
     /// Builds the graph with `hnsw_rs` (in parallel) and freezes it. `vectors` holds `len`
     /// unit vectors of `dim` floats, row-major.
     pub fn build(vectors: &[f32], dim: usize, params: BuildParams) -> Self {
@@ -118,12 +120,11 @@ impl FrozenGraph {
             "vectors must be whole rows of {dim}"
         );
         let len = vectors.len() / dim;
-        // Build on the FP16-rounded values the search will see.
-        let stored: Vec<f16> = vectors.iter().map(|&x| f16::from_f32(x)).collect();
         if len == 0 {
-            return Self::from_parts(dim, stored, 1, vec![], 1, vec![], vec![], vec![], 0, 0);
+            return Self::from_parts(dim, vec![], 1, vec![], 1, vec![], vec![], vec![], 0, 0);
         }
-        let rounded: Vec<f32> = stored.iter().map(|x| x.to_f32()).collect();
+        // Build on the rounded values the search will see.
+        let rounded = decode_all::<S>(&encode_all::<S>(vectors, dim), dim);
         let hnsw: Hnsw<f32, ClampedDot> = Hnsw::new(
             params.m,
             len,
@@ -139,8 +140,8 @@ impl FrozenGraph {
     /// Copies a built `hnsw_rs` graph into the compact layout. Data id `i` of the graph must
     /// be row `i` of `vectors`.
     pub fn freeze(hnsw: &Hnsw<f32, ClampedDot>, vectors: &[f32], dim: usize) -> Self {
-        let stored: Vec<f16> = vectors.iter().map(|&x| f16::from_f32(x)).collect();
-        let len = stored.len() / dim;
+        let stored = encode_all::<S>(vectors, dim);
+        let len = vectors.len() / dim;
         let indexation = hnsw.get_point_indexation();
         // First pass: neighbour lists per node and layer, keyed by our node ids.
         let mut lists: Vec<Vec<Vec<u32>>> = vec![Vec::new(); len];
@@ -223,7 +224,7 @@ impl FrozenGraph {
     #[allow(clippy::too_many_arguments)]
     fn from_parts(
         dim: usize,
-        vectors: Vec<f16>,
+        vectors: Vec<S::Elem>,
         level0_stride: usize,
         level0: Vec<u32>,
         upper_stride: usize,
@@ -235,7 +236,7 @@ impl FrozenGraph {
     ) -> Self {
         Self {
             dim,
-            len: vectors.len() / dim,
+            len: vectors.len() / S::row_len(dim),
             vectors,
             level0_stride,
             level0,
@@ -245,7 +246,7 @@ impl FrozenGraph {
             levels,
             entry,
             max_level,
-            dot: best_dot(),
+            kernel: S::kernel(),
         }
     }
 
@@ -261,15 +262,16 @@ impl FrozenGraph {
         self.dim
     }
 
-    /// The stored (FP16) vector of `node`.
-    pub fn vector(&self, node: u32) -> &[f16] {
-        let start = node as usize * self.dim;
-        &self.vectors[start..start + self.dim]
+    /// The stored row of `node` (see [`Storage::decode`]).
+    pub fn vector(&self, node: u32) -> &[S::Elem] {
+        let row = S::row_len(self.dim);
+        let start = node as usize * row;
+        &self.vectors[start..start + row]
     }
 
     /// Bytes held by the search structure (vectors and links).
     pub fn heap_bytes(&self) -> usize {
-        self.vectors.len() * 2
+        std::mem::size_of_val(self.vectors.as_slice())
             + (self.level0.len() + self.upper.len() + self.upper_offsets.len()) * 4
             + self.levels.len()
     }
@@ -287,8 +289,8 @@ impl FrozenGraph {
     }
 
     #[inline]
-    fn distance(&self, query: &[f32], node: u32) -> f32 {
-        -(self.dot)(query, self.vector(node))
+    fn distance(&self, query: &S::Query, node: u32) -> f32 {
+        -S::similarity(self.kernel, query, self.vector(node))
     }
 
     /// The `k` nearest nodes to `query` (a unit vector) with their inner products, best
@@ -298,6 +300,7 @@ impl FrozenGraph {
             return Vec::new();
         }
         assert_eq!(query.len(), self.dim, "query dimension");
+        let query = &S::prepare(query);
         let mut current = self.entry;
         let mut current_dist = self.distance(query, current);
         for level in (1..=self.max_level).rev() {
@@ -328,7 +331,7 @@ impl FrozenGraph {
     fn search_level0(
         &self,
         s: &mut Scratch,
-        query: &[f32],
+        query: &S::Query,
         entry: u32,
         entry_dist: f32,
         ef: usize,
@@ -425,7 +428,7 @@ impl FrozenGraph {
             r.read_exact(bytemuck::cast_slice_mut(&mut v))?;
             Ok(v)
         }
-        let vectors: Vec<f16> = read_vec(r, len * dim)?;
+        let vectors: Vec<S::Elem> = read_vec(r, len * S::row_len(dim))?;
         let level0: Vec<u32> = read_vec(r, len * level0_stride)?;
         let upper_offsets: Vec<u32> = read_vec(r, len)?;
         let levels: Vec<u8> = read_vec(r, len)?;
@@ -458,6 +461,26 @@ impl FrozenGraph {
             max_level as u8,
         ))
     }
+}
+
+fn encode_all<S: Storage>(vectors: &[f32], dim: usize) -> Vec<S::Elem> {
+    let row = S::row_len(dim);
+    let mut stored = vec![S::Elem::default(); vectors.len() / dim * row];
+    for (v, out) in vectors.chunks_exact(dim).zip(stored.chunks_exact_mut(row)) {
+        S::encode(v, out);
+    }
+    stored
+}
+
+fn decode_all<S: Storage>(stored: &[S::Elem], dim: usize) -> Vec<f32> {
+    let mut vectors = vec![0.0; stored.len() / S::row_len(dim) * dim];
+    for (row, out) in stored
+        .chunks_exact(S::row_len(dim))
+        .zip(vectors.chunks_exact_mut(dim))
+    {
+        S::decode(row, out);
+    }
+    vectors
 }
 
 /// Every node's upper lists lie inside `upper`, and a link on layer l leads to a node that

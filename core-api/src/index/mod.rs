@@ -10,6 +10,7 @@
 pub use gpu_batch::kernels as distance;
 pub mod graph;
 mod shard;
+pub mod storage;
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use rayon::prelude::*;
 
 pub use graph::{BuildParams, FrozenGraph};
 pub use shard::LocalShard;
+pub use storage::{Fp16, Fp32, Int8, Storage};
 
 /// A search result from one shard: the item, the version of its vector, the cosine score.
 #[derive(Debug, Clone, PartialEq)]

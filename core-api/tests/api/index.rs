@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use core_api::index::graph::{BuildParams, ClampedDot, FrozenGraph};
 use core_api::index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
+use core_api::index::{Fp16, Fp32, Int8, Storage};
 use hnsw_rs::prelude::Hnsw;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -106,7 +107,7 @@ fn compact_search_matches_hnsw_rs_search_on_the_same_graph() {
     let hnsw: Hnsw<f32, ClampedDot> = Hnsw::new(16, 5_000, 16, 200, ClampedDot);
     let rows: Vec<(&[f32], usize)> = data.chunks_exact(DIM).zip(0..).collect();
     hnsw.parallel_insert_slice(&rows);
-    let frozen = FrozenGraph::freeze(&hnsw, &data, DIM);
+    let frozen: FrozenGraph = FrozenGraph::freeze(&hnsw, &data, DIM);
     let (mut ours, mut theirs, mut overlap) = (0, 0, 0);
     for q in queries.chunks_exact(DIM) {
         let truth = exact_top(&data, q, 10);
@@ -133,10 +134,54 @@ fn compact_search_matches_hnsw_rs_search_on_the_same_graph() {
     assert!(ours >= theirs - 0.01, "recall {ours} vs hnsw_rs {theirs}");
 }
 
+/// The same links with FP32, FP16 and INT8 vectors: FP16 loses almost nothing against FP32,
+/// INT8 a little, and memory shrinks with the element size.
+#[test]
+fn every_storage_precision_searches_the_same_graph_with_bounded_recall_loss() {
+    let data = clustered(4_000, 40, 21);
+    let queries = clustered(100, 40, 22);
+    let hnsw: Hnsw<f32, ClampedDot> = Hnsw::new(16, 4_000, 16, 200, ClampedDot);
+    let rows: Vec<(&[f32], usize)> = data.chunks_exact(DIM).zip(0..).collect();
+    hnsw.parallel_insert_slice(&rows);
+    fn recall<S: Storage>(g: &FrozenGraph<S>, data: &[f32], queries: &[f32]) -> f64 {
+        let found: usize = queries
+            .chunks_exact(DIM)
+            .map(|q| {
+                let truth = exact_top(data, q, 10);
+                g.search(q, 10, 80)
+                    .iter()
+                    .filter(|(n, _)| truth.contains(&(*n as usize)))
+                    .count()
+            })
+            .sum();
+        found as f64 / (10 * queries.len() / DIM) as f64
+    }
+    let fp32: FrozenGraph<Fp32> = FrozenGraph::freeze(&hnsw, &data, DIM);
+    let fp16: FrozenGraph<Fp16> = FrozenGraph::freeze(&hnsw, &data, DIM);
+    let int8: FrozenGraph<Int8> = FrozenGraph::freeze(&hnsw, &data, DIM);
+    let (r32, r16, r8) = (
+        recall(&fp32, &data, &queries),
+        recall(&fp16, &data, &queries),
+        recall(&int8, &data, &queries),
+    );
+    assert!(r32 >= 0.9, "FP32 recall {r32}");
+    assert!(r16 >= r32 - 0.01, "FP16 recall {r16} vs FP32 {r32}");
+    assert!(r8 >= r32 - 0.05, "INT8 recall {r8} vs FP32 {r32}");
+    let links = fp32.heap_bytes() - data.len() * 4;
+    assert_eq!(fp16.heap_bytes(), links + data.len() * 2);
+    assert_eq!(int8.heap_bytes(), links + data.len() + 4 * 4_000);
+    // Scores are inner products at each precision's resolution.
+    let q = &data[..DIM];
+    for (_, score) in int8.search(q, 3, 40) {
+        let exact = fp32.search(q, 3, 40);
+        assert!(exact.iter().any(|(_, s)| (s - score).abs() < 0.02));
+    }
+}
+
 #[test]
 fn query_equal_to_a_stored_vector_finds_itself() {
     let data = clustered(500, 10, 5);
-    let g = FrozenGraph::build(
+    let g: FrozenGraph = FrozenGraph::build(
         &data,
         DIM,
         BuildParams {
@@ -149,7 +194,7 @@ fn query_equal_to_a_stored_vector_finds_itself() {
         assert_eq!(top[0].0 as usize, i);
         assert!((top[0].1 - 1.0).abs() < 2e-3);
     }
-    let empty = FrozenGraph::build(
+    let empty: FrozenGraph = FrozenGraph::build(
         &[],
         DIM,
         BuildParams {
