@@ -111,6 +111,8 @@ cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
 def row(name, r):
     return f"| {name} | {r['throughput_rps']:.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | {r['errors']} |"
+ann_md = subprocess.run(["python3", "benches/ann/summary.py", "benches/RESULTS-ann.md", "benches/RESULTS-ann-minilm.md"],
+                        capture_output=True, text=True, check=True).stdout
 cluster_md = open("benches/RESULTS-cluster.md").read().replace("# Core cluster", "## Core cluster", 1).replace(chr(10) + "## ", chr(10) + "### ")
 out = f"""# Benchmark results
 
@@ -193,9 +195,7 @@ offline evaluation (engine vs popularity and item-kNN, with ablation) in `RESULT
 85%-popular mix through the edge in `RESULTS-edge-mix.md`; index scaling with catalogue size and
 shard count in `RESULTS-scaling.md`.
 
-No ANN peer was measured in this run. The side-by-side ANN comparison with hnswlib, faiss and hnsw_rs
-is in `RESULTS-ann.md` (`benches/ann/run.sh`).
-"""
+{ann_md}"""
 open("benches/RESULTS.md", "w").write(out)
 print(out)
 PY

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # GPU check in one go, for a machine with NVIDIA GPUs but no network or Rust toolchain.
 #
-#   scripts/gpu-check.sh build   (here) builds the gpu-batch tests and the scoring benchmark
-#                                with the `cuda` feature into var/gpu-check/ (stripped, to carry)
+#   scripts/gpu-check.sh build   (here) builds the gpu-batch tests and the embedding/scoring
+#                                benchmark with the `cuda` feature into var/gpu-check/ (stripped),
+#                                with an FP16 copy of the model (45 MB instead of 87: all of it
+#                                must fit the 64 MiB that can travel)
 #   scripts/gpu-check.sh run     (on the GPU machine, from the repository root) prints the GPUs,
-#                                runs the gpu-batch tests (the backend parity tests then run on
-#                                the GPUs) and the batched-scoring benchmark on GPU and CPU at
-#                                100K and 1M candidates, and prints every figure as JSON lines
+#                                runs the gpu-batch tests (the encoder and scoring parity tests
+#                                then run on the GPUs, the kernels compile with NVRTC), then
+#                                MiniLM embedding at batch 32/128/256 on the GPUs and on the CPU,
+#                                and batched scoring on GPU and CPU at 100K and 1M candidates,
+#                                printing every figure as JSON lines
 #
-# cudarc loads libcuda and libcublas at run time, so the binaries run unchanged wherever the
-# driver is installed (CUDA 12.x/13 runtime libraries on the library path).
+# cudarc loads libcuda, libcublas and libnvrtc at run time, so the binaries run unchanged
+# wherever the driver and the CUDA 13 libraries are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=var/gpu-check
@@ -27,13 +31,28 @@ for l in sys.stdin:
     cp "$test_bin" "$out/gpu-batch-tests"
     cp "${CARGO_TARGET_DIR:-target}/release/embed_score" "$out/embed_score"
     strip "$out/gpu-batch-tests" "$out/embed_score"
-    du -sh "$out"/*
+    bash scripts/fetch-model.sh
+    python3 -m pip install --quiet --disable-pip-version-check safetensors numpy
+    mkdir -p "$out/model"
+    cp models/all-MiniLM-L6-v2/{config.json,tokenizer.json} "$out/model/"
+    python3 - models/all-MiniLM-L6-v2/model.safetensors "$out/model/model.safetensors" <<'PY'
+import sys
+import numpy as np
+from safetensors.numpy import load_file, save_file
+save_file({k: v.astype(np.float16) for k, v in load_file(sys.argv[1]).items()}, sys.argv[2])
+PY
+    du -sh "$out"/* "$out"
     ;;
   run)
-    [[ -x $out/gpu-batch-tests && -x $out/embed_score ]] || { echo "run '$0 build' first" >&2; exit 1; }
+    [[ -x $out/gpu-batch-tests && -x $out/embed_score && -f $out/model/model.safetensors ]] ||
+      { echo "run '$0 build' first" >&2; exit 1; }
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "nvidia-smi not found"
-    echo "== gpu-batch tests (parity on the backend BatchScorer selects)"
-    "$out/gpu-batch-tests" --test-threads 1 2>&1 | tail -15
+    export GPU_BATCH_MODEL_DIR=$out/model REQUIRE_NVRTC=1
+    echo "== gpu-batch tests (encoder and scoring parity on the backend the crate selects)"
+    "$out/gpu-batch-tests" --test-threads 1 2>&1 | tail -25
+    echo "== MiniLM embedding: all GPUs (FP16), then the CPU, same texts"
+    "$out/embed_score" --model "$out/model" --texts 30000 --candidates 1000 --queries 16 --gpus 0
+    "$out/embed_score" --model "$out/model" --texts 2048 --candidates 1000 --queries 16
     echo "== batched scoring (device, then the CPU in the same run)"
     for n in 100000 1000000; do
       "$out/embed_score" --texts 0 --candidates $n --queries 1024 --gpus 0

@@ -44,10 +44,13 @@ wait_server() {
 }
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-# The GPU scoring path (feature cuda): lints, and its tests on this machine's backend (the CPU
-# fallback when there is no driver; the GPUs where there are).
+# The GPU path (feature cuda): lints, and its tests on this machine's backend (the CPU fallback
+# when there is no driver; the GPUs where there are); the CUDA kernels must compile with NVRTC
+# (no GPU needed for that).
 cargo clippy -p gpu-batch --features cuda --all-targets -- -D warnings
-cargo test -q -p gpu-batch --features cuda --lib scoring
+nvrtc_lib=$(bash scripts/fetch-nvrtc.sh)
+LD_LIBRARY_PATH="$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" REQUIRE_NVRTC=1 \
+  cargo test -q -p gpu-batch --features cuda --lib
 bash scripts/build-edge.sh
 bash scripts/build-edge.sh --clippy
 # Deployment artefacts: promtool checks and rule tests, strict Kubernetes manifest validation,

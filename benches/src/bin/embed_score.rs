@@ -5,16 +5,19 @@
 //! FP16 and INT8 candidate storage (queries/s, effective GFLOP/s, memory, recall@10 against
 //! FP32 on the same vectors).
 //!
-//! With `--gpus N` (0 = all; needs the `cuda` feature) scoring runs on the GPUs when a driver
-//! and a device are present, else on the CPU; the device used is reported. Recall is always
-//! against the CPU's FP32 top-10.
+//! With `--gpus N` (0 = all; needs the `cuda` feature) embedding (FP16) and scoring run on
+//! the GPUs when a driver and a device are present, else on the CPU; the backend used is
+//! reported. Without it everything runs on the CPU. Recall is always against the CPU's FP32
+//! top-10. The last embedding row hands all texts to one call, which spreads its mini-batches
+//! over every GPU.
 //!
 //! usage: embed_score [--texts 1024] [--candidates 100000] [--queries 256] [--gpus N]
+//!                    [--model DIR]
 
 use std::time::Instant;
 
 use gpu_batch::scoring::{BatchScorer, CandidateMatrix, Precision, Scored};
-use gpu_batch::TextEncoder;
+use gpu_batch::{DeviceChoice, TextEncoder};
 use reco_benches::clustered_vectors;
 
 fn arg(name: &str, default: usize) -> usize {
@@ -54,17 +57,26 @@ fn recall(reference: &[Vec<Scored>], got: &[Vec<Scored>]) -> f64 {
 
 /// Embedding throughput at batch 32, 128 and 256 (skipped with `--texts 0`, e.g. on a machine
 /// without the model).
-fn embedding(texts: usize) -> (Vec<serde_json::Value>, &'static str) {
+fn embedding(texts: usize, gpus: Option<usize>) -> (Vec<serde_json::Value>, String) {
     if texts == 0 {
-        return (Vec::new(), "none");
+        return (Vec::new(), "none".into());
     }
     let texts = catalogue_texts(texts);
-    let encoder = TextEncoder::load(std::path::Path::new(gpu_batch::DEFAULT_MODEL_DIR))
+    let args: Vec<String> = std::env::args().collect();
+    let model = args
+        .iter()
+        .position(|a| a == "--model")
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| gpu_batch::DEFAULT_MODEL_DIR.into());
+    let choice = gpus.map_or(DeviceChoice::Cpu, |max_gpus| DeviceChoice::PreferGpu {
+        max_gpus,
+    });
+    let encoder = TextEncoder::load_on(std::path::Path::new(&model), choice)
         .expect("model (scripts/fetch-model.sh)");
     encoder
         .embed_batch(&texts[..32.min(texts.len())])
         .expect("warm-up");
-    let rows = [32usize, 128, 256]
+    let mut rows: Vec<serde_json::Value> = [32usize, 128, 256]
         .into_iter()
         .map(|batch| {
             let t = Instant::now();
@@ -75,20 +87,28 @@ fn embedding(texts: usize) -> (Vec<serde_json::Value>, &'static str) {
             serde_json::json!({ "batch": batch, "items_per_sec": texts.len() as f64 / secs })
         })
         .collect();
-    (rows, encoder.backend().name())
+    let t = Instant::now();
+    encoder.embed_batch(&texts).expect("embed");
+    rows.push(serde_json::json!({ "batch": "all in one call",
+        "items_per_sec": texts.len() as f64 / t.elapsed().as_secs_f64() }));
+    let backend = match encoder.backend() {
+        gpu_batch::Backend::Cuda { devices } => format!("cuda ({devices} GPU)"),
+        other => other.name().into(),
+    };
+    (rows, backend)
 }
 
 fn main() {
     let texts = arg("--texts", 1024);
-    let (embedding, backend) = embedding(texts);
+    let gpus = std::env::args()
+        .any(|a| a == "--gpus")
+        .then(|| arg("--gpus", 0));
+    let (embedding, backend) = embedding(texts, gpus);
     let dim = 384;
     let n = arg("--candidates", 100_000);
     let q = arg("--queries", 256);
     let candidates = clustered_vectors(n, dim, 64, 1);
     let queries = clustered_vectors(q, dim, 64, 2);
-    let gpus = std::env::args()
-        .any(|a| a == "--gpus")
-        .then(|| arg("--gpus", 0));
     let reference =
         CandidateMatrix::new(&candidates, dim, Precision::F32).top_k_batch(&queries, 10);
     let mut device = String::from("cpu");

@@ -30,6 +30,8 @@ pub enum GpuError {
     Driver(String),
     #[error("cuBLAS: {0}")]
     Blas(String),
+    #[error("NVRTC could not compile the kernels: {0}")]
+    Compile(String),
 }
 
 fn driver(e: impl std::fmt::Debug) -> GpuError {
