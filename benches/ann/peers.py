@@ -3,7 +3,12 @@ parameters as our index: M=16, ef_construction=200, inner product. Every measure
 repeated for each search thread count (queries spread over the threads by the library itself).
 Prints one JSON object per (library, threads, ef) with recall@10 and queries/s (median of rounds).
 
+With --index-dir DIR each index is saved there after its build and loaded from there by later
+invocations (the build time recorded with it), so benches/ann/run.sh can interleave short
+measuring rounds of every library instead of measuring one library after the other.
+
 usage: python3 peers.py DATA_DIR --efs 10,20,40,80,120,200 --rounds 3 --build-threads 2 --threads 1,2
+                        [--index-dir DIR]
 """
 import json
 import pathlib
@@ -28,6 +33,21 @@ efs = [int(e) for e in arg("--efs", "10,20,40,80,120,200").split(",")]
 rounds = int(arg("--rounds", "3"))
 build_threads = int(arg("--build-threads", "2"))
 thread_counts = [int(t) for t in arg("--threads", "1").split(",")]
+index_dir = pathlib.Path(arg("--index-dir", "")) if "--index-dir" in sys.argv else None
+
+
+def cached(name, build, save, load):
+    """(index, build seconds): loaded from --index-dir when saved there, else built (and saved)."""
+    if index_dir and (index_dir / f"{name}.json").exists():
+        return load(str(index_dir / f"{name}.bin")), json.loads((index_dir / f"{name}.json").read_text())["build_seconds"]
+    t = time.perf_counter()
+    index = build()
+    build_s = time.perf_counter() - t
+    if index_dir:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        save(index, str(index_dir / f"{name}.bin"))
+        (index_dir / f"{name}.json").write_text(json.dumps({"build_seconds": build_s}))
+    return index, build_s
 
 
 def recall(found):
@@ -42,12 +62,20 @@ def report(lib, ef, threads, found, times, build_s, size_mib):
 
 def run_hnswlib():
     import hnswlib
-    index = hnswlib.Index(space="ip", dim=dim)
-    index.init_index(max_elements=len(base), M=16, ef_construction=200, random_seed=100)
-    index.set_num_threads(build_threads)
-    t = time.perf_counter()
-    index.add_items(base, np.arange(len(base)))
-    build_s = time.perf_counter() - t
+
+    def build():
+        index = hnswlib.Index(space="ip", dim=dim)
+        index.init_index(max_elements=len(base), M=16, ef_construction=200, random_seed=100)
+        index.set_num_threads(build_threads)
+        index.add_items(base, np.arange(len(base)))
+        return index
+
+    def load(path):
+        index = hnswlib.Index(space="ip", dim=dim)
+        index.load_index(path, max_elements=len(base))
+        return index
+
+    index, build_s = cached("hnswlib", build, lambda index, path: index.save_index(path), load)
     mem = index.index_file_size() / 2**20
     for threads, ef in [(t, e) for t in thread_counts for e in efs]:
         index.set_ef(ef)
@@ -62,11 +90,14 @@ def run_hnswlib():
 def run_faiss():
     import faiss
     faiss.omp_set_num_threads(build_threads)
-    index = faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 200
-    t = time.perf_counter()
-    index.add(base)
-    build_s = time.perf_counter() - t
+
+    def build():
+        index = faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 200
+        index.add(base)
+        return index
+
+    index, build_s = cached("faiss", build, faiss.write_index, faiss.read_index)
     mem = faiss.serialize_index(index).nbytes / 2**20
     for threads, ef in [(t, e) for t in thread_counts for e in efs]:
         faiss.omp_set_num_threads(threads)

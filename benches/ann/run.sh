@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ANN comparison: our compact search (FP32, FP16 and INT8 vectors on one graph; N shards merged)
 # vs hnsw_rs's own search vs hnswlib vs faiss HNSW, all with M=16 and ef_construction=200, on one
-# search thread and on all cores, median of 3 rounds, in one run here.
+# search thread and on all cores, median of 5 interleaved rounds (ANN_ROUNDS), in one run here.
 #   benches/ann/run.sh [glove]   GloVe-100 (339K unit vectors, 2,000 held-out queries)
 #                                -> benches/RESULTS-ann.md, benches/ann-glove100.png
 #   benches/ann/run.sh minilm    100K real 384-d MiniLM embeddings (embedded here first)
@@ -27,11 +27,22 @@ case $set_name in
   *) echo "unknown data set '$set_name' (glove or minilm)" >&2; exit 2 ;;
 esac
 efs=10,20,40,80,120,200,400
+rounds=${ANN_ROUNDS:-5}
 cores=$(nproc)
 threads=1
 (( cores > 1 )) && threads="1,$cores"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-python3 benches/ann/peers.py "$data" --efs "$efs" --rounds 3 --build-threads "$cores" --threads "$threads" | tee -a "$out"
-"$bin/ann_bench" "$data" --efs "$efs" --rounds 3 --precisions fp32,fp16,int8 --threads "$threads" $skip | tee -a "$out"
+# Each index is built once (first round) and saved; then every round measures every library once,
+# so the medians come from rounds interleaved in time.
+indexes=$data/indexes
+rm -rf "$indexes"
+for round in $(seq 1 "$rounds"); do
+  echo "== round $round of $rounds" >&2
+  python3 benches/ann/peers.py "$data" --efs "$efs" --rounds 1 --build-threads "$cores" --threads "$threads" \
+    --index-dir "$indexes" | tee -a "$out"
+  "$bin/ann_bench" "$data" --efs "$efs" --rounds 1 --precisions fp32,fp16,int8 --threads "$threads" $skip \
+    --index-dir "$indexes" | tee -a "$out"
+done
+rm -rf "$indexes"
 python3 benches/ann/report.py "$out" "$results" "$plot" "$data"

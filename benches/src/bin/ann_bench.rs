@@ -7,10 +7,18 @@
 //! them, as the sharded index does. `--threads 1,2` repeats every measurement with queries
 //! spread over that many threads (hnsw_rs's own search only on one). One JSON object per line.
 //!
+//! With `--index-dir DIR` the compact graphs are saved there after the build and loaded from
+//! there by later invocations (with the recorded build times), so `benches/ann/run.sh` can
+//! interleave short measuring rounds with the peers'; hnsw_rs's own search is measured only by
+//! the invocation that builds (its graph is not saved).
+//!
 //! usage: ann_bench DATA_DIR [--efs 10,20,40,80,120,200] [--rounds 3] [--skip-hnsw-rs]
 //!                           [--shards N] [--precisions fp32,fp16,int8] [--threads 1,2]
+//!                           [--index-dir DIR]
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use core_api::index::graph::{ClampedDot, FrozenGraph};
@@ -46,6 +54,26 @@ impl Compact {
             "int8" => Self::Int8(FrozenGraph::freeze(hnsw, base, dim)),
             other => panic!("unknown precision '{other}' (fp32, fp16 or int8)"),
         }
+    }
+
+    fn load(name: &str, path: &Path) -> Self {
+        let mut r = BufReader::new(File::open(path).expect("saved graph"));
+        match name {
+            "fp32" => Self::Fp32(FrozenGraph::read_from(&mut r).expect("saved graph")),
+            "fp16" => Self::Fp16(FrozenGraph::read_from(&mut r).expect("saved graph")),
+            "int8" => Self::Int8(FrozenGraph::read_from(&mut r).expect("saved graph")),
+            other => panic!("unknown precision '{other}' (fp32, fp16 or int8)"),
+        }
+    }
+
+    fn save(&self, path: &Path) {
+        let mut w = BufWriter::new(File::create(path).expect("index dir"));
+        match self {
+            Self::Fp32(g) => g.write_to(&mut w),
+            Self::Fp16(g) => g.write_to(&mut w),
+            Self::Int8(g) => g.write_to(&mut w),
+        }
+        .expect("write graph");
     }
 
     fn label(&self) -> String {
@@ -119,6 +147,41 @@ fn main() {
         .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     let n = base.len() / dim;
+    let index_dir = flag("--index-dir").map(PathBuf::from);
+    let saved = |name: &str| index_dir.as_ref().map(|d| d.join(name));
+    let times_file = saved("ours.json");
+    if let Some(saved) = times_file.as_ref().filter(|f| f.exists()) {
+        let times: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(saved).expect("ours.json"))
+                .expect("json");
+        let compact: Vec<Compact> = precisions
+            .iter()
+            .map(|p| Compact::load(p, &index_dir.as_ref().unwrap().join(format!("{p}.bin"))))
+            .collect();
+        let shards: Vec<FrozenGraph> = (0..shard_count)
+            .filter(|_| shard_count > 1)
+            .map(|s| {
+                let path = index_dir
+                    .as_ref()
+                    .unwrap()
+                    .join(format!("shard-{s}-of-{shard_count}.bin"));
+                FrozenGraph::read_from(&mut BufReader::new(File::open(&path).expect("saved shard")))
+                    .expect("saved shard")
+            })
+            .collect();
+        let build_s = times["build_seconds"].as_f64().expect("build_seconds");
+        let sharded_build_s = times["sharded_build_seconds"].as_f64().unwrap_or(0.0);
+        let run = Measure {
+            dim,
+            queries: &queries,
+            gt: &gt,
+            rounds,
+            efs: &efs,
+            thread_counts: &thread_counts,
+        };
+        run.all(&compact, &shards, None, build_s, sharded_build_s);
+        return;
+    }
 
     let started = Instant::now();
     let hnsw: Hnsw<f32, ClampedDot> = Hnsw::new(16, n, 16, 200, ClampedDot);
@@ -149,82 +212,132 @@ fn main() {
         })
         .collect();
     let sharded_build_s = sharded_started.elapsed().as_secs_f64();
-    let sharded_heap_mib =
-        shards.iter().map(FrozenGraph::heap_bytes).sum::<usize>() as f64 / (1 << 20) as f64;
-    let mib = |bytes: usize| bytes as f64 / (1 << 20) as f64;
-
-    let recall = |found: &[Vec<usize>]| -> f64 {
-        let hits: usize = found
-            .iter()
-            .zip(gt.chunks_exact(10))
-            .map(|(f, t)| f.iter().filter(|x| t.contains(&(**x as i32))).count())
-            .sum();
-        hits as f64 / (10 * found.len()) as f64
+    if let Some(dir) = &index_dir {
+        std::fs::create_dir_all(dir).expect("index dir");
+        for (p, graph) in precisions.iter().zip(&compact) {
+            graph.save(&dir.join(format!("{p}.bin")));
+        }
+        for (s, graph) in shards.iter().enumerate() {
+            let path = dir.join(format!("shard-{s}-of-{shard_count}.bin"));
+            graph
+                .write_to(&mut BufWriter::new(File::create(path).expect("index dir")))
+                .expect("write shard");
+        }
+        let times =
+            serde_json::json!({"build_seconds": build_s, "sharded_build_seconds": sharded_build_s});
+        std::fs::write(times_file.as_ref().unwrap(), times.to_string()).expect("ours.json");
+    }
+    let run = Measure {
+        dim,
+        queries: &queries,
+        gt: &gt,
+        rounds,
+        efs: &efs,
+        thread_counts: &thread_counts,
     };
-    let nq = queries.len() / dim;
-    for &threads in &thread_counts {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("thread pool");
-        for &ef in &efs {
-            // Median QPS over `rounds` passes over all queries, spread over the pool's threads.
-            let run = |search: &(dyn Fn(&[f32]) -> Vec<usize> + Sync)| {
-                let mut times = Vec::new();
-                let mut found = Vec::new();
-                for _ in 0..rounds {
-                    let t = Instant::now();
-                    found = if threads == 1 {
-                        queries.chunks_exact(dim).map(search).collect()
-                    } else {
-                        pool.install(|| queries.par_chunks_exact(dim).map(search).collect())
-                    };
-                    times.push(t.elapsed().as_secs_f64());
+    let reference = (!skip_hnsw_rs).then_some(&hnsw);
+    run.all(&compact, &shards, reference, build_s, sharded_build_s);
+}
+
+/// What is measured and how: every ef, every thread count, median of `rounds` passes.
+struct Measure<'a> {
+    dim: usize,
+    queries: &'a [f32],
+    gt: &'a [i32],
+    rounds: usize,
+    efs: &'a [usize],
+    thread_counts: &'a [usize],
+}
+
+impl Measure<'_> {
+    fn all(
+        &self,
+        compact: &[Compact],
+        shards: &[FrozenGraph],
+        hnsw: Option<&Hnsw<f32, ClampedDot>>,
+        build_s: f64,
+        sharded_build_s: f64,
+    ) {
+        let (dim, queries, gt, rounds) = (self.dim, self.queries, self.gt, self.rounds);
+        let shard_count = shards.len();
+        let mib = |bytes: usize| bytes as f64 / (1 << 20) as f64;
+        let sharded_heap_mib = mib(shards.iter().map(FrozenGraph::heap_bytes).sum::<usize>());
+        let recall = |found: &[Vec<usize>]| -> f64 {
+            let hits: usize = found
+                .iter()
+                .zip(gt.chunks_exact(10))
+                .map(|(f, t)| f.iter().filter(|x| t.contains(&(**x as i32))).count())
+                .sum();
+            hits as f64 / (10 * found.len()) as f64
+        };
+        let nq = queries.len() / dim;
+        for &threads in self.thread_counts {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            for &ef in self.efs {
+                // Median QPS over `rounds` passes over all queries, spread over the pool's threads.
+                let run = |search: &(dyn Fn(&[f32]) -> Vec<usize> + Sync)| {
+                    let mut times = Vec::new();
+                    let mut found = Vec::new();
+                    for _ in 0..rounds {
+                        let t = Instant::now();
+                        found = if threads == 1 {
+                            queries.chunks_exact(dim).map(search).collect()
+                        } else {
+                            pool.install(|| queries.par_chunks_exact(dim).map(search).collect())
+                        };
+                        times.push(t.elapsed().as_secs_f64());
+                    }
+                    (recall(&found), nq as f64 / median(times))
+                };
+                let report = |library: String,
+                              (r, qps): (f64, f64),
+                              build: f64,
+                              heap: Option<f64>| {
+                    let mut row = serde_json::json!({"library": library, "ef": ef, "threads": threads,
+                            "recall_at_10": r, "qps": qps, "build_seconds": build});
+                    if let Some(heap) = heap {
+                        row["index_heap_mib"] = heap.into();
+                    }
+                    println!("{row}");
+                };
+                for graph in compact {
+                    let measured = run(&|q| graph.search(q, ef));
+                    report(
+                        graph.label(),
+                        measured,
+                        build_s,
+                        Some(mib(graph.heap_bytes())),
+                    );
                 }
-                (recall(&found), nq as f64 / median(times))
-            };
-            let report = |library: String, (r, qps): (f64, f64), build: f64, heap: Option<f64>| {
-                let mut row = serde_json::json!({"library": library, "ef": ef, "threads": threads,
-                    "recall_at_10": r, "qps": qps, "build_seconds": build});
-                if let Some(heap) = heap {
-                    row["index_heap_mib"] = heap.into();
+                if !shards.is_empty() {
+                    let measured = run(&|q| {
+                        let mut hits: Vec<(usize, f32)> = shards
+                            .iter()
+                            .enumerate()
+                            .flat_map(|(s, g)| {
+                                g.search(q, 10, ef)
+                                    .into_iter()
+                                    .map(move |(i, score)| (i as usize * shard_count + s, score))
+                            })
+                            .collect();
+                        hits.sort_by(|a, b| b.1.total_cmp(&a.1));
+                        hits.into_iter().take(10).map(|(i, _)| i).collect()
+                    });
+                    report(
+                        format!("ours ({shard_count} shards, FP16)"),
+                        measured,
+                        sharded_build_s,
+                        Some(sharded_heap_mib),
+                    );
                 }
-                println!("{row}");
-            };
-            for graph in &compact {
-                let measured = run(&|q| graph.search(q, ef));
-                report(
-                    graph.label(),
-                    measured,
-                    build_s,
-                    Some(mib(graph.heap_bytes())),
-                );
-            }
-            if !shards.is_empty() {
-                let measured = run(&|q| {
-                    let mut hits: Vec<(usize, f32)> = shards
-                        .iter()
-                        .enumerate()
-                        .flat_map(|(s, g)| {
-                            g.search(q, 10, ef)
-                                .into_iter()
-                                .map(move |(i, score)| (i as usize * shard_count + s, score))
-                        })
-                        .collect();
-                    hits.sort_by(|a, b| b.1.total_cmp(&a.1));
-                    hits.into_iter().take(10).map(|(i, _)| i).collect()
-                });
-                report(
-                    format!("ours ({shard_count} shards, FP16)"),
-                    measured,
-                    sharded_build_s,
-                    Some(sharded_heap_mib),
-                );
-            }
-            if !skip_hnsw_rs && threads == 1 {
-                let measured =
-                    run(&|q| hnsw.search(q, 10, ef).into_iter().map(|n| n.d_id).collect());
-                report("hnsw_rs 0.3.5 search".into(), measured, build_s, None);
+                if let Some(hnsw) = hnsw.filter(|_| threads == 1) {
+                    let measured =
+                        run(&|q| hnsw.search(q, 10, ef).into_iter().map(|n| n.d_id).collect());
+                    report("hnsw_rs 0.3.5 search".into(), measured, build_s, None);
+                }
             }
         }
     }

@@ -3,9 +3,13 @@
 //!
 //! One keep-alive connection per phase, one request at a time, so each figure is a clean
 //! per-request latency. Every response's `x-edge-cache` is checked against the phase. The
-//! worker's `/healthz` (no cache, no core) gives the runtime's own floor.
+//! worker's `/healthz` (no cache, no core) gives the runtime's own floor; with `--cache-floor`
+//! (a bare JavaScript worker in the same local runtime, see `benches/edge/serve-miniflare.mjs`)
+//! the same HIT working set is also read from the Cache API with none of our code: the local
+//! runtime's price for a cache hit.
 //!
 //! usage: edge_latency --edge 127.0.0.1:8787 --core 127.0.0.1:8080 [--requests 400]
+//!                     [--cache-floor 127.0.0.1:8789]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -128,13 +132,19 @@ fn main() {
     let edge_floor = phase(&edge, &floor, "");
     let miss = phase(&edge, &misses, "MISS");
     let hit = phase(&edge, &hits, "HIT");
-    println!(
-        "{}",
-        serde_json::json!({
-            "hit": hit,
-            "miss": miss,
-            "edge_floor": edge_floor,
-            "core_direct": core_direct,
-        })
-    );
+    let mut out = serde_json::json!({
+        "hit": hit,
+        "miss": miss,
+        "edge_floor": edge_floor,
+        "core_direct": core_direct,
+    });
+    let cache_floor = arg("--cache-floor", "");
+    if !cache_floor.is_empty() {
+        let keys: Vec<String> = (0..50).map(|i| format!("/floor/{run}/{i}")).collect();
+        phase(&cache_floor, &keys, "MISS");
+        std::thread::sleep(Duration::from_millis(500));
+        let reads: Vec<String> = (0..n).map(|i| keys[i % keys.len()].clone()).collect();
+        out["bare_cache_hit"] = phase(&cache_floor, &reads, "HIT");
+    }
+    println!("{out}");
 }
