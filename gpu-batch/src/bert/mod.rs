@@ -3,7 +3,8 @@
 //! kernels. The CUDA backend (feature `cuda`) runs them as cuBLAS FP16 GEMMs (FP32
 //! accumulation, tensor cores) and NVRTC-compiled kernels; a host executor with the same
 //! semantics, rounding every stored value to FP16, checks the orchestration (shapes, strides,
-//! transposes, masking) against the candle CPU encoder on any machine.
+//! transposes, masking) against the candle CPU encoder on any machine, and the tests compile
+//! `kernels.cu` for the host and run it thread by thread against that executor.
 //!
 //! Why this design: cudarc loads the CUDA libraries at run time and NVRTC compiles the
 //! kernels at start, so the crate builds and tests without a CUDA install, and the only code
@@ -11,12 +12,6 @@
 
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
-
-/// CUDA C source of the element-wise kernels (compiled with NVRTC on the GPU, and for the
-/// host in the tests).
-pub(crate) const fn cuda_source() -> &'static str {
-    include_str!("kernels.cu")
-}
 #[cfg(test)]
 mod host;
 
@@ -25,6 +20,12 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 use crate::BertConfig;
+
+/// CUDA C source of the element-wise kernels (compiled with NVRTC on the GPU, and for the
+/// host in the tests).
+pub(crate) const fn cuda_source() -> &'static str {
+    include_str!("kernels.cu")
+}
 
 /// One GEMM in cuBLAS terms (column-major): for every `p < batch`,
 /// `C_p = alpha · op(A_p) · op(B_p) + beta · C_p` with `op(A_p)` m × k, `op(B_p)` k × n and
