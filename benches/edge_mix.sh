@@ -32,6 +32,7 @@ done
 # Measure only once the core's background graph fill (one search per catalogue item) is done.
 until curl -fsS "http://127.0.0.1:$core_port/readyz" 2>/dev/null |
   python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin).get("graph_filled") else 1)' 2>/dev/null; do
+  kill -0 "${pids[@]}" 2>/dev/null || { cat "$work"/*.log >&2; exit 1; }
   sleep 1
 done
 # Warm-up through the edge fills the cache with the hot set, as production traffic would.

@@ -26,6 +26,7 @@ done
 # Measure only once the background graph fill (one search per catalogue item) is done.
 until curl -fsS "http://127.0.0.1:$port/readyz" 2>/dev/null |
   python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin).get("graph_filled") else 1)' 2>/dev/null; do
+  kill -0 $server 2>/dev/null || { cat "$log" >&2; exit 1; }
   sleep 1
 done
 items=$(curl -fsS "http://127.0.0.1:$port/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"])')

@@ -41,7 +41,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 save_file({k: v.astype(np.float16) for k, v in load_file(sys.argv[1]).items()}, sys.argv[2])
 PY
-    du -sh "$out"/* "$out"
+    du -shc "$out"/*
     ;;
   run)
     [[ -x $out/gpu-batch-tests && -x $out/embed_score && -f $out/model/model.safetensors ]] ||

@@ -150,11 +150,14 @@ impl TextEncoder {
 
         #[cfg(feature = "cuda")]
         if let DeviceChoice::PreferGpu { max_gpus } = choice {
-            match bert::HostWeights::load(&weights, &cfg)
-                .map_err(|e| load_err(e.to_string()))
-                .map(|w| bert::cuda::GpuMiniLm::new(&w, max_gpus))
-            {
-                Ok(Ok(gpu)) => {
+            // Probe first: without a GPU the weights are not read a second time.
+            let gpu = scoring::cuda::GpuScorer::devices().and_then(|_| {
+                let host = bert::HostWeights::load(&weights, &cfg)
+                    .map_err(|e| scoring::cuda::GpuError::Driver(format!("weights: {e}")))?;
+                bert::cuda::GpuMiniLm::new(&host, max_gpus)
+            });
+            match gpu {
+                Ok(gpu) => {
                     let devices = gpu.device_count();
                     tracing::info!(devices, "embedding model on the GPU (FP16)");
                     return Ok(Self {
@@ -165,10 +168,7 @@ impl TextEncoder {
                         backend: Backend::Cuda { devices },
                     });
                 }
-                Ok(Err(why)) => {
-                    tracing::warn!(%why, "embedding on the CPU: no usable GPU");
-                }
-                Err(e) => return Err(e),
+                Err(why) => tracing::warn!(%why, "embedding on the CPU: no usable GPU"),
             }
         }
         #[cfg(not(feature = "cuda"))]

@@ -146,88 +146,19 @@ fn main() {
         .chunks_exact(4)
         .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    let n = base.len() / dim;
     let index_dir = flag("--index-dir").map(PathBuf::from);
-    let saved = |name: &str| index_dir.as_ref().map(|d| d.join(name));
-    let times_file = saved("ours.json");
-    if let Some(saved) = times_file.as_ref().filter(|f| f.exists()) {
-        let times: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(saved).expect("ours.json"))
-                .expect("json");
-        let compact: Vec<Compact> = precisions
-            .iter()
-            .map(|p| Compact::load(p, &index_dir.as_ref().unwrap().join(format!("{p}.bin"))))
-            .collect();
-        let shards: Vec<FrozenGraph> = (0..shard_count)
-            .filter(|_| shard_count > 1)
-            .map(|s| {
-                let path = index_dir
-                    .as_ref()
-                    .unwrap()
-                    .join(format!("shard-{s}-of-{shard_count}.bin"));
-                FrozenGraph::read_from(&mut BufReader::new(File::open(&path).expect("saved shard")))
-                    .expect("saved shard")
-            })
-            .collect();
-        let build_s = times["build_seconds"].as_f64().expect("build_seconds");
-        let sharded_build_s = times["sharded_build_seconds"].as_f64().unwrap_or(0.0);
-        let run = Measure {
-            dim,
-            queries: &queries,
-            gt: &gt,
-            rounds,
-            efs: &efs,
-            thread_counts: &thread_counts,
-        };
-        run.all(&compact, &shards, None, build_s, sharded_build_s);
-        return;
-    }
-
-    let started = Instant::now();
-    let hnsw: Hnsw<f32, ClampedDot> = Hnsw::new(16, n, 16, 200, ClampedDot);
-    let rows: Vec<(&[f32], usize)> = base.chunks_exact(dim).zip(0..).collect();
-    hnsw.parallel_insert_slice(&rows);
-    let build_s = started.elapsed().as_secs_f64();
-    let compact: Vec<Compact> = precisions
-        .iter()
-        .map(|p| Compact::freeze(p, &hnsw, &base, dim))
-        .collect();
-    // The same data over `shard_count` graphs, built one after the other on all threads.
-    let sharded_started = Instant::now();
-    let shards: Vec<FrozenGraph> = (0..shard_count)
-        .filter(|_| shard_count > 1)
-        .map(|s| {
-            let part: Vec<f32> = base
-                .chunks_exact(dim)
-                .skip(s)
-                .step_by(shard_count)
-                .flatten()
-                .copied()
-                .collect();
-            let len = part.len() / dim;
-            let graph: Hnsw<f32, ClampedDot> = Hnsw::new(16, len, 16, 200, ClampedDot);
-            let rows: Vec<(&[f32], usize)> = part.chunks_exact(dim).zip(0..).collect();
-            graph.parallel_insert_slice(&rows);
-            FrozenGraph::freeze(&graph, &part, dim)
-        })
-        .collect();
-    let sharded_build_s = sharded_started.elapsed().as_secs_f64();
-    if let Some(dir) = &index_dir {
-        std::fs::create_dir_all(dir).expect("index dir");
-        for (p, graph) in precisions.iter().zip(&compact) {
-            graph.save(&dir.join(format!("{p}.bin")));
+    let saved = index_dir.as_deref().filter(|d| d.join(TIMES_FILE).exists());
+    let indexes = match saved {
+        Some(dir) => Indexes::load(dir, &precisions, shard_count),
+        None => {
+            let built = Indexes::build(&base, dim, &precisions, shard_count);
+            if let Some(dir) = &index_dir {
+                built.save(dir, &precisions);
+            }
+            built
         }
-        for (s, graph) in shards.iter().enumerate() {
-            let path = dir.join(format!("shard-{s}-of-{shard_count}.bin"));
-            graph
-                .write_to(&mut BufWriter::new(File::create(path).expect("index dir")))
-                .expect("write shard");
-        }
-        let times =
-            serde_json::json!({"build_seconds": build_s, "sharded_build_seconds": sharded_build_s});
-        std::fs::write(times_file.as_ref().unwrap(), times.to_string()).expect("ours.json");
-    }
-    let run = Measure {
+    };
+    let measure = Measure {
         dim,
         queries: &queries,
         gt: &gt,
@@ -235,8 +166,110 @@ fn main() {
         efs: &efs,
         thread_counts: &thread_counts,
     };
-    let reference = (!skip_hnsw_rs).then_some(&hnsw);
-    run.all(&compact, &shards, reference, build_s, sharded_build_s);
+    let reference = indexes.hnsw.as_ref().filter(|_| !skip_hnsw_rs);
+    measure.all(
+        &indexes.compact,
+        &indexes.shards,
+        reference,
+        indexes.build_s,
+        indexes.sharded_build_s,
+    );
+}
+
+const TIMES_FILE: &str = "ours.json";
+
+fn shard_file(dir: &Path, s: usize, count: usize) -> PathBuf {
+    dir.join(format!("shard-{s}-of-{count}.bin"))
+}
+
+/// Our graphs at every precision, the sharded variant and their build times; `hnsw` (the
+/// hnsw_rs graph, for its own search) only when built in this process.
+struct Indexes {
+    compact: Vec<Compact>,
+    shards: Vec<FrozenGraph>,
+    hnsw: Option<Hnsw<'static, f32, ClampedDot>>,
+    build_s: f64,
+    sharded_build_s: f64,
+}
+
+impl Indexes {
+    fn build(base: &[f32], dim: usize, precisions: &[String], shard_count: usize) -> Self {
+        let n = base.len() / dim;
+        let started = Instant::now();
+        let hnsw: Hnsw<f32, ClampedDot> = Hnsw::new(16, n, 16, 200, ClampedDot);
+        let rows: Vec<(&[f32], usize)> = base.chunks_exact(dim).zip(0..).collect();
+        hnsw.parallel_insert_slice(&rows);
+        let build_s = started.elapsed().as_secs_f64();
+        let compact = precisions
+            .iter()
+            .map(|p| Compact::freeze(p, &hnsw, base, dim))
+            .collect();
+        // The same data over `shard_count` graphs, built one after the other on all threads.
+        let sharded_started = Instant::now();
+        let shards = (0..shard_count)
+            .filter(|_| shard_count > 1)
+            .map(|s| {
+                let part: Vec<f32> = base
+                    .chunks_exact(dim)
+                    .skip(s)
+                    .step_by(shard_count)
+                    .flatten()
+                    .copied()
+                    .collect();
+                let len = part.len() / dim;
+                let graph: Hnsw<f32, ClampedDot> = Hnsw::new(16, len, 16, 200, ClampedDot);
+                let rows: Vec<(&[f32], usize)> = part.chunks_exact(dim).zip(0..).collect();
+                graph.parallel_insert_slice(&rows);
+                FrozenGraph::freeze(&graph, &part, dim)
+            })
+            .collect();
+        Self {
+            compact,
+            shards,
+            hnsw: Some(hnsw),
+            build_s,
+            sharded_build_s: sharded_started.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn save(&self, dir: &Path, precisions: &[String]) {
+        std::fs::create_dir_all(dir).expect("index dir");
+        for (p, graph) in precisions.iter().zip(&self.compact) {
+            graph.save(&dir.join(format!("{p}.bin")));
+        }
+        for (s, graph) in self.shards.iter().enumerate() {
+            let file = File::create(shard_file(dir, s, self.shards.len())).expect("index dir");
+            graph
+                .write_to(&mut BufWriter::new(file))
+                .expect("write shard");
+        }
+        let times = serde_json::json!({"build_seconds": self.build_s,
+                                       "sharded_build_seconds": self.sharded_build_s});
+        std::fs::write(dir.join(TIMES_FILE), times.to_string()).expect(TIMES_FILE);
+    }
+
+    fn load(dir: &Path, precisions: &[String], shard_count: usize) -> Self {
+        let times: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(TIMES_FILE)).expect(TIMES_FILE))
+                .expect("json");
+        let shards = (0..shard_count)
+            .filter(|_| shard_count > 1)
+            .map(|s| {
+                let file = File::open(shard_file(dir, s, shard_count)).expect("saved shard");
+                FrozenGraph::read_from(&mut BufReader::new(file)).expect("saved shard")
+            })
+            .collect();
+        Self {
+            compact: precisions
+                .iter()
+                .map(|p| Compact::load(p, &dir.join(format!("{p}.bin"))))
+                .collect(),
+            shards,
+            hnsw: None,
+            build_s: times["build_seconds"].as_f64().expect("build_seconds"),
+            sharded_build_s: times["sharded_build_seconds"].as_f64().unwrap_or(0.0),
+        }
+    }
 }
 
 /// What is measured and how: every ef, every thread count, median of `rounds` passes.

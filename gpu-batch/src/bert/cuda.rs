@@ -13,17 +13,9 @@ use cudarc::driver::{
 use half::f16;
 
 use super::{forward, Gemm, HostWeights, Norm, Ops, TokenBatch, Weights};
-use crate::scoring::cuda::{GpuError, GpuScorer};
+use crate::scoring::cuda::{cublas, driver, GpuError, GpuScorer};
 
 const THREADS: u32 = 128;
-
-fn driver(e: impl std::fmt::Debug) -> GpuError {
-    GpuError::Driver(format!("{e:?}"))
-}
-
-fn cublas(e: impl std::fmt::Debug) -> GpuError {
-    GpuError::Blas(format!("{e:?}"))
-}
 
 /// Compiles the kernels to PTX. Needs only libnvrtc, no GPU.
 pub(crate) fn compile_kernels() -> Result<cudarc::nvrtc::Ptx, GpuError> {

@@ -26,6 +26,26 @@ __device__ __forceinline__ half_t f2h(float f) {
 
 #define ROW_INDEX() (blockIdx.x * blockDim.x + threadIdx.x)
 
+// o = LayerNorm(a + b + c) over one row of `hidden` values; both LayerNorm kernels are this.
+__device__ __forceinline__ void layernorm_of_sum(const half_t* a, const half_t* b,
+                                                 const half_t* c, const half_t* gamma,
+                                                 const half_t* beta, half_t* o, int hidden,
+                                                 float eps) {
+    float mean = 0.f;
+    for (int i = 0; i < hidden; ++i) mean += h2f(a[i]) + h2f(b[i]) + h2f(c[i]);
+    mean /= hidden;
+    float var = 0.f;
+    for (int i = 0; i < hidden; ++i) {
+        float v = h2f(a[i]) + h2f(b[i]) + h2f(c[i]) - mean;
+        var += v * v;
+    }
+    float inv = rsqrtf(var / hidden + eps);
+    for (int i = 0; i < hidden; ++i) {
+        float v = h2f(a[i]) + h2f(b[i]) + h2f(c[i]) - mean;
+        o[i] = f2h(v * inv * h2f(gamma[i]) + h2f(beta[i]));
+    }
+}
+
 extern "C" __global__ void embed_layernorm(const unsigned int* ids, const half_t* word,
                                            const half_t* position, const half_t* token_type,
                                            const half_t* gamma, const half_t* beta,
@@ -33,23 +53,8 @@ extern "C" __global__ void embed_layernorm(const unsigned int* ids, const half_t
                                            float eps) {
     int t = ROW_INDEX();
     if (t >= tokens) return;
-    const half_t* w = word + (u64)ids[t] * hidden;
-    const half_t* p = position + (u64)(t % seq) * hidden;
-    half_t* o = out + (u64)t * hidden;
-    float mean = 0.f;
-    for (int i = 0; i < hidden; ++i)
-        mean += h2f(w[i]) + h2f(p[i]) + h2f(token_type[i]);
-    mean /= hidden;
-    float var = 0.f;
-    for (int i = 0; i < hidden; ++i) {
-        float v = h2f(w[i]) + h2f(p[i]) + h2f(token_type[i]) - mean;
-        var += v * v;
-    }
-    float inv = rsqrtf(var / hidden + eps);
-    for (int i = 0; i < hidden; ++i) {
-        float v = h2f(w[i]) + h2f(p[i]) + h2f(token_type[i]) - mean;
-        o[i] = f2h(v * inv * h2f(gamma[i]) + h2f(beta[i]));
-    }
+    layernorm_of_sum(word + (u64)ids[t] * hidden, position + (u64)(t % seq) * hidden, token_type,
+                     gamma, beta, out + (u64)t * hidden, hidden, eps);
 }
 
 extern "C" __global__ void bias_activation(half_t* y, const half_t* bias, int rows, int cols,
@@ -67,23 +72,8 @@ extern "C" __global__ void bias_residual_layernorm(const half_t* y, const half_t
                                                    int hidden, float eps) {
     int r = ROW_INDEX();
     if (r >= rows) return;
-    const half_t* yr = y + (u64)r * hidden;
-    const half_t* rr = residual + (u64)r * hidden;
-    half_t* o = out + (u64)r * hidden;
-    float mean = 0.f;
-    for (int i = 0; i < hidden; ++i)
-        mean += h2f(yr[i]) + h2f(bias[i]) + h2f(rr[i]);
-    mean /= hidden;
-    float var = 0.f;
-    for (int i = 0; i < hidden; ++i) {
-        float v = h2f(yr[i]) + h2f(bias[i]) + h2f(rr[i]) - mean;
-        var += v * v;
-    }
-    float inv = rsqrtf(var / hidden + eps);
-    for (int i = 0; i < hidden; ++i) {
-        float v = h2f(yr[i]) + h2f(bias[i]) + h2f(rr[i]) - mean;
-        o[i] = f2h(v * inv * h2f(gamma[i]) + h2f(beta[i]));
-    }
+    layernorm_of_sum(y + (u64)r * hidden, bias, residual + (u64)r * hidden, gamma, beta,
+                     out + (u64)r * hidden, hidden, eps);
 }
 
 extern "C" __global__ void masked_softmax(half_t* scores, const unsigned int* mask, int batch,

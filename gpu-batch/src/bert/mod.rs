@@ -418,6 +418,7 @@ pub(crate) fn forward<O: Ops>(
 
 /// `f(worker, item)` for every item, item `i` on worker `i mod workers` with all workers
 /// running at once (one thread each); results in item order, the first error wins.
+/// `workers` must not be empty when there are items.
 pub(crate) fn data_parallel<W, T, R, E>(
     workers: &[W],
     items: &[T],
@@ -456,7 +457,10 @@ where
     for (i, r) in per_worker.into_iter().flatten() {
         slots[i] = Some(r);
     }
-    Ok(slots.into_iter().flatten().collect())
+    Ok(slots
+        .into_iter()
+        .map(|r| r.expect("every item has a worker"))
+        .collect())
 }
 
 /// Tokenised mini-batch: ids and mask, `batch × seq` row-major.

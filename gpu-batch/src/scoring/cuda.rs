@@ -34,11 +34,11 @@ pub enum GpuError {
     Compile(String),
 }
 
-fn driver(e: impl std::fmt::Debug) -> GpuError {
+pub(crate) fn driver(e: impl std::fmt::Debug) -> GpuError {
     GpuError::Driver(format!("{e:?}"))
 }
 
-fn cublas(e: impl std::fmt::Debug) -> GpuError {
+pub(crate) fn cublas(e: impl std::fmt::Debug) -> GpuError {
     GpuError::Blas(format!("{e:?}"))
 }
 
