@@ -21,6 +21,7 @@ pub struct Config {
     pub graph: GraphConfig,
     pub policy: PolicyConfig,
     pub cluster: ClusterConfig,
+    pub learning: crate::learn::LearningConfig,
 }
 
 /// The node's part in a cluster (see `cluster/`). `single` keeps everything in one process.
@@ -324,6 +325,12 @@ pub struct RankingConfig {
     pub popularity_weight: f32,
     pub freshness_weight: f32,
     pub quality_weight: f32,
+    /// Static weights of the learned sources, used until a ranker is trained.
+    pub collaborative_weight: f32,
+    pub transition_weight: f32,
+    /// Weight of the free-text intent's semantic match on top of the learned ranker's score
+    /// (the ranker learns from interactions, which carry no intent).
+    pub intent_weight: f32,
     /// MMR trade-off: 1.0 is pure relevance, 0.0 pure diversity.
     pub mmr_lambda: f32,
     /// Candidates fetched from the vector index per request.
@@ -402,6 +409,9 @@ impl Default for RankingConfig {
             popularity_weight: 0.12,
             freshness_weight: 0.05,
             quality_weight: 0.13,
+            collaborative_weight: 0.3,
+            transition_weight: 0.3,
+            intent_weight: 3.0,
             mmr_lambda: 0.75,
             ann_candidates: 200,
             graph_candidates: 100,

@@ -21,6 +21,10 @@ use crate::error::EngineError;
 use crate::index::distance::{best_dot, dot_f32};
 use crate::index::{IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 use crate::intent::IntentModel;
+use crate::learn::features::{content_similarity, freshness, rank_features};
+use crate::learn::learner::Learner;
+use crate::learn::train::{stretch_semantic, CONTENT_SEEDS};
+use crate::learn::{ItemSignals, Ranker, UserSignals};
 use crate::metrics::{Metrics, Stage};
 use crate::ontology::{Ontology, SemanticFilter};
 use crate::policy::{
@@ -74,6 +78,8 @@ fn static_prior(r: &RankingConfig) -> Features {
         r.popularity_weight,
         r.freshness_weight,
         r.quality_weight,
+        r.collaborative_weight,
+        r.transition_weight,
         0.0,
         0.0,
         0.0,
@@ -88,6 +94,8 @@ fn features_of(c: &ScoreComponents, has_intent: bool, cold_start: bool) -> Featu
         c.popularity,
         c.freshness,
         c.quality,
+        c.collaborative,
+        c.transition,
         1.0,
         f32::from(u8::from(has_intent)),
         f32::from(u8::from(cold_start)),
@@ -216,6 +224,8 @@ struct Ranked {
     components: ScoreComponents,
     score: f32,
     via: Option<Arc<str>>,
+    /// The learned ranker's features (zeros on the static path).
+    features: crate::learn::RankFeatures,
 }
 
 /// Everything the shared ranking stages need for one request.
@@ -229,6 +239,24 @@ struct RankRequest {
     history: Vec<Arc<CatalogEntry>>,
     intent: Option<String>,
     fallback_reason: &'static str,
+    /// The learned sources' view of the user (personalised requests with learning on).
+    learned: Option<LearnedInputs>,
+}
+
+/// A candidate with its item-side signals and its (ordinal, trend) lookup.
+type CandidateRow = (
+    ((Arc<CatalogEntry>, Candidate), ItemSignals),
+    (Option<u32>, f32),
+);
+
+/// What the learned ranking needs beyond the candidates.
+struct LearnedInputs {
+    signals: UserSignals,
+    /// Latest positive items (ordinals), newest first.
+    recent: Vec<u32>,
+    /// The history as (action, id), newest first, for the reasons.
+    history: Vec<(Action, Arc<str>)>,
+    ranker: Option<Ranker>,
 }
 
 #[derive(Default, Clone)]
@@ -308,6 +336,8 @@ pub struct Engine {
     intent_model: IntentModel,
     /// False while the background graph fill runs.
     graph_filled: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Seen sets, transitions, trend and the trained collaborative model and ranker.
+    learner: Arc<Learner>,
 }
 
 /// Marks the graph fill finished however its task ends (done, failed, or dropped with its
@@ -397,7 +427,9 @@ impl Engine {
         }
         // Rebuild popularity (and the in-process co-engagement edges) from the event log.
         let mut previous: Vec<Arc<str>> = Vec::new();
+        let mut positives: Vec<Arc<str>> = Vec::new();
         let mut user = String::new();
+        let learning = engine.config.learning.clone();
         let replayed = engine
             .backends
             .interactions
@@ -405,9 +437,21 @@ impl Engine {
                 if event.user_id != user {
                     user = event.user_id.clone();
                     previous.clear();
+                    positives.clear();
                 }
                 if let Some(entry) = engine.catalog.get(&event.item_id) {
                     engine.catalog.record_engagement(&entry.id, event.action);
+                    engine.learner.observe(
+                        &event.user_id,
+                        &entry.id,
+                        event.action,
+                        event.timestamp,
+                        &positives,
+                    );
+                    if learning.is_positive(event.action) {
+                        positives.insert(0, entry.id.clone());
+                        positives.truncate(learning.transitions.window.max(1));
+                    }
                     if event.action.preference_weight() > 0.0 {
                         if let Some(graph) = &in_process_graph {
                             graph.link_after(previous.iter().rev(), &entry.id);
@@ -423,6 +467,7 @@ impl Engine {
         if let Err(e) = replayed {
             tracing::warn!(error = %e, "event log not replayed; popularity starts empty");
         }
+        Self::spawn_training(&engine);
         // The fill holds the engine only while it works on a batch, so dropping the engine
         // (a test, the ingest tool) is never held up by it.
         let syncing = Arc::downgrade(&engine);
@@ -882,6 +927,16 @@ impl Engine {
             }
             Arc::new(policy)
         });
+        let learner = Arc::new(Learner::new(
+            config.learning.clone(),
+            config.storage.data_dir.join("models"),
+        ));
+        {
+            // Sorted, so ordinals (and the ties they break) repeat from run to run.
+            let mut ids: Vec<Arc<str>> = catalog.all().iter().map(|e| e.id.clone()).collect();
+            ids.sort();
+            learner.register_items(&ids);
+        }
         let impressions = ImpressionLog::new(config.policy.impression_capacity);
         let ontology = match config.ranking.ontology_file.as_os_str().is_empty() {
             true => Ontology::bundled(),
@@ -914,6 +969,7 @@ impl Engine {
             graph_filled: Arc::new(tokio::sync::watch::Sender::new(true)),
             feed,
             graph_backlog: Mutex::new(HashSet::new()),
+            learner,
         });
         if matches!(engine.index, VectorIndex::Cluster(_)) {
             Self::spawn_feed(&engine);
@@ -1070,7 +1126,26 @@ impl Engine {
                 v
             }
         };
-        let cold_start = user_vector.is_none();
+        let learned = match (&req.user_id, self.learner.enabled()) {
+            (Some(_), true) => {
+                let history: Vec<(Action, Arc<str>)> = history
+                    .iter()
+                    .map(|(ev, e)| (ev.action, e.id.clone()))
+                    .collect();
+                let (signals, recent) = self
+                    .learner
+                    .signals(&history, self.config.learning.candidates_per_source);
+                Some(LearnedInputs {
+                    signals,
+                    recent,
+                    history,
+                    ranker: self.learner.model().ranker.clone(),
+                })
+            }
+            _ => None,
+        };
+        let cold_start =
+            user_vector.is_none() && learned.as_ref().is_none_or(|l| l.signals.is_empty());
         let query = match (intent.as_deref(), user_vector) {
             (Some(q), Some(u)) => {
                 let mut blended: Vec<f32> = q
@@ -1114,6 +1189,22 @@ impl Engine {
         let ann = ann?;
         let missing_shards = ann.missing_shards;
         let mut candidates = self.merge_candidates(ann.hits, graph, &mut degraded);
+        if let Some(l) = &learned {
+            let per_source = self.config.learning.candidates_per_source;
+            let trending = self.learner.trending(per_source);
+            let ordinals: Vec<u32> = l
+                .signals
+                .collaborative
+                .top()
+                .iter()
+                .chain(l.signals.transition.top())
+                .chain(trending.iter().take(per_source))
+                .copied()
+                .collect();
+            for id in self.learner.ids_of(&ordinals) {
+                candidates.entry(id).or_default();
+            }
+        }
         let fallback_reason = if candidates.is_empty() {
             // Cold start without intent: what is popular, filtered to the context below.
             for id in self
@@ -1138,7 +1229,14 @@ impl Engine {
         self.metrics
             .observe_stage(Stage::Candidates, candidates_started);
 
-        let exclude = history.iter().map(|(_, e)| e.id.clone()).collect();
+        // Everything the user has seen, however long ago (the history covers only the latest
+        // events, the seen sets all of them).
+        let mut exclude: HashSet<Arc<str>> = history.iter().map(|(_, e)| e.id.clone()).collect();
+        exclude.extend(
+            self.learner
+                .seen_filter(req.user_id.as_deref())
+                .into_items(),
+        );
         let positive_history = history
             .iter()
             .filter(|(ev, _)| ev.action.preference_weight() > 0.0)
@@ -1154,6 +1252,7 @@ impl Engine {
                 history: positive_history,
                 intent: req.q.clone(),
                 fallback_reason,
+                learned,
             })
             .await?;
         let policy_started = Instant::now();
@@ -1221,6 +1320,7 @@ impl Engine {
         self.metrics
             .observe_stage(Stage::Candidates, candidates_started);
         let mut exclude: HashSet<Arc<str>> = HashSet::from([seed.id.clone()]);
+        exclude.extend(self.learner.seen_filter(user_id).into_items());
         match history {
             Ok(h) => exclude.extend(
                 self.catalog
@@ -1244,6 +1344,7 @@ impl Engine {
                 history: vec![seed.clone()],
                 intent: None,
                 fallback_reason: "similar items",
+                learned: None,
             })
             .await?;
         Ok(RecommendationResponse {
@@ -1500,55 +1601,96 @@ impl Engine {
 
         let rank_started = Instant::now();
         let dot = best_dot();
+        let learned = req.learned.as_ref();
+        let looked_up = self.learner.lookup(entries.iter().map(|(e, _)| &*e.id));
+        let seeds: Vec<Arc<CatalogEntry>> = match learned {
+            Some(l) => self.catalog.get_many(
+                self.learner
+                    .ids_of(&l.recent[..l.recent.len().min(CONTENT_SEEDS)])
+                    .iter()
+                    .map(|id| &**id),
+            ),
+            None => Vec::new(),
+        };
+        let seed_vectors: Vec<&[half::f16]> = seeds.iter().map(|e| &e.vector[..]).collect();
+        let mut sides: Vec<ItemSignals> = entries
+            .iter()
+            .zip(&looked_up)
+            .map(|((entry, _), &(_, trend))| ItemSignals {
+                popularity: self.catalog.popularity(&entry.id),
+                trend,
+                semantic: req.query.as_deref().map_or(0.0, |q| dot(q, &entry.vector)),
+                content: content_similarity(&entry.vector, &seed_vectors),
+                freshness: freshness(entry.item.year, self.current_year),
+                quality: entry.item.quality.unwrap_or(0.0),
+            })
+            .collect();
         // Cosine similarities of candidates crowd into a narrow band; stretch them to [0, 1]
         // over this request's candidates so the weights mean the same for every query.
-        let raw_semantic: Vec<f32> = entries
-            .iter()
-            .map(|(e, _)| req.query.as_deref().map_or(0.0, |q| dot(q, &e.vector)))
-            .collect();
-        let (lo, hi) = raw_semantic
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(lo, hi), &s| (lo.min(s), hi.max(s)));
-        let span = (hi - lo).max(1e-6);
-        let score_one = |((entry, c), raw): ((Arc<CatalogEntry>, Candidate), f32)| {
-            let components = ScoreComponents {
-                semantic: if req.query.is_some() {
-                    (raw - lo) / span
-                } else {
-                    0.0
-                },
-                graph: c.graph,
-                popularity: self.catalog.popularity(&entry.id),
-                freshness: entry.item.year.map_or(0.0, |y| {
-                    (-((self.current_year - i32::from(y)).max(0) as f32) / 20.0).exp()
-                }),
-                quality: entry.item.quality.unwrap_or(0.0),
+        stretch_semantic(&mut sides, req.query.is_some());
+        let score_one = |(((entry, c), side), (ordinal, _)): CandidateRow| {
+            let x = match (learned, ordinal) {
+                (Some(l), Some(o)) => rank_features(&l.signals, o, &side),
+                _ => [0.0; crate::learn::ranker::FEATURES],
             };
-            let score = cfg.semantic_weight * components.semantic
-                + cfg.graph_weight * components.graph
-                + cfg.popularity_weight * components.popularity
-                + cfg.freshness_weight * components.freshness
-                + cfg.quality_weight * components.quality;
+            let components = ScoreComponents {
+                semantic: side.semantic,
+                graph: c.graph,
+                popularity: side.popularity,
+                freshness: side.freshness,
+                quality: side.quality,
+                collaborative: x[0],
+                transition: x[2],
+            };
+            let score = match learned.and_then(|l| l.ranker.as_ref()) {
+                // The intent is not in the logged interactions the ranker learned from: it
+                // adds its own weight on top.
+                Some(ranker) => {
+                    ranker.score(&x)
+                        + f32::from(u8::from(req.intent.is_some()))
+                            * cfg.intent_weight
+                            * side.semantic
+                }
+                None => {
+                    cfg.semantic_weight * components.semantic
+                        + cfg.graph_weight * components.graph
+                        + cfg.popularity_weight * components.popularity
+                        + cfg.freshness_weight * components.freshness
+                        + cfg.quality_weight * components.quality
+                        + cfg.collaborative_weight * components.collaborative
+                        + cfg.transition_weight * components.transition
+                }
+            };
             Ranked {
                 entry,
                 components,
                 score,
                 via: c.via,
+                features: x,
             }
         };
         let mut ranked: Vec<Ranked> = if entries.len() > 512 {
             entries
                 .into_par_iter()
-                .zip(raw_semantic)
+                .zip(sides)
+                .zip(looked_up)
                 .map(score_one)
                 .collect()
         } else {
             entries
                 .into_iter()
-                .zip(raw_semantic)
+                .zip(sides)
+                .zip(looked_up)
                 .map(score_one)
                 .collect()
         };
+        if learned.is_some_and(|l| l.ranker.is_some()) {
+            // Learned scores are log-odds: map them to (0, 1] for the diversity trade-off.
+            let best = ranked.iter().map(|r| r.score).fold(f32::MIN, f32::max);
+            ranked
+                .iter_mut()
+                .for_each(|r| r.score = (r.score - best).exp());
+        }
         ranked.sort_by(|a, b| {
             b.score
                 .total_cmp(&a.score)
@@ -1570,7 +1712,11 @@ impl Engine {
         picked
             .into_iter()
             .map(|r| {
-                let reason = explain(&r, &req, &history_vectors, cfg, &self.catalog);
+                let reason = match &req.learned {
+                    Some(l) => self.explain_learned(&r, &req, l),
+                    None => None,
+                }
+                .unwrap_or_else(|| explain(&r, &req, &history_vectors, cfg, &self.catalog));
                 ScoredItem {
                     item: r.entry.item.clone(),
                     score: r.score,
@@ -1624,6 +1770,8 @@ impl Engine {
         // The previous positive items of each user, read before the append, seed graph edges.
         let users: HashSet<&str> = stored.iter().map(|e| e.user_id.as_str()).collect();
         let mut previous: HashMap<String, Vec<Arc<str>>> = HashMap::new();
+        let mut previous_positive: HashMap<String, Vec<Arc<str>>> = HashMap::new();
+        let learning = &self.config.learning;
         for user in users {
             let recent = self
                 .backends
@@ -1643,6 +1791,18 @@ impl Engine {
                 .map(|e| e.id.clone())
                 .collect();
             previous.insert(user.to_string(), items);
+            let positive = self
+                .catalog
+                .get_many(
+                    recent
+                        .iter()
+                        .filter(|e| learning.is_positive(e.action))
+                        .map(|e| e.item_id.as_str()),
+                )
+                .into_iter()
+                .map(|e| e.id.clone())
+                .collect();
+            previous_positive.insert(user.to_string(), positive);
         }
         let count = stored.len();
         self.backends.interactions.append(stored.clone()).await?;
@@ -1652,6 +1812,13 @@ impl Engine {
                 continue;
             };
             self.catalog.record_engagement(&entry.id, e.action);
+            let positive = previous_positive.entry(e.user_id.clone()).or_default();
+            self.learner
+                .observe(&e.user_id, &entry.id, e.action, e.timestamp, positive);
+            if learning.is_positive(e.action) {
+                positive.insert(0, entry.id.clone());
+                positive.truncate(learning.transitions.window.max(1));
+            }
             let before = previous.entry(e.user_id.clone()).or_default();
             if e.action.preference_weight() > 0.0 {
                 if let Err(err) = self
@@ -1731,6 +1898,7 @@ impl Engine {
             if let VectorIndex::Local(index) = &self.index {
                 index.upsert(id.clone(), s.version, &s.vector);
             }
+            self.learner.register_items([&id]);
             entries.extend(self.catalog.get(&id));
         }
         self.refresh_shard_metrics();
@@ -1777,12 +1945,118 @@ impl Engine {
             }
         }
         self.catalog.remove(item_id);
+        self.learner.remove_item(item_id);
         self.refresh_shard_metrics();
         if let Err(err) = self.backends.graph.remove_content(item_id).await {
             tracing::warn!(error = %err, "item not removed from the graph");
             self.metrics.count_degraded("graph");
         }
         Ok(())
+    }
+
+    /// The learned sources' reason for a pick, when one of them put it there: the
+    /// transition or collaborative signal with the larger contribution to the score.
+    fn explain_learned(&self, r: &Ranked, req: &RankRequest, l: &LearnedInputs) -> Option<String> {
+        if req.intent.is_some() {
+            return None;
+        }
+        let x = &r.features;
+        // Normalised scores and rank signals of the two sources, compared as they stand.
+        let transition = x[2] + x[3];
+        let collaborative = x[0] + x[1];
+        let ordinal = self.learner.ordinal(&r.entry.id)?;
+        let title = |id: Arc<str>| self.catalog.get(&id).map(|e| e.item.title.clone());
+        if x[2] > 0.0 && transition >= collaborative {
+            let source = self.learner.transition_source(&l.recent, ordinal)?;
+            return Some(format!("because you just watched {}", title(source)?));
+        }
+        if x[0] > 0.0 && collaborative > 0.0 {
+            let source = self.learner.collab_source(&l.history, ordinal)?;
+            return Some(format!(
+                "people who watched {} also watched",
+                title(source)?
+            ));
+        }
+        None
+    }
+
+    /// Trains a new collaborative model and ranker from every stored interaction and serves
+    /// it (the `reco-train` binary and `POST /admin/model/retrain` end here).
+    pub async fn retrain(&self) -> Result<crate::learn::TrainReport, EngineError> {
+        use crate::learn::learner::TrainError;
+        let r = &self.config.ranking;
+        self.learner
+            .retrain(
+                self.backends.interactions.as_ref(),
+                &self.catalog,
+                self.current_year,
+                r.history_limit,
+                r.history_half_life_days,
+                now_secs(),
+            )
+            .await
+            .map_err(|e| match e {
+                TrainError::Busy => EngineError::conflict("training_in_progress", e.to_string()),
+                TrainError::TooFew(..) => EngineError::conflict("not_enough_data", e.to_string()),
+                TrainError::Store(e) => EngineError::Store(e),
+                TrainError::Io(e) => EngineError::Internal(e),
+            })
+    }
+
+    /// Starts a training in the background; `false` when one is running already.
+    pub fn retrain_in_background(self: &Arc<Self>) -> bool {
+        if self.learner.is_training() {
+            return false;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.retrain().await {
+                tracing::warn!(error = %e, "model not trained");
+            }
+        });
+        true
+    }
+
+    /// The served model and the online learning state.
+    pub fn model_status(&self) -> crate::learn::learner::ModelStatus {
+        self.learner.status()
+    }
+
+    /// Serves the newest model on disk, then keeps the model fresh: a new file (from
+    /// `reco-train`) is picked up within a minute, and a training runs every
+    /// `learning.retrain_every_secs` (and at once when no model exists yet).
+    fn spawn_training(engine: &Arc<Self>) {
+        if !engine.learner.enabled() {
+            return;
+        }
+        if let Some(v) = engine.learner.load_newer() {
+            tracing::info!(version = v, "trained model loaded");
+        }
+        let every = engine.config.learning.retrain_every_secs;
+        let weak = Arc::downgrade(engine);
+        tokio::spawn(async move {
+            let mut last_training = None::<Instant>;
+            loop {
+                let Some(engine) = weak.upgrade() else { return };
+                let due = match last_training {
+                    None => engine.learner.model().version == 0,
+                    Some(at) => every > 0 && at.elapsed() >= Duration::from_secs(every),
+                };
+                if due {
+                    last_training = Some(Instant::now());
+                    match engine.retrain().await {
+                        Ok(_) => {}
+                        Err(EngineError::Invalid { .. } | EngineError::Conflict { .. }) => {}
+                        Err(e) => tracing::warn!(error = %e, "scheduled training failed"),
+                    }
+                } else if let Some(v) = engine.learner.load_newer() {
+                    tracing::info!(version = v, "newer trained model loaded");
+                }
+                last_training.get_or_insert_with(Instant::now);
+                drop(engine);
+                tokio::time::sleep(Duration::from_secs(every.clamp(1, 60))).await;
+            }
+        });
     }
 
     fn refresh_shard_metrics(&self) {

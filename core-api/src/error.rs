@@ -14,6 +14,9 @@ pub enum EngineError {
     /// The client referred to something that does not exist.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
+    /// The request conflicts with the current state (e.g. a training already running).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -28,6 +31,13 @@ pub enum EngineError {
 impl EngineError {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
             code,
             message: message.into(),
         }

@@ -80,6 +80,9 @@ impl IntoResponse for ApiError {
             Self::Engine(EngineError::NotFound { code, message }) => {
                 (StatusCode::NOT_FOUND, code, message)
             }
+            Self::Engine(EngineError::Conflict { code, message }) => {
+                (StatusCode::CONFLICT, code, message)
+            }
             Self::Engine(EngineError::Overloaded(why)) => {
                 tracing::warn!(%why, "shedding load");
                 (
@@ -166,6 +169,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/items", axum::routing::post(post_items))
         .route("/v1/items/{item_id}", get(get_item).delete(delete_item))
         .route("/admin/policy", get(policy_report))
+        .route("/admin/model", get(model_status))
+        .route("/admin/model/retrain", axum::routing::post(retrain_model))
         .route(
             "/admin/policy/evaluate",
             axum::routing::post(evaluate_policy),
@@ -353,6 +358,27 @@ fn decode_many<T: DeserializeOwned>(
             .collect(),
         _ => Err(ApiError::UnsupportedMediaType),
     }
+}
+
+/// The served model (version, training report) and the online learning state.
+async fn model_status(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(state.engine()?.model_status()).into_response())
+}
+
+/// Starts a training in the background: 202, or 409 while one runs.
+async fn retrain_model(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let engine = state.engine()?;
+    if !engine.retrain_in_background() {
+        return Err(
+            EngineError::conflict("training_in_progress", "a training is already running").into(),
+        );
+    }
+    let status = engine.model_status();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "training": true, "serving_version": status.version })),
+    )
+        .into_response())
 }
 
 async fn policy_report(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -14,6 +14,7 @@ pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod intent;
+pub mod learn;
 pub mod metrics;
 pub mod ontology;
 pub mod policy;

@@ -231,9 +231,12 @@ pub struct SimilarQuery {
     pub user_id: Option<String>,
 }
 
-/// The signals behind a result, each in [0, 1]; the score is their weighted sum.
+/// The signals behind a result, each in [0, 1]; the learned ranker (or, before one is
+/// trained, a weighted sum) turns them into the score.
 /// `semantic` is the cosine similarity to the request's query vector, rescaled over the
-/// request's candidates (best candidate 1, worst 0).
+/// request's candidates (best candidate 1, worst 0); `collaborative` and `transition` are
+/// the item's score from the collaborative model and the next-item transitions, relative
+/// to the best item of that source for this user.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScoreComponents {
     pub semantic: f32,
@@ -241,6 +244,10 @@ pub struct ScoreComponents {
     pub popularity: f32,
     pub freshness: f32,
     pub quality: f32,
+    #[serde(default)]
+    pub collaborative: f32,
+    #[serde(default)]
+    pub transition: f32,
 }
 
 /// Structured intent inferred from the free-text `q` and the request context.

@@ -39,6 +39,9 @@ struct Args {
     /// Evaluate at most this many test users, the first by id (0 = all).
     #[arg(long, default_value_t = 0)]
     max_users: usize,
+    /// Try at most this many engine settings on validation (0 = the whole grid).
+    #[arg(long, default_value_t = 0)]
+    engine_settings: usize,
     /// Cached vectors and item stores live here.
     #[arg(long, default_value = "var/eval")]
     cache_dir: PathBuf,
@@ -82,6 +85,7 @@ async fn run(args: Args) -> Result<(), String> {
         config,
         ablation: !args.no_ablation,
         max_users: args.max_users,
+        engine_settings: args.engine_settings,
         ..EvalOptions::default()
     };
     let report = eval::run(&opts, &|line| eprintln!("{line}"))

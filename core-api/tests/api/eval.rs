@@ -323,28 +323,29 @@ fn ablation_switches_off_one_stage_per_row() {
     let (pinned, _) = eval::without_exploration(&core_api::Config::default());
     assert_eq!(pinned.ranking, core_api::Config::default().ranking);
     assert_eq!(pinned.index, core_api::Config::default().index);
-    let full = core_api::Config::default().ranking;
+    let config = core_api::Config::default();
+    let settings = eval::engine_settings(&config);
+    assert!(settings.len() > 1);
+    let full = settings[0].clone();
     let v = eval::ablation_variants(&full);
-    assert_eq!(v.len(), 5);
-    assert_eq!(v[0].ranking, full);
+    let names: Vec<&str> = v.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names.len(), 7, "{names:?}");
     assert_eq!(
-        (v[1].ranking.graph_weight, v[1].ranking.graph_candidates),
+        (&v[0].ranking, &v[0].learning),
+        (&full.ranking, &full.learning)
+    );
+    // Each row switches off one thing and keeps the rest.
+    assert_eq!(v[1].learning.collab.neighbours, 0);
+    assert_eq!(v[1].learning.transitions, full.learning.transitions);
+    assert_eq!(v[2].learning.transitions.window, 0);
+    assert_eq!(v[2].learning.collab, full.learning.collab);
+    assert_eq!(v[3].learning.ranker.trees, 0);
+    assert_eq!(v[4].ranking.mmr_lambda, 1.0);
+    assert_eq!(
+        (v[5].ranking.graph_weight, v[5].ranking.graph_candidates),
         (0.0, 0)
     );
-    assert_eq!(v[2].ranking.mmr_lambda, 1.0);
-    assert_eq!(
-        (v[3].ranking.popularity_weight, v[3].ranking.quality_weight),
-        (0.0, 0.0)
-    );
-    let s = &v[4].ranking;
-    assert_eq!(
-        (
-            s.semantic_weight,
-            s.graph_weight + s.popularity_weight + s.freshness_weight + s.quality_weight,
-            s.graph_candidates
-        ),
-        (full.semantic_weight, 0.0, 0)
-    );
+    assert!(!v[6].learning.enabled && full.learning.enabled);
 }
 
 // ---- end to end ---------------------------------------------------------------------------
@@ -381,6 +382,7 @@ async fn end_to_end_on_a_small_catalogue_is_cached_and_deterministic() {
         config,
         max_users: 120,
         ablation: false,
+        engine_settings: 2,
         ..EvalOptions::default()
     };
     let first = eval::run(&opts, &|_| {}).await.unwrap();
@@ -388,9 +390,27 @@ async fn end_to_end_on_a_small_catalogue_is_cached_and_deterministic() {
     assert_eq!(first.embedded_items, 200, "first run embeds");
     assert_eq!(first.dataset.test_users, 120);
     let methods: Vec<&str> = first.rows.iter().map(|r| r.method.as_str()).collect();
+    let expected = [
+        "engine (",
+        "popularity",
+        "item-kNN (",
+        "RP3β (",
+        "sparse EASE",
+        "EASE (",
+        "implicit ALS (",
+        "next-item transitions (",
+        "ALS + transitions blend (",
+        "random",
+    ];
+    assert_eq!(methods.len(), expected.len(), "{methods:?}");
+    for (m, prefix) in methods.iter().zip(expected) {
+        assert!(m.starts_with(prefix), "{methods:?}");
+    }
+    // Tuned methods report the validation score they were chosen on.
+    assert!(first.rows[..9].iter().all(|r| r.validation_ndcg.is_some()));
     assert_eq!(
-        methods,
-        ["engine (full)", "item-kNN (k=50)", "popularity", "random"]
+        first.rows[0].seen_recommended, 0,
+        "never an already-seen item"
     );
     for r in &first.rows {
         assert_eq!(r.users, 120);
@@ -399,13 +419,20 @@ async fn end_to_end_on_a_small_catalogue_is_cached_and_deterministic() {
         }
         assert!(r.ndcg <= r.hr + 1e-12, "{r:?}");
         assert!(r.ild > 0.0 && r.ild < 2.0, "{r:?}");
+        assert!(
+            r.mrr <= r.hr + 1e-12 && r.genre_ild > 0.0 && r.genre_ild <= 1.0,
+            "{r:?}"
+        );
     }
 
     let second = eval::run(&opts, &|_| {}).await.unwrap();
     assert_eq!(second.embedded_items, 0, "vectors come from the cache");
     assert_eq!(first.rows, second.rows, "same cache, same numbers");
     let table = eval::markdown_table(&second.rows, 10);
-    assert!(table.contains("| engine (full) | 120 |"), "{table}");
+    assert!(
+        table.contains(&format!("| {} | 120 |", second.rows[0].method)),
+        "{table}"
+    );
     let results = eval::results_markdown(&second, "reco-eval --test");
     assert!(results.contains("## Protocol") && results.contains("cores"));
     let _ = std::fs::remove_dir_all(&dir);

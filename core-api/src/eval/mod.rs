@@ -49,6 +49,9 @@
 //! The pure parts (split, metrics, baselines) take plain data and are unit-tested without
 //! the model; [`run`] wires them to the real engine.
 
+pub mod baselines;
+pub mod tuned;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,6 +64,7 @@ use shared_types::{Action, InteractionEvent, Item, RecommendationQuery};
 use crate::config::{Config, RankingConfig};
 use crate::engine::{item_text, Backends, Embedder, Engine, MAX_EVENTS_PER_REQUEST};
 use crate::error::EngineError;
+use crate::learn::LearningConfig;
 use crate::metrics::Metrics;
 use crate::store::{
     EmbeddedStore, InProcessItemGraph, InProcessUserCache, Interaction, ItemStore, StoreError,
@@ -251,6 +255,12 @@ pub struct MethodResult {
     pub ild: f64,
     /// Recommended items the user had interacted with in training (baselines: always 0).
     pub seen_recommended: usize,
+    /// Mean reciprocal rank of the first held-out item within the list (0 beyond `k`).
+    pub mrr: f64,
+    /// Mean pairwise genre distance (1 − Jaccard of the genre sets) within a list.
+    pub genre_ild: f64,
+    /// Validation NDCG@k of the setting chosen there, for tuned methods.
+    pub validation_ndcg: Option<f64>,
 }
 
 /// Scores one method's lists (`lists[i]` for `tests[i]`).
@@ -298,6 +308,62 @@ pub fn score_lists<S: AsRef<str>>(
             ilds.iter().sum::<f64>() / ilds.len() as f64
         },
         seen_recommended: 0,
+        mrr: tests
+            .iter()
+            .zip(lists)
+            .map(|(t, l)| reciprocal_rank(l, &t.held_out, k))
+            .sum::<f64>()
+            / n,
+        genre_ild: 0.0,
+        validation_ndcg: None,
+    }
+}
+
+/// 1 / rank of the first relevant item within the first `k`, else 0.
+pub fn reciprocal_rank<S: AsRef<str>, R: AsRef<str>>(list: &[S], relevant: &[R], k: usize) -> f64 {
+    list.iter()
+        .take(k)
+        .position(|x| relevant.iter().any(|r| r.as_ref() == x.as_ref()))
+        .map_or(0.0, |p| 1.0 / (p + 1) as f64)
+}
+
+/// Mean over lists (of two genre-tagged items or more) of the mean pairwise genre distance
+/// `1 − |A ∩ B| / |A ∪ B|` within the first `k` items.
+pub fn genre_diversity<S: AsRef<str>>(
+    lists: &[Vec<S>],
+    genres: &HashMap<String, Vec<String>>,
+    k: usize,
+) -> f64 {
+    let per_list: Vec<f64> = lists
+        .iter()
+        .filter_map(|l| {
+            let sets: Vec<HashSet<&str>> = l
+                .iter()
+                .take(k)
+                .filter_map(|x| genres.get(x.as_ref()))
+                .filter(|g| !g.is_empty())
+                .map(|g| g.iter().map(String::as_str).collect())
+                .collect();
+            if sets.len() < 2 {
+                return None;
+            }
+            let mut sum = 0.0;
+            let mut pairs = 0usize;
+            for i in 0..sets.len() {
+                for j in i + 1..sets.len() {
+                    let inter = sets[i].intersection(&sets[j]).count() as f64;
+                    let union = sets[i].union(&sets[j]).count() as f64;
+                    sum += 1.0 - inter / union;
+                    pairs += 1;
+                }
+            }
+            Some(sum / pairs as f64)
+        })
+        .collect();
+    if per_list.is_empty() {
+        0.0
+    } else {
+        per_list.iter().sum::<f64>() / per_list.len() as f64
     }
 }
 
@@ -541,35 +607,61 @@ pub fn random_list(
 pub struct Variant {
     pub name: String,
     pub ranking: RankingConfig,
+    pub learning: LearningConfig,
+}
+
+/// The engine settings tried on validation: the transitions' window and decay, the
+/// collaborative model's ridge penalty, and the MMR trade-off.
+pub fn engine_settings(config: &Config) -> Vec<Variant> {
+    let mut out = Vec::new();
+    for mmr in [1.0f32, 0.85] {
+        for ridge in [100.0f32, 300.0] {
+            for (window, decay) in [(3usize, 0.6f32), (5, 1.0)] {
+                let mut ranking = config.ranking.clone();
+                ranking.mmr_lambda = mmr;
+                let mut learning = config.learning.clone();
+                learning.collab.lambda = ridge;
+                learning.transitions.window = window;
+                learning.transitions.decay = decay;
+                out.push(Variant {
+                    name: format!(
+                        "transitions window {window} decay {decay}, sparse EASE λ={ridge}, MMR λ={mmr}"
+                    ),
+                    ranking,
+                    learning,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The full engine and one row per pipeline stage switched off.
-pub fn ablation_variants(full: &RankingConfig) -> Vec<Variant> {
-    let variant = |name: &str, f: &dyn Fn(&mut RankingConfig)| {
-        let mut ranking = full.clone();
-        f(&mut ranking);
-        Variant {
-            name: name.to_string(),
-            ranking,
-        }
+pub fn ablation_variants(full: &Variant) -> Vec<Variant> {
+    let variant = |name: &str, f: &dyn Fn(&mut Variant)| {
+        let mut v = full.clone();
+        v.name = name.to_string();
+        f(&mut v);
+        v
     };
     vec![
         variant("engine (full)", &|_| {}),
-        variant("engine − graph candidates", &|r| {
-            r.graph_weight = 0.0;
-            r.graph_candidates = 0;
+        variant("engine − collaborative", &|v| {
+            v.learning.collab.neighbours = 0;
         }),
-        variant("engine − MMR diversity", &|r| r.mmr_lambda = 1.0),
-        variant("engine − popularity/quality priors", &|r| {
-            r.popularity_weight = 0.0;
-            r.quality_weight = 0.0;
+        variant("engine − transitions", &|v| {
+            v.learning.transitions.window = 0;
         }),
-        variant("engine: semantic only", &|r| {
-            r.graph_weight = 0.0;
-            r.graph_candidates = 0;
-            r.popularity_weight = 0.0;
-            r.freshness_weight = 0.0;
-            r.quality_weight = 0.0;
+        variant("engine − learned ranker (static weights)", &|v| {
+            v.learning.ranker.trees = 0;
+        }),
+        variant("engine − MMR diversity", &|v| v.ranking.mmr_lambda = 1.0),
+        variant("engine − graph candidates", &|v| {
+            v.ranking.graph_weight = 0.0;
+            v.ranking.graph_candidates = 0;
+        }),
+        variant("engine: before this release (no learned sources)", &|v| {
+            v.learning.enabled = false;
         }),
     ]
 }
@@ -718,7 +810,7 @@ struct EngineRun<'a> {
     embedder: Arc<dyn Embedder>,
     train: &'a [InteractionEvent],
     tests: &'a [TestUser],
-    seen: &'a [HashSet<&'a str>],
+    seen: &'a [HashSet<String>],
     k: usize,
     concurrency: usize,
 }
@@ -726,12 +818,13 @@ struct EngineRun<'a> {
 impl EngineRun<'_> {
     /// A fresh engine under `ranking` on a copy of the base store: graph filled as at
     /// start-up, training events recorded, one recommendation per test user.
-    async fn run(&self, ranking: &RankingConfig) -> Result<EngineLists, EvalError> {
+    async fn run(&self, variant: &Variant) -> Result<EngineLists, EvalError> {
         let dir = self.work_dir;
         let _ = std::fs::remove_dir_all(dir);
         copy_dir(self.base_dir, dir).map_err(|e| io_error("cannot copy", self.base_dir, e))?;
         let mut config = self.config.clone();
-        config.ranking = ranking.clone();
+        config.ranking = variant.ranking.clone();
+        config.learning = variant.learning.clone();
         let result = self.run_in(dir, config).await;
         let _ = std::fs::remove_dir_all(dir);
         result
@@ -744,6 +837,10 @@ impl EngineRun<'_> {
         engine.fill_graph().await?;
         for chunk in self.train.chunks(MAX_EVENTS_PER_REQUEST) {
             engine.record_events(chunk.to_vec()).await?;
+        }
+        if config.learning.enabled {
+            // As the background training does in service, awaited.
+            engine.retrain().await?;
         }
         let k = self.k as u32;
         let answers: Vec<Result<Vec<String>, EvalError>> =
@@ -803,6 +900,10 @@ pub struct EvalOptions {
     pub ablation: bool,
     /// Evaluate at most this many test users (the first by id; 0 = all).
     pub max_users: usize,
+    /// Genre intra-list diversity the engine's chosen setting must reach on validation.
+    pub min_genre_diversity: f64,
+    /// Try at most this many engine settings on validation (0 = all).
+    pub engine_settings: usize,
     /// Recommendation requests in flight at once.
     pub concurrency: usize,
 }
@@ -822,6 +923,8 @@ impl Default for EvalOptions {
             config,
             ablation: true,
             max_users: 0,
+            min_genre_diversity: 0.75,
+            engine_settings: 0,
             concurrency: 4,
         }
     }
@@ -1086,50 +1189,68 @@ pub async fn run(
 
     let k = opts.k;
     let n = catalogue.len();
-    let mut baseline_rows = Vec::new();
-    {
-        let positives: Vec<(&str, &str)> = split
+    let genres: HashMap<String, Vec<String>> = items
+        .iter()
+        .map(|i| (i.id.clone(), i.genres.clone()))
+        .collect();
+    let score = |name: &str, lists: &[Vec<String>], tests: &[TestUser]| {
+        let mut row = score_lists(name, tests, lists, k, n, &vectors);
+        row.genre_ild = genre_diversity(lists, &genres, k);
+        row
+    };
+
+    // Validation: the same leave-last-out applied to the training events (each test
+    // user's second-latest positive), on which every method's settings are chosen.
+    let train_interactions: Vec<Interaction> =
+        split.train.iter().map(|&i| events[i].clone()).collect();
+    let validation_split = leave_last_out(&train_interactions, opts.holdout, min_positives);
+    let mut validation_tests = validation_split.test.clone();
+    if opts.max_users > 0 {
+        validation_tests.truncate(opts.max_users);
+    }
+    let index: HashMap<String, u32> = catalogue
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), i as u32))
+        .collect();
+    let validation_data = tuned::SplitData {
+        catalogue: &catalogue,
+        index: &index,
+        train: validation_split
             .train
             .iter()
-            .map(|&i| &events[i])
-            .filter(|e| is_positive(e.action))
-            .map(|e| (e.user_id.as_str(), e.item_id.as_str()))
-            .collect();
-        let popularity = Popularity::fit(&catalogue, positives.iter().map(|(_, i)| *i));
-        let knn = ItemKnn::fit(&catalogue, positives.iter().copied(), opts.knn_neighbours);
-        let pop_lists: Vec<Vec<String>> = seen.iter().map(|s| popularity.recommend(s, k)).collect();
-        let knn_lists: Vec<Vec<String>> = tests
-            .iter()
-            .zip(&seen)
-            .map(|(t, s)| {
-                let history = positive_by_user
-                    .get(t.user_id.as_str())
-                    .map_or(&[][..], Vec::as_slice);
-                knn.recommend(history, s, k)
-            })
-            .collect();
+            .map(|&i| &train_interactions[i])
+            .collect(),
+        tests: &validation_tests,
+    };
+    let test_data = tuned::SplitData {
+        catalogue: &catalogue,
+        index: &index,
+        train: split.train.iter().map(|&i| &events[i]).collect(),
+        tests: &tests,
+    };
+    progress(&format!(
+        "validation: {} training events, {} users",
+        validation_data.train.len(),
+        validation_tests.len()
+    ));
+    let mut baseline_rows = Vec::new();
+    for tuned in tuned::tuned_baselines(&validation_data, &test_data, k, progress) {
+        let mut row = score(&tuned.name, &tuned.lists, &tests);
+        row.validation_ndcg = Some(tuned.validation_ndcg);
+        progress(&format!(
+            "{}: HR@{k} {:.4}, NDCG@{k} {:.4}",
+            row.method, row.hr, row.ndcg
+        ));
+        baseline_rows.push(row);
+    }
+    {
         let random_lists: Vec<Vec<String>> = tests
             .iter()
             .zip(&seen)
             .map(|(t, s)| random_list(&catalogue, s, k, opts.seed, &t.user_id))
             .collect();
-        baseline_rows.push(score_lists(
-            &format!("item-kNN (k={})", opts.knn_neighbours),
-            &tests,
-            &knn_lists,
-            k,
-            n,
-            &vectors,
-        ));
-        baseline_rows.push(score_lists(
-            "popularity",
-            &tests,
-            &pop_lists,
-            k,
-            n,
-            &vectors,
-        ));
-        baseline_rows.push(score_lists("random", &tests, &random_lists, k, n, &vectors));
+        baseline_rows.push(score("random", &random_lists, &tests));
     }
 
     let base_dir = base_store(
@@ -1141,42 +1262,94 @@ pub async fn run(
         progress,
     )
     .await?;
-    let train_events: Vec<InteractionEvent> = split
-        .train
-        .iter()
-        .map(|&i| {
-            let e = &events[i];
-            InteractionEvent {
+    let as_events = |list: &[&Interaction]| -> Vec<InteractionEvent> {
+        list.iter()
+            .map(|e| InteractionEvent {
                 user_id: e.user_id.clone(),
                 item_id: e.item_id.clone(),
                 action: e.action,
                 timestamp: Some(e.timestamp),
                 recommendation_id: None,
-            }
-        })
-        .collect();
+            })
+            .collect()
+    };
+    let train_events = as_events(&test_data.train);
+    let validation_events = as_events(&validation_data.train);
+    let seen_of = |tests: &[TestUser], train: &[&Interaction]| -> Vec<HashSet<String>> {
+        let mut by_user: HashMap<&str, HashSet<String>> = HashMap::new();
+        for e in train {
+            by_user
+                .entry(e.user_id.as_str())
+                .or_default()
+                .insert(e.item_id.clone());
+        }
+        tests
+            .iter()
+            .map(|t| by_user.remove(t.user_id.as_str()).unwrap_or_default())
+            .collect()
+    };
+    let validation_seen = seen_of(&validation_tests, &validation_data.train);
+    let test_seen = seen_of(&tests, &test_data.train);
     let work_dir = opts.cache_dir.join(format!("run-{}", std::process::id()));
-    let engine_run = EngineRun {
+    let validation_run = EngineRun {
         base_dir: &base_dir,
         work_dir: &work_dir,
         config: &config,
-        embedder,
-        train: &train_events,
-        tests: &tests,
-        seen: &seen,
+        embedder: embedder.clone(),
+        train: &validation_events,
+        tests: &validation_tests,
+        seen: &validation_seen,
         k,
         concurrency: opts.concurrency,
     };
-    let mut variants = ablation_variants(&config.ranking);
+    // The engine's settings on validation: the diversity trade-off (the most relevant
+    // setting whose genre diversity reaches the target) and the collaborative model's
+    // popularity penalty.
+    let mut best: Option<(f64, Variant)> = None;
+    let mut fallback: Option<(f64, Variant)> = None;
+    let mut settings = engine_settings(&config);
+    if opts.engine_settings > 0 {
+        settings.truncate(opts.engine_settings);
+    }
+    for candidate in settings {
+        let out = validation_run.run(&candidate).await?;
+        let row = score(&candidate.name, &out.lists, &validation_tests);
+        progress(&format!(
+            "  validation engine ({}): NDCG@{k} {:.4}, genre ILD {:.3}",
+            candidate.name, row.ndcg, row.genre_ild
+        ));
+        let value = row.ndcg + 1e-3 * row.hr;
+        if row.genre_ild >= opts.min_genre_diversity && best.as_ref().is_none_or(|b| value > b.0) {
+            best = Some((value, candidate.clone()));
+        }
+        if fallback.as_ref().is_none_or(|b| row.genre_ild > b.0) {
+            fallback = Some((row.genre_ild, candidate));
+        }
+    }
+    let (validation_value, chosen) = best
+        .or(fallback)
+        .ok_or_else(|| EvalError::Data("no engine setting".into()))?;
+    progress(&format!("engine setting: {}", chosen.name));
+    let engine_run = EngineRun {
+        train: &train_events,
+        tests: &tests,
+        seen: &test_seen,
+        ..validation_run
+    };
+    let mut variants = ablation_variants(&chosen);
     if !opts.ablation {
         variants.truncate(1);
     }
     let mut rows = Vec::new();
     for variant in &variants {
         let t = Instant::now();
-        let out = engine_run.run(&variant.ranking).await?;
-        let mut row = score_lists(&variant.name, &tests, &out.lists, k, n, &vectors);
+        let out = engine_run.run(variant).await?;
+        let mut row = score(&variant.name, &out.lists, &tests);
         row.seen_recommended = out.seen_recommended;
+        if rows.is_empty() {
+            row.method = format!("engine ({})", chosen.name);
+            row.validation_ndcg = Some(validation_value);
+        }
         progress(&format!(
             "{}: HR@{k} {:.4}, NDCG@{k} {:.4} ({:.1} s)",
             variant.name,
@@ -1222,18 +1395,27 @@ pub async fn run(
 /// The results as a Markdown table.
 pub fn markdown_table(rows: &[MethodResult], k: usize) -> String {
     let mut out = format!(
-        "| method / variant | users | HR@{k} | NDCG@{k} | coverage | ILD |\n|---|---|---|---|---|---|\n"
+        "| method / variant | users | HR@{k} | NDCG@{k} | MRR@{k} | coverage | ILD | genre ILD | validation NDCG@{k} |\n|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.4} |\n",
-            r.method, r.users, r.hr, r.hr_ci95, r.ndcg, r.coverage, r.ild
+            "| {} | {} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} |\n",
+            r.method,
+            r.users,
+            r.hr,
+            r.hr_ci95,
+            r.ndcg,
+            r.mrr,
+            r.coverage,
+            r.ild,
+            r.genre_ild,
+            r.validation_ndcg
+                .map_or("–".to_string(), |v| format!("{v:.4}"))
         ));
     }
     out
 }
 
-/// `12345` as `12,345`.
 fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();

@@ -1,0 +1,404 @@
+//! The engine's learning component: owns the online state (ordinals, seen sets,
+//! transitions, trend) and the current trained model, replays the interaction store into
+//! them, trains new models off the request path and swaps them in atomically.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use shared_types::Action;
+
+use super::features::UserSignals;
+use super::train::{train, TrainContext, TrainEvent, TrainReport};
+use super::{persist, LearningConfig, OnlineState, TrainedModel};
+use crate::catalog::{Catalog, CatalogEntry};
+use crate::store::{InteractionStore, StoreError};
+
+/// How long the trend's ranked list is reused.
+const TREND_LIST_TTL: Duration = Duration::from_secs(5);
+
+/// What `/admin/model` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelStatus {
+    pub enabled: bool,
+    pub version: u64,
+    pub trained_at: i64,
+    pub has_ranker: bool,
+    pub training: bool,
+    pub report: TrainReport,
+    /// Online state sizes: users with a seen set, (user, item) pairs, and its heap bytes.
+    pub seen_users: usize,
+    pub seen_pairs: usize,
+    pub seen_bytes: usize,
+    pub transition_items: usize,
+    pub transition_entries: usize,
+}
+
+/// Why a training did not produce a model.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("a training is already running")]
+    Busy,
+    #[error("{0} positive interactions; at least {1} are needed to train")]
+    TooFew(usize, usize),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(String),
+}
+
+type TrendList = (Instant, Arc<Vec<u32>>);
+
+pub struct Learner {
+    config: LearningConfig,
+    models_dir: PathBuf,
+    online: RwLock<OnlineState>,
+    model: RwLock<Arc<TrainedModel>>,
+    trend_list: Mutex<Option<TrendList>>,
+    training: tokio::sync::Mutex<()>,
+    next_version: AtomicU64,
+}
+
+impl Learner {
+    pub fn new(config: LearningConfig, models_dir: PathBuf) -> Self {
+        let next = persist::versions(&models_dir)
+            .ok()
+            .and_then(|v| v.into_iter().max())
+            .unwrap_or(0)
+            + 1;
+        Self {
+            online: RwLock::new(OnlineState::new(&config)),
+            config,
+            models_dir,
+            model: RwLock::new(Arc::new(TrainedModel::empty())),
+            trend_list: Mutex::new(None),
+            training: tokio::sync::Mutex::new(()),
+            next_version: AtomicU64::new(next),
+        }
+    }
+
+    pub fn config(&self) -> &LearningConfig {
+        &self.config
+    }
+
+    /// Whether serving uses the learned sources.
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    pub fn model(&self) -> Arc<TrainedModel> {
+        self.model.read().expect("model lock").clone()
+    }
+
+    /// Applies one stored event to the online state. `previous`: the user's earlier
+    /// positive items, newest first.
+    pub fn observe(
+        &self,
+        user: &str,
+        item: &Arc<str>,
+        action: Action,
+        timestamp: i64,
+        previous: &[Arc<str>],
+    ) {
+        let mut online = self.online.write().expect("online lock");
+        let previous: Vec<u32> = previous.iter().filter_map(|p| online.ids.get(p)).collect();
+        online.apply(&self.config, user, item, action, timestamp, &previous);
+    }
+
+    /// Interns catalogue items so their ordinals exist before any event (stable within the
+    /// process).
+    pub fn register_items<'a>(&self, ids: impl IntoIterator<Item = &'a Arc<str>>) {
+        let mut online = self.online.write().expect("online lock");
+        for id in ids {
+            online.ids.intern(id);
+        }
+    }
+
+    /// Forgets a deleted item in the transitions and trend (seen sets keep it: harmless).
+    pub fn remove_item(&self, id: &str) {
+        let mut online = self.online.write().expect("online lock");
+        if let Some(o) = online.ids.get(id) {
+            online.transitions.remove_item(o);
+            online.trend.remove_item(o);
+        }
+    }
+
+    /// Whether `user` has interacted with `item` (in a way that marks it seen).
+    pub fn seen_filter(&self, user: Option<&str>) -> SeenFilter {
+        let online = self.online.read().expect("online lock");
+        SeenFilter {
+            items: user
+                .map(|u| {
+                    online
+                        .seen
+                        .of(u)
+                        .iter()
+                        .filter_map(|&o| online.ids.id(o).cloned())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The learned sources' view of a user with this history (newest first).
+    pub fn signals(&self, history: &[(Action, Arc<str>)], pool: usize) -> (UserSignals, Vec<u32>) {
+        let model = self.model();
+        let online = self.online.read().expect("online lock");
+        let mut positives: Vec<(u32, f32)> = Vec::new();
+        let mut recent: Vec<u32> = Vec::new();
+        for (action, id) in history {
+            if !self.config.is_positive(*action) {
+                continue;
+            }
+            let Some(o) = online.ids.get(id) else {
+                continue;
+            };
+            if !positives.iter().any(|(p, _)| *p == o) {
+                positives.push((o, action.preference_weight()));
+            }
+            if recent.len()
+                < self
+                    .config
+                    .transitions
+                    .window
+                    .max(super::train::CONTENT_SEEDS)
+            {
+                recent.push(o);
+            }
+        }
+        let signals = UserSignals::compute(
+            &model.collab,
+            &online.transitions,
+            &positives,
+            &recent,
+            pool,
+        );
+        (signals, recent)
+    }
+
+    /// Ordinal and trend of each id, under one lock.
+    pub fn lookup<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Vec<(Option<u32>, f32)> {
+        let online = self.online.read().expect("online lock");
+        ids.map(|id| {
+            let o = online.ids.get(id);
+            (o, o.map_or(0.0, |o| online.trend.feature(o)))
+        })
+        .collect()
+    }
+
+    /// Ordinal of an item id.
+    pub fn ordinal(&self, id: &str) -> Option<u32> {
+        self.online.read().expect("online lock").ids.get(id)
+    }
+
+    /// Ordinals to ids (unknown ordinals skipped).
+    pub fn ids_of(&self, ordinals: &[u32]) -> Vec<Arc<str>> {
+        let online = self.online.read().expect("online lock");
+        ordinals
+            .iter()
+            .filter_map(|&o| online.ids.id(o).cloned())
+            .collect()
+    }
+
+    /// Trend feature of an item.
+    pub fn trend(&self, ordinal: u32) -> f32 {
+        self.online
+            .read()
+            .expect("online lock")
+            .trend
+            .feature(ordinal)
+    }
+
+    /// The trendiest items, cached for a few seconds.
+    pub fn trending(&self, n: usize) -> Arc<Vec<u32>> {
+        let mut cached = self.trend_list.lock().expect("trend list lock");
+        if let Some((at, list)) = &*cached {
+            if at.elapsed() < TREND_LIST_TTL && list.len() >= n.min(list.len()) {
+                return list.clone();
+            }
+        }
+        let list = Arc::new(self.online.read().expect("online lock").trend.top(n));
+        *cached = Some((Instant::now(), list.clone()));
+        list
+    }
+
+    /// The item in `recent` (newest first) that most explains `item` through transitions.
+    pub fn transition_source(&self, recent: &[u32], item: u32) -> Option<Arc<str>> {
+        let online = self.online.read().expect("online lock");
+        let o = online.transitions.strongest_source(recent, item)?;
+        online.ids.id(o).cloned()
+    }
+
+    /// The history item that most explains `item` through the collaborative model.
+    pub fn collab_source(&self, history: &[(Action, Arc<str>)], item: u32) -> Option<Arc<str>> {
+        let model = self.model();
+        let online = self.online.read().expect("online lock");
+        let positives: Vec<(u32, f32)> = history
+            .iter()
+            .filter(|(a, _)| self.config.is_positive(*a))
+            .filter_map(|(a, id)| Some((online.ids.get(id)?, a.preference_weight())))
+            .collect();
+        let o = model.collab.strongest_source(&positives, item)?;
+        online.ids.id(o).cloned()
+    }
+
+    /// Loads the newest model on disk if it is newer than the one served.
+    pub fn load_newer(&self) -> Option<u64> {
+        let versions = persist::versions(&self.models_dir).ok()?;
+        let newest = versions.into_iter().max()?;
+        if newest <= self.model().version {
+            return None;
+        }
+        let mut ids = self.online.read().expect("online lock").ids.clone();
+        let model = persist::load_latest(&self.models_dir, &mut ids)?;
+        let version = model.version;
+        {
+            let mut online = self.online.write().expect("online lock");
+            // Ids first seen in the file are appended in the same order as in `ids`.
+            for id in &ids.ids()[online.ids.len()..] {
+                online.ids.intern(id);
+            }
+        }
+        self.swap(model);
+        Some(version)
+    }
+
+    fn swap(&self, model: TrainedModel) {
+        self.next_version
+            .fetch_max(model.version + 1, Ordering::Relaxed);
+        *self.model.write().expect("model lock") = Arc::new(model);
+    }
+
+    /// Whether a training is running now.
+    pub fn is_training(&self) -> bool {
+        self.training.try_lock().is_err()
+    }
+
+    /// Trains a new model from every stored interaction (off the reactor), saves it and
+    /// serves it. One training at a time.
+    pub async fn retrain(
+        &self,
+        store: &dyn InteractionStore,
+        catalog: &Catalog,
+        current_year: i32,
+        history_limit: usize,
+        history_half_life_days: f32,
+        now: i64,
+    ) -> Result<TrainReport, TrainError> {
+        let _guard = self.training.try_lock().map_err(|_| TrainError::Busy)?;
+        let mut log = Vec::new();
+        store.replay(&mut |e| log.push(e)).await?;
+        // Replay is grouped by user, oldest first; a stable sort keeps each user's order.
+        log.sort_by_key(|e| e.timestamp);
+        let (events, items) = {
+            let mut online = self.online.write().expect("online lock");
+            let mut users: HashMap<String, u32> = HashMap::new();
+            let mut events = Vec::with_capacity(log.len());
+            for e in log {
+                let Some(entry) = catalog.get(&e.item_id) else {
+                    continue;
+                };
+                let item = online.ids.intern(&entry.id);
+                let n = users.len() as u32;
+                let user = *users.entry(e.user_id).or_insert(n);
+                events.push(TrainEvent {
+                    user,
+                    item,
+                    action: e.action,
+                    timestamp: e.timestamp,
+                });
+            }
+            let items: Vec<Option<Arc<CatalogEntry>>> =
+                online.ids.ids().iter().map(|id| catalog.get(id)).collect();
+            (events, items)
+        };
+        let positives = events
+            .iter()
+            .filter(|e| self.config.is_positive(e.action))
+            .count();
+        if positives < self.config.min_positives {
+            return Err(TrainError::TooFew(positives, self.config.min_positives));
+        }
+        let ids: Vec<Arc<str>> =
+            self.online.read().expect("online lock").ids.ids()[..items.len()].to_vec();
+        let config = self.config.clone();
+        let version = self.next_version.fetch_add(1, Ordering::Relaxed);
+        let dir = self.models_dir.clone();
+        let model = crate::engine::on_rayon(move || {
+            let ctx = TrainContext {
+                items: &items,
+                current_year,
+                history_limit,
+                history_half_life_days,
+            };
+            let model = train(&events, &ctx, &config, version, now);
+            let saved = persist::save(&dir, &model, &ids, config.keep_versions);
+            (model, saved)
+        })
+        .await
+        .map_err(|e| TrainError::Io(e.to_string()))?;
+        let (model, saved) = model;
+        if let Err(e) = saved {
+            // Served anyway; the next start retrains.
+            tracing::warn!(error = %e, "trained model not saved");
+        }
+        let report = model.report.clone();
+        tracing::info!(
+            version = model.version,
+            examples = report.ranker_examples,
+            recall = report.candidate_recall,
+            loss = report.ranker_loss,
+            neutral_loss = report.neutral_loss,
+            weights = ?report.ranker_weights,
+            secs = report.secs,
+            "model trained"
+        );
+        self.swap(model);
+        Ok(report)
+    }
+
+    pub fn status(&self) -> ModelStatus {
+        let model = self.model();
+        let online = self.online.read().expect("online lock");
+        let (transition_items, transition_entries) = online.transitions.size();
+        ModelStatus {
+            enabled: self.config.enabled,
+            version: model.version,
+            trained_at: model.trained_at,
+            has_ranker: model.ranker.is_some(),
+            training: self.is_training(),
+            report: model.report.clone(),
+            seen_users: online.seen.users(),
+            seen_pairs: online.seen.pairs(),
+            seen_bytes: online.seen.heap_bytes(),
+            transition_items,
+            transition_entries,
+        }
+    }
+}
+
+/// The items a user has seen, for the filter stage.
+#[derive(Default)]
+pub struct SeenFilter {
+    items: HashSet<Arc<str>>,
+}
+
+impl SeenFilter {
+    pub fn contains(&self, id: &str) -> bool {
+        self.items.contains(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn into_items(self) -> HashSet<Arc<str>> {
+        self.items
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
