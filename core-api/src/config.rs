@@ -412,7 +412,7 @@ impl Default for RankingConfig {
             collaborative_weight: 0.3,
             transition_weight: 0.3,
             intent_weight: 3.0,
-            mmr_lambda: 0.75,
+            mmr_lambda: 0.9,
             ann_candidates: 200,
             graph_candidates: 100,
             query_blend: 0.6,
@@ -538,6 +538,9 @@ impl Config {
             || !(0.0..=1.0).contains(&self.ranking.query_blend)
         {
             return invalid("ranking.mmr_lambda and ranking.query_blend must be within [0, 1]");
+        }
+        if let Err(why) = self.learning.validate() {
+            return invalid(&why);
         }
         if self.ranking.ann_candidates == 0 || self.ranking.history_half_life_days <= 0.0 {
             return invalid(

@@ -1773,10 +1773,12 @@ impl Engine {
         let mut previous_positive: HashMap<String, Vec<Arc<str>>> = HashMap::new();
         let learning = &self.config.learning;
         for user in users {
+            // Wide enough that the latest positives are found among views and skips, as the
+            // start-up replay and the training find them.
             let recent = self
                 .backends
                 .interactions
-                .recent(user, 5)
+                .recent(user, self.config.ranking.history_limit.max(5))
                 .await
                 .unwrap_or_default();
             let items = self
@@ -1983,10 +1985,18 @@ impl Engine {
     /// Trains a new collaborative model and ranker from every stored interaction and serves
     /// it (the `reco-train` binary and `POST /admin/model/retrain` end here).
     pub async fn retrain(&self) -> Result<crate::learn::TrainReport, EngineError> {
-        use crate::learn::learner::TrainError;
+        let slot = self.learner.start_training().map_err(train_error)?;
+        self.retrain_in(slot).await
+    }
+
+    async fn retrain_in(
+        &self,
+        slot: crate::learn::learner::TrainingSlot,
+    ) -> Result<crate::learn::TrainReport, EngineError> {
         let r = &self.config.ranking;
         self.learner
             .retrain(
+                slot,
                 self.backends.interactions.as_ref(),
                 &self.catalog,
                 self.current_year,
@@ -1995,26 +2005,20 @@ impl Engine {
                 now_secs(),
             )
             .await
-            .map_err(|e| match e {
-                TrainError::Busy => EngineError::conflict("training_in_progress", e.to_string()),
-                TrainError::TooFew(..) => EngineError::conflict("not_enough_data", e.to_string()),
-                TrainError::Store(e) => EngineError::Store(e),
-                TrainError::Io(e) => EngineError::Internal(e),
-            })
+            .map_err(train_error)
     }
 
-    /// Starts a training in the background; `false` when one is running already.
-    pub fn retrain_in_background(self: &Arc<Self>) -> bool {
-        if self.learner.is_training() {
-            return false;
-        }
+    /// Starts a training in the background, or says why it cannot start (one is running:
+    /// `training_in_progress`; too few positives: `not_enough_data`).
+    pub fn retrain_in_background(self: &Arc<Self>) -> Result<(), EngineError> {
+        let slot = self.learner.start_training().map_err(train_error)?;
         let engine = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = engine.retrain().await {
+            if let Err(e) = engine.retrain_in(slot).await {
                 tracing::warn!(error = %e, "model not trained");
             }
         });
-        true
+        Ok(())
     }
 
     /// The served model and the online learning state.
@@ -2024,7 +2028,8 @@ impl Engine {
 
     /// Serves the newest model on disk, then keeps the model fresh: a new file (from
     /// `reco-train`) is picked up within a minute, and a training runs every
-    /// `learning.retrain_every_secs` (and at once when no model exists yet).
+    /// `learning.retrain_every_secs` (and at once when no model exists yet); with 0, only
+    /// on demand (`POST /admin/model/retrain`, `reco-train`).
     fn spawn_training(engine: &Arc<Self>) {
         if !engine.learner.enabled() {
             return;
@@ -2039,7 +2044,7 @@ impl Engine {
             loop {
                 let Some(engine) = weak.upgrade() else { return };
                 let due = match last_training {
-                    None => engine.learner.model().version == 0,
+                    None => every > 0 && engine.learner.model().version == 0,
                     Some(at) => every > 0 && at.elapsed() >= Duration::from_secs(every),
                 };
                 if due {
@@ -2066,6 +2071,17 @@ impl Engine {
         for shard in index.shards() {
             self.metrics.set_shard_items(shard.id(), shard.len());
         }
+    }
+}
+
+/// A training that could not run, as the engine's error.
+fn train_error(e: crate::learn::learner::TrainError) -> EngineError {
+    use crate::learn::learner::TrainError;
+    match e {
+        TrainError::Busy => EngineError::conflict("training_in_progress", e.to_string()),
+        TrainError::TooFew(..) => EngineError::conflict("not_enough_data", e.to_string()),
+        TrainError::Store(e) => EngineError::Store(e),
+        TrainError::Io(e) => EngineError::Internal(e),
     }
 }
 

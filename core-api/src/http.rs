@@ -365,14 +365,11 @@ async fn model_status(State(state): State<AppState>) -> Result<Response, ApiErro
     Ok(Json(state.engine()?.model_status()).into_response())
 }
 
-/// Starts a training in the background: 202, or 409 while one runs.
+/// Starts a training in the background: 202, or 409 `training_in_progress` while one runs
+/// and `not_enough_data` before `learning.min_positives` positive interactions.
 async fn retrain_model(State(state): State<AppState>) -> Result<Response, ApiError> {
     let engine = state.engine()?;
-    if !engine.retrain_in_background() {
-        return Err(
-            EngineError::conflict("training_in_progress", "a training is already running").into(),
-        );
-    }
+    engine.retrain_in_background()?;
     let status = engine.model_status();
     Ok((
         StatusCode::ACCEPTED,

@@ -1,6 +1,7 @@
-//! `reco-eval`: offline evaluation of the engine against popularity, item-kNN and random
-//! baselines on a time-ordered ratings file, with an ablation of the ranking stages. The
-//! protocol is documented in `core_api::eval`.
+//! `reco-eval`: offline evaluation of the engine against popularity, item-kNN, RP3β, EASE,
+//! implicit ALS, next-item transitions, an ALS + transitions blend and random, all tuned on
+//! a validation split, on a time-ordered ratings file, with an ablation of the engine's
+//! stages. The protocol is documented in `core_api::eval`.
 
 use std::path::PathBuf;
 
@@ -27,9 +28,6 @@ struct Args {
     /// Cut-off of the recommendation lists and the metrics.
     #[arg(long, short, default_value_t = 10)]
     k: usize,
-    /// Neighbours kept per item by the item-kNN baseline.
-    #[arg(long, default_value_t = 50)]
-    knn_neighbours: usize,
     /// Seed of the random baseline.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -79,7 +77,6 @@ async fn run(args: Args) -> Result<(), String> {
         holdout: args.holdout,
         min_positives: args.min_positives,
         k: args.k,
-        knn_neighbours: args.knn_neighbours,
         seed: args.seed,
         cache_dir: args.cache_dir,
         config,

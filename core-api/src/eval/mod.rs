@@ -1,6 +1,6 @@
 //! Offline evaluation (`reco-eval`): replays a time-ordered interactions file into the
 //! engine, holds out each user's latest positive interactions and measures how well the
-//! engine, two classic baselines and a random floor recover them.
+//! engine and strong baselines recover them, every method tuned on a validation split.
 //!
 //! # Protocol
 //!
@@ -8,46 +8,32 @@
 //!   [`crate::demo::parse_rating`] (8-10 like, 6-7 complete, 4-5 view, else dislike) and
 //!   sorted by time (stable: ties keep file order). *Positive* means like or complete.
 //! * **Catalogue.** The films that appear in the ratings file, with metadata from the film
-//!   catalogue; only these are embedded and indexed. The quality prior of every film is the
-//!   Bayesian-smoothed mean rating (towards the global mean, weight 5 ratings, as the demo
-//!   loader does) computed from the *training* ratings only, so no held-out rating leaks in.
+//!   catalogue; only these are embedded and indexed. Quality priors are the Bayesian-smoothed
+//!   mean rating from the *training* ratings only.
 //! * **Split (leave-last-out by time).** A user with at least `holdout + 2` positive
-//!   interactions (3 for the default `holdout = 1`) is a test user: their latest `holdout`
-//!   positive interactions are held out, everything they did before the first held-out one
-//!   is training, and whatever they did after it (views, dislikes) is dropped. Every other
-//!   user's interactions are all training. The split is per user, not a global time cut:
-//!   another user's training events may be later than a test user's held-out one.
-//! * **Engine.** A fresh engine per configuration variant, on a copy of one embedded item
-//!   store and index snapshot (embedding and index build happen once and are cached in
-//!   `var/eval/`), with the in-process item graph filled exactly as at start-up
-//!   (`SIMILAR_TO` edges from the nearest vectors). All training events go in, in time
-//!   order, through [`Engine::record_events`] (popularity, co-engagement graph, history).
-//!   Each test user then gets one `recommend` call (no intent, no context filters) with
-//!   `limit = k`. The engine excludes what the user interacted with among their
-//!   `ranking.history_limit` latest events (50 by default).
-//! * **Baselines**, on the same split, the same catalogue and excluding every training
-//!   item of the user: *popularity* (count of positive training interactions, ties by id);
-//!   *item-kNN* (Sarwar et al. 2001 / Deshpande & Karypis 2004: cosine similarity between the
-//!   items' binary user vectors of positive training interactions, the `knn_neighbours` most
-//!   similar items kept per item, a candidate scores the sum of its similarities to the
-//!   user's positive training items; ties by popularity then id; lists shorter than `k` are
-//!   filled from popularity); *random* (uniform over the catalogue, seeded per user).
-//! * **Metrics** over the test users, at cut-off `k` (10): HR@k, whether any held-out item
-//!   is in the list; NDCG@k with binary relevance, `DCG / IDCG` where `DCG = sum over hits
-//!   of 1 / log2(rank + 1)` (one held-out item: `1 / log2(rank + 1)`); catalogue coverage,
-//!   distinct items recommended to anyone / catalogue size; intra-list diversity (ILD), the
-//!   mean over pairs of `1 - cosine` of the items' embeddings within a list, averaged over
-//!   lists of two items or more. The 95% interval of HR is the normal approximation
-//!   `1.96 * sqrt(p (1 - p) / users)`.
-//! * **Ablation.** The engine again under [`ablation_variants`]: no graph candidates, no MMR
-//!   diversity, semantic score only, no popularity/quality priors.
+//!   interactions is a test user: their latest `holdout` positives are held out, everything
+//!   before the first held-out one is training, what follows is dropped; other users'
+//!   interactions are all training. **Validation** applies the same split to the training
+//!   events (each test user's second-latest positive).
+//! * **Tuning.** Every method's settings (baselines in [`tuned`], the engine's in
+//!   [`engine_settings`]) are chosen on validation NDCG@k; the chosen setting is refitted on
+//!   all training events and scored once on the test split. The engine's setting must also
+//!   reach `min_genre_diversity` on validation.
+//! * **Engine.** A fresh engine per setting on a copy of one embedded item store and index
+//!   snapshot (cached in `var/eval/`), item graph filled as at start-up, the training events
+//!   replayed in time order through [`Engine::record_events`], one [`Engine::retrain`], then
+//!   one `recommend` per test user (no intent, no filters, `limit = k`).
+//! * **Baselines** ([`tuned`]): popularity, item-kNN, RP3β, sparse EASE, EASE, implicit ALS,
+//!   next-item transitions, ALS + transitions, and a seeded random floor; each excludes every
+//!   training item of the user and fills short lists from popularity.
+//! * **Metrics** at `k`: HR, NDCG (binary relevance), MRR, catalogue coverage, ILD (1 −
+//!   cosine of MiniLM embeddings within a list) and genre ILD (1 − Jaccard of genre sets).
+//! * **Ablation.** The chosen engine setting with one stage switched off per row
+//!   ([`ablation_variants`]).
 //!
 //! Everything is deterministic for a given cache: users are evaluated in id order, ties are
-//! broken by id, the random floor is seeded. (The HNSW graph is built in parallel, so a run
-//! with an emptied cache may differ from the previous one in the last digit.)
-//!
-//! The pure parts (split, metrics, baselines) take plain data and are unit-tested without
-//! the model; [`run`] wires them to the real engine.
+//! broken by id, random parts are seeded. The pure parts (split, metrics, baselines) take
+//! plain data and are unit-tested without the model; [`run`] wires them to the real engine.
 
 pub mod baselines;
 pub mod tuned;
@@ -610,22 +596,23 @@ pub struct Variant {
     pub learning: LearningConfig,
 }
 
-/// The engine settings tried on validation: the transitions' window and decay, the
-/// collaborative model's ridge penalty, and the MMR trade-off.
+/// The engine settings tried on validation, around the configured ones: the MMR
+/// trade-off, the ranker's size and the transitions' window and decay.
 pub fn engine_settings(config: &Config) -> Vec<Variant> {
     let mut out = Vec::new();
-    for mmr in [1.0f32, 0.85] {
-        for ridge in [100.0f32, 300.0] {
-            for (window, decay) in [(3usize, 0.6f32), (5, 1.0)] {
+    let base = &config.learning;
+    for mmr in [config.ranking.mmr_lambda, 1.0] {
+        for trees in [base.ranker.trees, base.ranker.trees * 3] {
+            for (window, decay) in [(base.transitions.window, base.transitions.decay), (5, 1.0)] {
                 let mut ranking = config.ranking.clone();
                 ranking.mmr_lambda = mmr;
                 let mut learning = config.learning.clone();
-                learning.collab.lambda = ridge;
+                learning.ranker.trees = trees;
                 learning.transitions.window = window;
                 learning.transitions.decay = decay;
                 out.push(Variant {
                     name: format!(
-                        "transitions window {window} decay {decay}, sparse EASE λ={ridge}, MMR λ={mmr}"
+                        "{trees} trees, transitions window {window} decay {decay}, MMR λ={mmr}"
                     ),
                     ranking,
                     learning,
@@ -889,8 +876,6 @@ pub struct EvalOptions {
     pub min_positives: Option<usize>,
     /// Cut-off of the lists and metrics.
     pub k: usize,
-    /// Neighbours kept per item by item-kNN.
-    pub knn_neighbours: usize,
     pub seed: u64,
     /// Vector cache and cached item stores live here.
     pub cache_dir: PathBuf,
@@ -917,7 +902,6 @@ impl Default for EvalOptions {
             holdout: 1,
             min_positives: None,
             k: 10,
-            knn_neighbours: 50,
             seed: 42,
             cache_dir: "var/eval".into(),
             config,
@@ -946,11 +930,12 @@ pub struct DatasetStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
     pub ratings_file: String,
+    /// Genre diversity the engine's setting had to reach on validation.
+    pub min_genre_diversity: f64,
     pub catalog_file: String,
     pub holdout: usize,
     pub min_positives: usize,
     pub k: usize,
-    pub knn_neighbours: usize,
     pub seed: u64,
     pub dataset: DatasetStats,
     /// Items embedded in this run (0 when all vectors came from the cache).
@@ -972,7 +957,7 @@ fn read_lines(path: &Path) -> Result<String, EvalError> {
 /// Vectors of `items` from `cache_dir` (keyed by model and texts), embedding and caching
 /// them on a miss. Returns the vectors, the loaded model (the engine needs it too), how
 /// many items were embedded and how long that took.
-async fn catalogue_vectors(
+pub async fn catalogue_vectors(
     items: &[Item],
     cache_dir: &Path,
     model_dir: &Path,
@@ -1347,7 +1332,7 @@ pub async fn run(
         let mut row = score(&variant.name, &out.lists, &tests);
         row.seen_recommended = out.seen_recommended;
         if rows.is_empty() {
-            row.method = format!("engine ({})", chosen.name);
+            row.method = format!("engine (full: {})", chosen.name);
             row.validation_ndcg = Some(validation_value);
         }
         progress(&format!(
@@ -1364,11 +1349,11 @@ pub async fn run(
 
     Ok(EvalReport {
         ratings_file: opts.ratings.display().to_string(),
+        min_genre_diversity: opts.min_genre_diversity,
         catalog_file: opts.catalog.display().to_string(),
         holdout: opts.holdout,
         min_positives,
         k,
-        knn_neighbours: opts.knn_neighbours,
         seed: opts.seed,
         dataset: DatasetStats {
             ratings: ratings.len(),
@@ -1441,25 +1426,38 @@ pub fn protocol_text(r: &EvalReport) -> String {
 6-7 complete, 4-5 view, else dislike; positive = like or complete) and the {catalogue} films \
 they rate, with metadata from `{catalog}`; only these films are embedded and indexed.\n\n\
 Split: ratings sorted by time. For each user with at least {min_pos} positive interactions \
-({tests} users) the {held} held out; everything they did before is training, anything after \
-is dropped. All other users' ratings are training ({train} training events in all). Film \
-quality priors are computed from training ratings only.\n\n\
+({tests} users) the {held} held out (test); everything they did before is training, anything \
+after is dropped. All other users' ratings are training ({train} training events in all). \
+Validation applies the same split to the training events (each test user's second-latest \
+positive); every method's settings are chosen on validation NDCG@{k}, then the method is \
+refitted on all training events and scored once on test (the last column shows the \
+validation score of the chosen setting). Film quality priors come from training ratings \
+only.\n\n\
 Engine: a fresh engine per row on the same cached item store and index, item graph filled \
-as at start-up, all training events replayed in time order through `record_events`, then one \
-`recommend` per test user (limit {k}, no intent or filters). The engine excludes items among \
-the user's {history} latest events. Ablation rows change only `[ranking]`: − graph candidates \
-(`graph_weight = 0`, `graph_candidates = 0`), − MMR diversity (`mmr_lambda = 1.0`), − priors \
-(`popularity_weight = 0`, `quality_weight = 0`), semantic only (graph as above and the \
-popularity, freshness and quality weights 0).{exploration}\n\n\
-Baselines on the same split, excluding every training item of the user: popularity (count \
-of positive training interactions); item-kNN (cosine between items' binary user vectors of \
-positive training interactions, {knn} neighbours kept per item, score = sum of similarities \
-to the user's positive training items, filled from popularity when fewer than {k} items \
-score); random (uniform, seed {seed}).\n\n\
+as at start-up, the training events replayed in time order through `record_events` \
+(seen sets, transitions, trend, popularity, co-engagement graph), one training \
+(`Engine::retrain`, as the background training does: sparse EASE and the boosted ranker, \
+whose labels are each user's latest training positives scored with models fitted without \
+them), then one `recommend` per test user (limit {k}, no intent or filters). The engine \
+excludes every item of the user's training history. Its settings (ranker size, \
+transitions' window and decay, MMR trade-off) are the validation-best whose genre \
+diversity reaches {min_ild}. Ablation rows change one thing of the chosen setting: no \
+collaborative neighbours, no transitions, the static weighted sum instead of the ranker, no \
+MMR, no graph candidates, and the engine before the learned sources (`learning.enabled = \
+false`).{exploration}\n\n\
+Baselines on the same split, excluding every training item of the user and filled from \
+popularity when fewer than {k} items score: popularity (positive training interactions); \
+item-kNN (cosine of binary item vectors, top-k neighbours); RP3β (Paudel et al. 2017); \
+sparse EASE (the engine's collaborative model alone); EASE (Steck 2019, dense closed \
+form); implicit ALS (Hu, Koren & Volinsky 2008, 64 factors, 15 sweeps, user fold-in); \
+next-item transitions (first-order counts from the user's latest positives, window and \
+decay tuned); ALS + transitions (max-normalised scores, weight tuned); random (seed \
+{seed}).\n\n\
 Metrics at {k}: HR (any held-out item in the list; ± is the 95% interval, normal \
-approximation), NDCG (binary relevance, 1 / log2(rank + 1) for one held-out item), coverage \
-(distinct items recommended / {catalogue} films), ILD (mean pairwise 1 − cosine of the \
-films' MiniLM embeddings within a list, averaged over users).",
+approximation), NDCG (binary relevance), MRR (1 / rank of the held-out item, 0 beyond \
+{k}), coverage (distinct items recommended / {catalogue} films), ILD (mean pairwise \
+1 − cosine of the films' MiniLM embeddings within a list) and genre ILD (mean pairwise \
+1 − Jaccard of the films' genre sets), averaged over users.",
         ratings = r.ratings_file,
         ratings_n = thousands(d.ratings),
         users = thousands(d.users),
@@ -1469,8 +1467,7 @@ films' MiniLM embeddings within a list, averaged over users).",
         tests = thousands(d.test_users),
         train = thousands(d.train_events),
         k = r.k,
-        history = r.history_limit,
-        knn = r.knn_neighbours,
+        min_ild = r.min_genre_diversity,
         seed = r.seed,
         exploration = if r.exploration_off {
             " The online ranking policy serves greedily (exploration `policy.epsilon = 0`) and \
@@ -1521,14 +1518,14 @@ pub fn notes(r: &EvalReport) -> Vec<String> {
         .filter(|row| row.seen_recommended > 0)
         .map(|row| format!("{} {}", row.method, row.seen_recommended))
         .collect();
-    if !seen.is_empty() {
-        notes.push(format!(
-            "Engine lists held items the user had rated in training but more than {} events \
-             ago (outside the engine's history window, so not excluded; they count as misses): {}.",
-            r.history_limit,
+    notes.push(if seen.is_empty() {
+        "No engine list held an item the user had interacted with in training.".to_string()
+    } else {
+        format!(
+            "Engine lists held items the user had interacted with in training: {}.",
             seen.join(", ")
-        ));
-    }
+        )
+    });
     notes
 }
 
@@ -1566,9 +1563,10 @@ pub fn machine() -> String {
 /// The results file: date, machine, command, protocol, table and notes.
 pub fn results_markdown(r: &EvalReport, command: &str) -> String {
     let mut out = format!(
-        "# Offline evaluation: MovieTweetings snapshot\n\n\
+        "## `{ratings}`\n\n\
 Written by `{command}` on {date}; machine: {machine}; run time {secs:.0} s \
 (embedding {embed}).\n\n",
+        ratings = r.ratings_file,
         date = today_utc(),
         machine = machine(),
         secs = r.secs,
@@ -1582,9 +1580,9 @@ Written by `{command}` on {date}; machine: {machine}; run time {secs:.0} s \
             "cached".to_string()
         },
     );
-    out.push_str("## Protocol\n\n");
+    out.push_str("### Protocol\n\n");
     out.push_str(&protocol_text(r));
-    out.push_str("\n\n## Results\n\n");
+    out.push_str("\n\n### Results\n\n");
     out.push_str(&markdown_table(&r.rows, r.k));
     let notes = notes(r);
     if !notes.is_empty() {

@@ -47,7 +47,7 @@ impl Default for CollabParams {
         Self {
             method: CollabMethod::SparseEase,
             neighbours: 100,
-            lambda: 200.0,
+            lambda: 100.0,
             alpha: 1.0,
             beta: 0.3,
             max_user_items: 500,

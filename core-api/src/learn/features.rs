@@ -135,6 +135,9 @@ impl SourceScores {
 pub struct UserSignals {
     pub collaborative: SourceScores,
     pub transition: SourceScores,
+    /// `ln(1 + positive items in the history window)`: lets the ranker weigh the sources
+    /// differently for new and for long-standing users.
+    pub history: f32,
 }
 
 impl UserSignals {
@@ -154,6 +157,7 @@ impl UserSignals {
         Self {
             collaborative: SourceScores::from_scores(c, pool),
             transition: SourceScores::from_scores(t, pool),
+            history: (1.0 + positives.len() as f32).ln(),
         }
     }
 
@@ -189,6 +193,7 @@ pub fn rank_features(user: &UserSignals, item: u32, side: &ItemSignals) -> RankF
         side.content,
         side.freshness,
         side.quality,
+        user.history,
     ];
     debug_assert_eq!(x.len(), FEATURES);
     x

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,11 @@ pub enum TrainError {
     Io(String),
 }
 
-type TrendList = (Instant, Arc<Vec<u32>>);
+/// When the trending list was ranked, for how many items, and the list.
+type TrendList = (Instant, usize, Arc<Vec<u32>>);
+
+/// The right to run the one training at a time.
+pub type TrainingSlot = tokio::sync::OwnedMutexGuard<()>;
 
 pub struct Learner {
     config: LearningConfig,
@@ -57,8 +61,10 @@ pub struct Learner {
     online: RwLock<OnlineState>,
     model: RwLock<Arc<TrainedModel>>,
     trend_list: Mutex<Option<TrendList>>,
-    training: tokio::sync::Mutex<()>,
+    training: Arc<tokio::sync::Mutex<()>>,
     next_version: AtomicU64,
+    /// Positive interactions seen (replayed and online), to refuse a training early.
+    positives: AtomicUsize,
 }
 
 impl Learner {
@@ -74,8 +80,9 @@ impl Learner {
             models_dir,
             model: RwLock::new(Arc::new(TrainedModel::empty())),
             trend_list: Mutex::new(None),
-            training: tokio::sync::Mutex::new(()),
+            training: Arc::new(tokio::sync::Mutex::new(())),
             next_version: AtomicU64::new(next),
+            positives: AtomicUsize::new(0),
         }
     }
 
@@ -102,6 +109,9 @@ impl Learner {
         timestamp: i64,
         previous: &[Arc<str>],
     ) {
+        if self.config.is_positive(action) {
+            self.positives.fetch_add(1, Ordering::Relaxed);
+        }
         let mut online = self.online.write().expect("online lock");
         let previous: Vec<u32> = previous.iter().filter_map(|p| online.ids.get(p)).collect();
         online.apply(&self.config, user, item, action, timestamp, &previous);
@@ -214,13 +224,13 @@ impl Learner {
     /// The trendiest items, cached for a few seconds.
     pub fn trending(&self, n: usize) -> Arc<Vec<u32>> {
         let mut cached = self.trend_list.lock().expect("trend list lock");
-        if let Some((at, list)) = &*cached {
-            if at.elapsed() < TREND_LIST_TTL && list.len() >= n.min(list.len()) {
+        if let Some((at, ranked_for, list)) = &*cached {
+            if at.elapsed() < TREND_LIST_TTL && *ranked_for >= n {
                 return list.clone();
             }
         }
         let list = Arc::new(self.online.read().expect("online lock").trend.top(n));
-        *cached = Some((Instant::now(), list.clone()));
+        *cached = Some((Instant::now(), n, list.clone()));
         list
     }
 
@@ -276,10 +286,24 @@ impl Learner {
         self.training.try_lock().is_err()
     }
 
+    /// Claims the one training slot, or says why a training cannot start now.
+    pub fn start_training(&self) -> Result<TrainingSlot, TrainError> {
+        let positives = self.positives.load(Ordering::Relaxed);
+        if positives < self.config.min_positives {
+            return Err(TrainError::TooFew(positives, self.config.min_positives));
+        }
+        self.training
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| TrainError::Busy)
+    }
+
     /// Trains a new model from every stored interaction (off the reactor), saves it and
     /// serves it. One training at a time.
+    #[allow(clippy::too_many_arguments)]
     pub async fn retrain(
         &self,
+        _slot: TrainingSlot,
         store: &dyn InteractionStore,
         catalog: &Catalog,
         current_year: i32,
@@ -287,20 +311,22 @@ impl Learner {
         history_half_life_days: f32,
         now: i64,
     ) -> Result<TrainReport, TrainError> {
-        let _guard = self.training.try_lock().map_err(|_| TrainError::Busy)?;
-        let mut log = Vec::new();
-        store.replay(&mut |e| log.push(e)).await?;
-        // Replay is grouped by user, oldest first; a stable sort keeps each user's order.
+        let mut log = store.log().await?;
+        // The log is grouped by user, oldest first; a stable sort keeps each user's order.
         log.sort_by_key(|e| e.timestamp);
         let (events, items) = {
-            let mut online = self.online.write().expect("online lock");
+            // Catalogue items are registered when they enter it: a read lock suffices, and
+            // events of items no longer in the catalogue are skipped.
+            let online = self.online.read().expect("online lock");
             let mut users: HashMap<String, u32> = HashMap::new();
             let mut events = Vec::with_capacity(log.len());
             for e in log {
-                let Some(entry) = catalog.get(&e.item_id) else {
+                let Some(item) = online.ids.get(&e.item_id) else {
                     continue;
                 };
-                let item = online.ids.intern(&entry.id);
+                if catalog.get(&e.item_id).is_none() {
+                    continue;
+                }
                 let n = users.len() as u32;
                 let user = *users.entry(e.user_id).or_insert(n);
                 events.push(TrainEvent {
@@ -324,6 +350,12 @@ impl Learner {
         let ids: Vec<Arc<str>> =
             self.online.read().expect("online lock").ids.ids()[..items.len()].to_vec();
         let config = self.config.clone();
+        // Another process (`reco-train`) may have written newer versions meanwhile.
+        let on_disk = persist::versions(&self.models_dir)
+            .ok()
+            .and_then(|v| v.into_iter().max())
+            .unwrap_or(0);
+        self.next_version.fetch_max(on_disk + 1, Ordering::Relaxed);
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
         let dir = self.models_dir.clone();
         let model = crate::engine::on_rayon(move || {

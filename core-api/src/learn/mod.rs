@@ -89,6 +89,38 @@ impl Default for LearningConfig {
 }
 
 impl LearningConfig {
+    /// Rejects settings that would make training or serving meaningless or unbounded.
+    pub fn validate(&self) -> Result<(), String> {
+        let p = &self;
+        if !(0.0..=1.0).contains(&p.positive_min_weight) {
+            return Err("learning.positive_min_weight must be within [0, 1]".into());
+        }
+        if p.collab.neighbours > 2_000 || p.collab.lambda <= 0.0 || p.collab.max_user_items == 0 {
+            return Err(
+                "learning.collab: neighbours at most 2000, lambda > 0, max_user_items > 0".into(),
+            );
+        }
+        if p.transitions.window > 50 || !(0.0..=1.0).contains(&p.transitions.decay) {
+            return Err("learning.transitions: window at most 50, decay within [0, 1]".into());
+        }
+        if p.ranker.trees > 5_000
+            || !(1..=12).contains(&p.ranker.depth)
+            || !(2..=255).contains(&p.ranker.bins)
+        {
+            return Err("learning.ranker: trees at most 5000, depth 1-12, bins 2-255".into());
+        }
+        if p.candidates_per_source == 0
+            || p.candidates_per_source > 10_000
+            || p.trend_half_life_days <= 0.0
+        {
+            return Err(
+                "learning.candidates_per_source must be 1-10000 and trend_half_life_days > 0"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     pub fn is_positive(&self, action: Action) -> bool {
         action.preference_weight() >= self.positive_min_weight
     }

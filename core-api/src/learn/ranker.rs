@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Signals the ranker sees for one candidate (see [`FEATURE_NAMES`]).
-pub const FEATURES: usize = 10;
+pub const FEATURES: usize = 11;
 pub type RankFeatures = [f32; FEATURES];
 pub const FEATURE_NAMES: [&str; FEATURES] = [
     "collaborative",
@@ -22,6 +22,7 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "content",
     "freshness",
     "quality",
+    "history",
 ];
 
 /// One user's candidates and which of them they chose next.
@@ -48,8 +49,8 @@ pub struct RankerParams {
 impl Default for RankerParams {
     fn default() -> Self {
         Self {
-            trees: 100,
-            depth: 4,
+            trees: 50,
+            depth: 3,
             learning_rate: 0.1,
             l2: 1.0,
             min_leaf_hessian: 1.0,

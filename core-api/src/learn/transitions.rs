@@ -21,7 +21,7 @@ impl Default for TransitionParams {
     fn default() -> Self {
         Self {
             window: 3,
-            decay: 0.5,
+            decay: 0.6,
             max_successors: 200,
         }
     }

@@ -284,6 +284,25 @@ impl InteractionStore for EmbeddedStore {
     async fn replay(&self, f: &mut (dyn FnMut(Interaction) + Send)) -> Result<(), StoreError> {
         self.replay_events(f)
     }
+
+    async fn log(&self) -> Result<Vec<Interaction>, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let table = tx.open_table(EVENTS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(unavailable)? {
+                let (_, value) = row.map_err(unavailable)?;
+                out.push(
+                    serde_json::from_slice(value.value())
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                );
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
 }
 
 #[async_trait]

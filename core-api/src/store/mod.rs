@@ -86,6 +86,13 @@ pub trait InteractionStore: Send + Sync {
     /// Every stored event, grouped by user and oldest first within a user (rebuilds
     /// popularity and the in-process graph at start).
     async fn replay(&self, f: &mut (dyn FnMut(Interaction) + Send)) -> Result<(), StoreError>;
+    /// Every stored event as a list (grouped by user, oldest first within a user), read
+    /// without blocking the async runtime (the training reads the whole log).
+    async fn log(&self) -> Result<Vec<Interaction>, StoreError> {
+        let mut out = Vec::new();
+        self.replay(&mut |e| out.push(e)).await?;
+        Ok(out)
+    }
     /// Name reported by `/readyz`.
     fn name(&self) -> &'static str {
         "embedded"

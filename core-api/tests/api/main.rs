@@ -7,6 +7,7 @@ mod eval;
 mod http_api;
 mod index;
 mod ingest;
+mod learning;
 mod policy;
 mod restart;
 mod semantics;
