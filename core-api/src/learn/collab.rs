@@ -308,12 +308,17 @@ impl ItemNeighbours {
     }
 }
 
+/// Co-occurrence counts kept per item when fitting sparse EASE, as a multiple of the
+/// neighbours: enough that the counts between an item's neighbours are almost always known.
+const COOCCURRENCE_PER_NEIGHBOUR: usize = 4;
+
 /// EASE (Steck 2019) with each item's regression restricted to its `k` strongest
 /// co-occurring items `N(i)`, as SLIM's feature-selection variant does (Ning & Karypis
-/// 2011): `b = (G[N,N] + λI)⁻¹ G[N,i]` with `G = XᵀX`, one `k × k` solve per item. The
-/// full `G` is never formed: `G[N,N]` is counted from the users of `N(i)`. Memory and time
-/// grow linearly with the catalogue. `b[j]` is the weight from history item `j` to `i`, so
-/// the rows are transposed into the source-indexed layout at the end.
+/// 2011): `b = (G[N,N] + λI)⁻¹ G[N,i]` with `G = XᵀX`, one `k × k` solve per item. The full
+/// `G` is never formed: one pass counts each item's co-occurrences and keeps its strongest
+/// `4k` (sorted, so `G[j][l]` is a binary search; a pair outside both lists counts as 0),
+/// so memory and time grow linearly with the catalogue. `b[j]` is the weight from history
+/// item `j` to `i`, so the rows are transposed into the source-indexed layout at the end.
 fn sparse_ease(
     n_items: usize,
     users: &[Vec<u32>],
@@ -323,17 +328,13 @@ fn sparse_ease(
     lambda: f32,
 ) -> ItemNeighbours {
     let users_of = |i: usize| &item_users[item_offsets[i] as usize..item_offsets[i + 1] as usize];
-    let columns: Vec<Vec<(u32, f32)>> = (0..n_items)
+    let keep = k.saturating_mul(COOCCURRENCE_PER_NEIGHBOUR).max(k);
+    // Each item's strongest co-occurrences, sorted by item.
+    let cooccurrence: Vec<Vec<(u32, f32)>> = (0..n_items)
         .into_par_iter()
         .map_init(
-            || {
-                (
-                    vec![0f32; n_items],
-                    Vec::<u32>::new(),
-                    vec![u32::MAX; n_items],
-                )
-            },
-            |(acc, touched, slot), i| {
+            || (vec![0f32; n_items], Vec::<u32>::new()),
+            |(acc, touched), i| {
                 for &u in users_of(i) {
                     for &j in &users[u as usize] {
                         if acc[j as usize] == 0.0 {
@@ -342,55 +343,67 @@ fn sparse_ease(
                         acc[j as usize] += 1.0;
                     }
                 }
-                let mut near: Vec<(u32, f32)> = touched
+                let mut row: Vec<(u32, f32)> = touched
                     .drain(..)
                     .filter(|&j| j as usize != i)
                     .map(|j| (j, acc[j as usize]))
                     .collect();
-                for &(j, _) in &near {
+                for &(j, _) in &row {
                     acc[j as usize] = 0.0;
                 }
                 acc[i] = 0.0;
-                if near.len() > k {
-                    near.select_nth_unstable_by(k - 1, |a, b| {
+                if row.len() > keep {
+                    row.select_nth_unstable_by(keep - 1, |a, b| {
                         b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
                     });
-                    near.truncate(k);
+                    row.truncate(keep);
                 }
-                near.sort_unstable_by_key(|&(j, _)| j);
-                let m = near.len();
-                if m == 0 {
-                    return Vec::new();
-                }
-                for (a, &(j, _)) in near.iter().enumerate() {
-                    slot[j as usize] = a as u32;
-                }
-                let mut gram = vec![0f64; m * m];
-                for (a, &(j, _)) in near.iter().enumerate() {
-                    for &u in users_of(j as usize) {
-                        for &l in &users[u as usize] {
-                            let b = slot[l as usize];
-                            if b != u32::MAX && (b as usize) <= a {
-                                gram[a * m + b as usize] += 1.0;
-                            }
-                        }
-                    }
-                    gram[a * m + a] += f64::from(lambda.max(1e-3));
-                }
-                for &(j, _) in &near {
-                    slot[j as usize] = u32::MAX;
-                }
-                let mut rhs: Vec<f64> = near.iter().map(|&(_, c)| f64::from(c)).collect();
-                if !crate::learn::linalg::cholesky_solve(&mut gram, &mut rhs, m) {
-                    return Vec::new();
-                }
-                near.iter()
-                    .zip(rhs)
-                    .map(|(&(j, _), b)| (j, b as f32))
-                    .filter(|&(_, b)| b != 0.0 && b.is_finite())
-                    .collect()
+                row.sort_unstable_by_key(|&(j, _)| j);
+                row
             },
         )
+        .collect();
+    let count = |j: u32, l: u32| -> f32 {
+        let find = |a: u32, b: u32| {
+            let row = &cooccurrence[a as usize];
+            row.binary_search_by_key(&b, |&(x, _)| x)
+                .ok()
+                .map(|at| row[at].1)
+        };
+        find(j, l).or_else(|| find(l, j)).unwrap_or(0.0)
+    };
+    let columns: Vec<Vec<(u32, f32)>> = (0..n_items)
+        .into_par_iter()
+        .map(|i| {
+            let mut near = cooccurrence[i].clone();
+            if near.len() > k {
+                near.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                near.truncate(k);
+            }
+            near.sort_unstable_by_key(|&(j, _)| j);
+            let m = near.len();
+            if m == 0 {
+                return Vec::new();
+            }
+            // Lower triangle of G[N,N] + λI; the diagonal is each neighbour's user count.
+            let mut gram = vec![0f64; m * m];
+            for a in 0..m {
+                let ja = near[a].0;
+                for b in 0..a {
+                    gram[a * m + b] = f64::from(count(ja, near[b].0));
+                }
+                gram[a * m + a] = users_of(ja as usize).len() as f64 + f64::from(lambda.max(1e-3));
+            }
+            let mut rhs: Vec<f64> = near.iter().map(|&(_, c)| f64::from(c)).collect();
+            if !crate::learn::linalg::cholesky_solve(&mut gram, &mut rhs, m) {
+                return Vec::new();
+            }
+            near.iter()
+                .zip(rhs)
+                .map(|(&(j, _), b)| (j, b as f32))
+                .filter(|&(_, b)| b != 0.0 && b.is_finite())
+                .collect()
+        })
         .collect();
     // Transpose: column i holds (source j, weight); rows are indexed by source.
     let mut rows: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_items];

@@ -441,7 +441,8 @@ mod tests {
         let model = train(&events, &ctx(&items), &config, 7, 99);
         assert_eq!(model.version, 7);
         let r = &model.report;
-        assert_eq!(r.ranker_examples, 40, "{r:?}");
+        // Each of the 40 users gives its latest `ranker_labels_per_user` (3) positives.
+        assert_eq!(r.ranker_examples, 40 * 3, "{r:?}");
         assert!(r.ranker_loss < 0.5 * r.neutral_loss, "{r:?}");
         let ranker = model.ranker.expect("a ranker");
         let w = |name: &str| {
@@ -481,7 +482,11 @@ mod tests {
             }
         }
         events.sort_by_key(|e| e.timestamp);
-        let model = train(&events, &ctx(&items), &LearningConfig::default(), 1, 0);
+        let config = LearningConfig {
+            ranker_labels_per_user: 1,
+            ..LearningConfig::default()
+        };
+        let model = train(&events, &ctx(&items), &config, 1, 0);
         assert_eq!(model.report.ranker_examples, 5, "{:?}", model.report);
         // The served model, fitted on everything, does know 0 → 9 and 2 → 3.
         assert!(model.collab.neighbours(0).0.contains(&9));
