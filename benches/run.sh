@@ -74,8 +74,9 @@ bash benches/cluster.sh "$((duration / 2))" >/dev/null
 bash benches/edge_mix.sh "$duration" >/dev/null
 scaling_sizes=10000,100000; (( quick )) && scaling_sizes=10000
 bash benches/scaling.sh --sizes "$scaling_sizes" >/dev/null
-# Offline evaluation (engine vs popularity and item-kNN, ablation) -> benches/RESULTS-eval.md.
-"$bin/reco-eval" --write-results benches/RESULTS-eval.md >/dev/null
+# Offline evaluation on both data sets (engine vs tuned baselines, ablations), the service's
+# latency with the learned sources on and off, training cost -> benches/RESULTS-eval.md.
+EVAL_LOAD_SECS=$duration bash benches/eval.sh >/dev/null
 # Backend latency (Cassandra, Neo4j, Redis vs embedded) -> benches/RESULTS-backends.md.
 backend_iterations=2000; (( quick )) && backend_iterations=500
 bash benches/backends.sh $backend_iterations >/dev/null

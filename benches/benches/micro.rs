@@ -138,7 +138,7 @@ fn personalisation(c: &mut Criterion) {
             prior_strength: 20.0,
             frozen: false,
         },
-        [0.55, 0.15, 0.12, 0.05, 0.13, 0.3, 0.3, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
         1,
     );
     let candidates: Vec<Features> = (0..5)
@@ -151,6 +151,7 @@ fn personalisation(c: &mut Criterion) {
                 0.5,
                 0.6,
                 0.1,
+                0.9 - i as f32 * 0.1,
                 1.0,
                 0.0,
                 0.0,

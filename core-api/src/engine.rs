@@ -24,7 +24,7 @@ use crate::intent::IntentModel;
 use crate::learn::features::{content_similarity, freshness, rank_features};
 use crate::learn::learner::Learner;
 use crate::learn::train::{stretch_semantic, CONTENT_SEEDS};
-use crate::learn::{ItemSignals, Ranker, UserSignals};
+use crate::learn::{ItemSignals, UserSignals};
 use crate::metrics::{Metrics, Stage};
 use crate::ontology::{Ontology, SemanticFilter};
 use crate::policy::{
@@ -70,24 +70,19 @@ const GRAPH_SYNC_BATCH: usize = 500;
 /// Quality of an item that states none, for the graph's threshold.
 const DEFAULT_QUALITY: f32 = 0.5;
 
-/// The static ranker's weights as the policy's prior.
-fn static_prior(r: &RankingConfig) -> Features {
-    [
-        r.semantic_weight,
-        r.graph_weight,
-        r.popularity_weight,
-        r.freshness_weight,
-        r.quality_weight,
-        r.collaborative_weight,
-        r.transition_weight,
-        0.0,
-        0.0,
-        0.0,
-    ]
+/// The policy's prior: the ranking pipeline's own order (its score, whether the learned
+/// ranker's or the static weighted sum), so before any feedback the bandit changes nothing.
+fn static_prior() -> Features {
+    let mut prior = [0.0; policy::FEATURES];
+    prior[SCORE_FEATURE] = 1.0;
+    prior
 }
 
+/// Where the pipeline's score sits in the policy's features.
+const SCORE_FEATURE: usize = 7;
+
 /// The policy's view of a ranked item (see [`policy::FEATURE_NAMES`]).
-fn features_of(c: &ScoreComponents, has_intent: bool, cold_start: bool) -> Features {
+fn features_of(c: &ScoreComponents, score: f32, has_intent: bool, cold_start: bool) -> Features {
     [
         c.semantic,
         c.graph,
@@ -96,6 +91,7 @@ fn features_of(c: &ScoreComponents, has_intent: bool, cold_start: bool) -> Featu
         c.quality,
         c.collaborative,
         c.transition,
+        score,
         1.0,
         f32::from(u8::from(has_intent)),
         f32::from(u8::from(cold_start)),
@@ -256,7 +252,8 @@ struct LearnedInputs {
     recent: Vec<u32>,
     /// The history as (action, id), newest first, for the reasons.
     history: Vec<(Action, Arc<str>)>,
-    ranker: Option<Ranker>,
+    /// The model of this request (one, even if a new one is swapped in meanwhile).
+    model: Arc<crate::learn::TrainedModel>,
 }
 
 #[derive(Default, Clone)]
@@ -912,7 +909,7 @@ impl Engine {
                     prior_strength: f64::from(config.policy.prior_strength),
                     frozen: config.policy.frozen,
                 },
-                static_prior(&config.ranking),
+                static_prior(),
                 SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(1, |d| d.as_nanos() as u64),
@@ -1132,14 +1129,17 @@ impl Engine {
                     .iter()
                     .map(|(ev, e)| (ev.action, e.id.clone()))
                     .collect();
-                let (signals, recent) = self
-                    .learner
-                    .signals(&history, self.config.learning.candidates_per_source);
+                let model = self.learner.model();
+                let (signals, recent) = self.learner.signals(
+                    &model,
+                    &history,
+                    self.config.learning.candidates_per_source,
+                );
                 Some(LearnedInputs {
                     signals,
                     recent,
                     history,
-                    ranker: self.learner.model().ranker.clone(),
+                    model,
                 })
             }
             _ => None,
@@ -1410,7 +1410,7 @@ impl Engine {
     ) -> Vec<ScoredItem> {
         let mut features: Vec<Features> = items
             .iter()
-            .map(|i| features_of(&i.components, req.q.is_some(), cold_start))
+            .map(|i| features_of(&i.components, i.score, req.q.is_some(), cold_start))
             .collect();
         let segment = self.segment(req);
         let lead = match &self.policy {
@@ -1511,7 +1511,7 @@ impl Engine {
     pub fn policy_report(&self, candidate: Option<&Features>) -> PolicyReport {
         let log = self.impressions.decisions();
         let top_k = self.config.policy.top_k;
-        let prior = static_prior(&self.config.ranking);
+        let prior = static_prior();
         let learned = self.policy.as_ref().map(|p| {
             policy::ips(&log, |segment, c| {
                 p.greedy(segment, &c[..c.len().min(top_k)])
@@ -1642,7 +1642,7 @@ impl Engine {
                 collaborative: x[0],
                 transition: x[2],
             };
-            let score = match learned.and_then(|l| l.ranker.as_ref()) {
+            let score = match learned.and_then(|l| l.model.ranker.as_ref()) {
                 // The intent is not in the logged interactions the ranker learned from: it
                 // adds its own weight on top.
                 Some(ranker) => {
@@ -1684,7 +1684,7 @@ impl Engine {
                 .map(score_one)
                 .collect()
         };
-        if learned.is_some_and(|l| l.ranker.is_some()) {
+        if learned.is_some_and(|l| l.model.ranker.is_some()) {
             // Learned scores are log-odds: map them to (0, 1] for the diversity trade-off.
             let best = ranked.iter().map(|r| r.score).fold(f32::MIN, f32::max);
             ranked
@@ -1787,6 +1787,7 @@ impl Engine {
                     recent
                         .iter()
                         .filter(|e| e.action.preference_weight() > 0.0)
+                        .take(5)
                         .map(|e| e.item_id.as_str()),
                 )
                 .into_iter()
@@ -1973,7 +1974,7 @@ impl Engine {
             return Some(format!("because you just watched {}", title(source)?));
         }
         if x[0] > 0.0 && collaborative > 0.0 {
-            let source = self.learner.collab_source(&l.history, ordinal)?;
+            let source = self.learner.collab_source(&l.model, &l.history, ordinal)?;
             return Some(format!(
                 "people who watched {} also watched",
                 title(source)?

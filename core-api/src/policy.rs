@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-/// semantic, graph, popularity, freshness, quality, collaborative, transition, bias,
-/// has-intent, cold-start.
-pub const FEATURES: usize = 10;
+/// semantic, graph, popularity, freshness, quality, collaborative, transition, the ranking
+/// pipeline's score, bias, has-intent, cold-start.
+pub const FEATURES: usize = 11;
 pub type Features = [f32; FEATURES];
 pub const FEATURE_NAMES: [&str; FEATURES] = [
     "semantic",
@@ -27,6 +27,7 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "quality",
     "collaborative",
     "transition",
+    "score",
     "bias",
     "has_intent",
     "cold_start",
@@ -515,7 +516,7 @@ mod tests {
         }
     }
 
-    const STATIC: Features = [0.55, 0.15, 0.12, 0.05, 0.13, 0.0, 0.0, 0.0, 0.0, 0.0];
+    const STATIC: Features = [0.55, 0.15, 0.12, 0.05, 0.13, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
 
     /// A population that, unlike the static ranker, mostly cares about freshness and
     /// quality: reward probability of an item with features `x`.
@@ -541,7 +542,7 @@ mod tests {
                     for v in x.iter_mut().take(5) {
                         *v = self.next() as f32;
                     }
-                    x[7] = 1.0;
+                    x[8] = 1.0;
                     x
                 })
                 .collect();
@@ -554,7 +555,7 @@ mod tests {
     #[test]
     fn impressions_attribute_each_user_once_and_feed_the_decision_log() {
         let log = ImpressionLog::new(2);
-        let x = |v: f32| -> Features { [v, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0] };
+        let x = |v: f32| -> Features { [v, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0] };
         let impression = |lead: usize| Impression {
             segment: "global".into(),
             shown: vec![(Arc::from("a"), x(0.9)), (Arc::from("b"), x(0.5))],

@@ -1142,21 +1142,14 @@ pub async fn run(
         item.quality = quality.get(&item.id).copied();
     }
 
-    // Per test user: every training item (excluded) and the positive ones, oldest first.
+    // Per test user: every training item (excluded from the random floor).
     let mut seen_by_user: HashMap<&str, HashSet<&str>> = HashMap::new();
-    let mut positive_by_user: HashMap<&str, Vec<&str>> = HashMap::new();
     for &i in &split.train {
         let e = &events[i];
         seen_by_user
             .entry(e.user_id.as_str())
             .or_default()
             .insert(e.item_id.as_str());
-        if is_positive(e.action) {
-            let list = positive_by_user.entry(e.user_id.as_str()).or_default();
-            if !list.contains(&e.item_id.as_str()) {
-                list.push(e.item_id.as_str());
-            }
-        }
     }
     let empty_set = HashSet::new();
     let seen: Vec<HashSet<&str>> = tests
@@ -1287,9 +1280,8 @@ pub async fn run(
         k,
         concurrency: opts.concurrency,
     };
-    // The engine's settings on validation: the diversity trade-off (the most relevant
-    // setting whose genre diversity reaches the target) and the collaborative model's
-    // popularity penalty.
+    // The engine's settings on validation (see `engine_settings`): the most relevant one
+    // whose genre diversity reaches the target.
     let mut best: Option<(f64, Variant)> = None;
     let mut fallback: Option<(f64, Variant)> = None;
     let mut settings = engine_settings(&config);

@@ -1,11 +1,12 @@
 //! The baselines of `reco-eval`, each tuned on a validation split before it is scored on
-//! the test split: popularity, item-kNN, EASE, implicit ALS, first-order next-item
-//! transitions, and a blend of ALS and transitions.
+//! the test split: popularity, item-kNN, RP3β, sparse EASE (the engine's collaborative
+//! model alone), EASE, implicit ALS, first-order next-item transitions, and a blend of ALS
+//! and transitions.
 
 use std::collections::{HashMap, HashSet};
 
 use super::baselines::{top_k, AlsParams, Ease, ImplicitAls};
-use super::{hit_at_k, is_positive, ndcg_at_k, ItemKnn, Popularity, TestUser};
+use super::{hit_at_k, is_positive, ndcg_at_k, ItemKnn, TestUser};
 use crate::learn::collab::CollabMethod;
 use crate::learn::{CollabParams, ItemNeighbours, TransitionParams, Transitions};
 use crate::store::Interaction;
@@ -25,6 +26,12 @@ pub struct TunedLists {
     pub lists: Vec<Vec<String>>,
     /// Validation NDCG@k of the chosen setting.
     pub validation_ndcg: f64,
+}
+
+/// A tuned method and the setting chosen for it.
+struct Tuned<S> {
+    lists: TunedLists,
+    setting: S,
 }
 
 struct Prepared {
@@ -157,14 +164,14 @@ struct Family<'s, S> {
     settings: Vec<(String, S)>,
 }
 
-fn tune<S: Clone>(
+fn tune<S>(
     family: Family<'_, S>,
     validation: &SplitData<'_>,
     test: &SplitData<'_>,
     k: usize,
     run: &dyn Fn(&S, &SplitData<'_>) -> Vec<Vec<String>>,
     progress: &(dyn Fn(&str) + Sync),
-) -> TunedLists {
+) -> Tuned<S> {
     let mut best: Option<(f64, String, S)> = None;
     for (label, setting) in family.settings {
         let ndcg = validation.ndcg(&run(&setting, validation), k);
@@ -177,11 +184,26 @@ fn tune<S: Clone>(
         }
     }
     let (validation_ndcg, label, setting) = best.expect("at least one setting");
-    TunedLists {
-        name: format!("{} ({label})", family.name),
-        lists: run(&setting, test),
-        validation_ndcg,
+    Tuned {
+        lists: TunedLists {
+            name: format!("{} ({label})", family.name),
+            lists: run(&setting, test),
+            validation_ndcg,
+        },
+        setting,
     }
+}
+
+/// [`tune`], keeping only the lists.
+fn tune_lists<S>(
+    family: Family<'_, S>,
+    validation: &SplitData<'_>,
+    test: &SplitData<'_>,
+    k: usize,
+    run: &dyn Fn(&S, &SplitData<'_>) -> Vec<Vec<String>>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> TunedLists {
+    tune(family, validation, test, k, run, progress).lists
 }
 
 /// Every baseline, tuned on `validation`, with its lists on `test`.
@@ -215,7 +237,7 @@ pub fn tuned_baselines(
             .map(|n| (format!("k={n}"), n))
             .collect(),
     };
-    out.push(tune(
+    out.push(tune_lists(
         knn,
         validation,
         test,
@@ -229,7 +251,6 @@ pub fn tuned_baselines(
                 .map(|e| (e.user_id.as_str(), e.item_id.as_str()))
                 .collect();
             let model = ItemKnn::fit(d.catalogue, positives.iter().copied(), n);
-            let popularity = Popularity::fit(d.catalogue, positives.iter().map(|(_, i)| *i));
             d.tests
                 .iter()
                 .map(|t| {
@@ -251,7 +272,6 @@ pub fn tuned_baselines(
                                 .collect()
                         })
                         .unwrap_or_default();
-                    let _ = &popularity;
                     model.recommend(&history, &seen, k)
                 })
                 .collect()
@@ -276,7 +296,7 @@ pub fn tuned_baselines(
             })
             .collect(),
     };
-    out.push(tune(
+    out.push(tune_lists(
         rp3,
         validation,
         test,
@@ -306,7 +326,7 @@ pub fn tuned_baselines(
             })
             .collect(),
     };
-    out.push(tune(
+    out.push(tune_lists(
         sparse_ease,
         validation,
         test,
@@ -328,7 +348,7 @@ pub fn tuned_baselines(
             .map(|l| (format!("λ={l}"), l))
             .collect(),
     };
-    out.push(tune(
+    out.push(tune_lists(
         ease,
         validation,
         test,
@@ -359,7 +379,7 @@ pub fn tuned_baselines(
     let als = tune(
         Family {
             name: "implicit ALS",
-            settings: als_settings.clone(),
+            settings: als_settings,
         },
         validation,
         test,
@@ -371,12 +391,8 @@ pub fn tuned_baselines(
         },
         progress,
     );
-    let als_params = als_settings
-        .iter()
-        .find(|(label, _)| als.name.contains(label.as_str()))
-        .map(|(_, p)| *p)
-        .unwrap_or_default();
-    out.push(als);
+    let als_params = als.setting;
+    out.push(als.lists);
 
     let mut transition_settings = Vec::new();
     for window in [1usize, 2, 3, 5] {
@@ -397,7 +413,7 @@ pub fn tuned_baselines(
     let transitions = tune(
         Family {
             name: "next-item transitions",
-            settings: transition_settings.clone(),
+            settings: transition_settings,
         },
         validation,
         test,
@@ -409,12 +425,8 @@ pub fn tuned_baselines(
         },
         progress,
     );
-    let transition_params = transition_settings
-        .iter()
-        .find(|(label, _)| transitions.name.contains(label.as_str()))
-        .map(|(_, p)| *p)
-        .unwrap_or_default();
-    out.push(transitions);
+    let transition_params = transitions.setting;
+    out.push(transitions.lists);
 
     let blend = Family {
         name: "ALS + transitions blend",
@@ -433,7 +445,7 @@ pub fn tuned_baselines(
             )
         })
         .collect();
-    out.push(tune(
+    out.push(tune_lists(
         blend,
         validation,
         test,

@@ -1,11 +1,12 @@
-//! The collaborative model: for each item, its strongest "people who liked this also liked"
-//! neighbours, learned from every positive interaction with RP3β (Paudel et al. 2017, a
-//! three-step random walk user → item → user → item with a popularity penalty; in Dacrema et
-//! al.'s 2019 reproducibility study it matched or beat far heavier models).
+//! The collaborative model: for each item, its "people who liked this also liked"
+//! neighbours with weights, learned from every positive interaction. Two learners: sparse
+//! EASE (the default: EASE's closed form restricted to each item's strongest co-occurring
+//! items, see [`sparse_ease`]) and RP3β (Paudel et al. 2017, a three-step random walk user →
+//! item → user → item with a popularity penalty).
 //!
-//! Only the top `k` neighbours of each item are kept (compressed sparse rows), so memory is
-//! `O(items · k)` and training needs one dense accumulator of catalogue size per worker
-//! thread: a dense item × item matrix (EASE, SLIM) is never formed, which is what keeps it
+//! About `k` weights per item are kept (compressed sparse rows), so memory is `O(items · k)`
+//! and training needs one dense accumulator of catalogue size per worker thread: a dense
+//! item × item matrix (as full EASE or SLIM need) is never formed, which is what keeps it
 //! usable at catalogue sizes where such a matrix cannot be stored (10M items × 100
 //! neighbours ≈ 8 GB would be the model; the dense matrix 400 TB).
 
@@ -102,6 +103,14 @@ impl ItemNeighbours {
                 fill[i as usize] += 1;
             }
         }
+        let k = p.neighbours;
+        if k == 0 {
+            // No neighbours asked for: an empty model (the ablation without this source).
+            return Self::from_rows(vec![Vec::new(); n_items]);
+        }
+        if p.method == CollabMethod::SparseEase {
+            return sparse_ease(n_items, &users, &item_offsets, &item_users, k, p.lambda);
+        }
         let user_weight: Vec<f32> = users
             .iter()
             .map(|h| (h.len() as f32).powf(-p.alpha))
@@ -110,10 +119,6 @@ impl ItemNeighbours {
             .iter()
             .map(|&d| (d.max(1) as f32).powf(-p.beta))
             .collect();
-        let k = p.neighbours.max(1);
-        if p.method == CollabMethod::SparseEase {
-            return sparse_ease(n_items, &users, &item_offsets, &item_users, k, p.lambda);
-        }
         let rows: Vec<Vec<(u32, f32)>> = (0..n_items)
             .into_par_iter()
             .map_init(

@@ -98,7 +98,12 @@ pub struct SourceScores {
 
 impl SourceScores {
     fn from_scores(scores: HashMap<u32, f32>, pool: usize) -> Self {
-        let mut ranked: Vec<(u32, f32)> = scores.iter().map(|(&i, &s)| (i, s)).collect();
+        // Only positive evidence makes a candidate (sparse EASE weights can be negative).
+        let mut ranked: Vec<(u32, f32)> = scores
+            .iter()
+            .filter(|(_, &s)| s > 0.0)
+            .map(|(&i, &s)| (i, s))
+            .collect();
         let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if ranked.len() > pool && pool > 0 {
             ranked.select_nth_unstable_by(pool - 1, order);
@@ -121,7 +126,11 @@ impl SourceScores {
     /// (score / best score, 1 / (1 + rank) among the best `pool`, else 0).
     fn feature(&self, item: u32) -> (f32, f32) {
         let s = self.scores.get(&item).copied().unwrap_or(0.0);
-        let norm = if self.max > 0.0 { s / self.max } else { 0.0 };
+        let norm = if self.max > 0.0 {
+            (s / self.max).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let rank = self
             .top
             .iter()

@@ -86,10 +86,6 @@ impl Learner {
         }
     }
 
-    pub fn config(&self) -> &LearningConfig {
-        &self.config
-    }
-
     /// Whether serving uses the learned sources.
     pub fn enabled(&self) -> bool {
         self.config.enabled
@@ -153,8 +149,12 @@ impl Learner {
     }
 
     /// The learned sources' view of a user with this history (newest first).
-    pub fn signals(&self, history: &[(Action, Arc<str>)], pool: usize) -> (UserSignals, Vec<u32>) {
-        let model = self.model();
+    pub fn signals(
+        &self,
+        model: &TrainedModel,
+        history: &[(Action, Arc<str>)],
+        pool: usize,
+    ) -> (UserSignals, Vec<u32>) {
         let online = self.online.read().expect("online lock");
         let mut positives: Vec<(u32, f32)> = Vec::new();
         let mut recent: Vec<u32> = Vec::new();
@@ -212,15 +212,6 @@ impl Learner {
             .collect()
     }
 
-    /// Trend feature of an item.
-    pub fn trend(&self, ordinal: u32) -> f32 {
-        self.online
-            .read()
-            .expect("online lock")
-            .trend
-            .feature(ordinal)
-    }
-
     /// The trendiest items, cached for a few seconds.
     pub fn trending(&self, n: usize) -> Arc<Vec<u32>> {
         let mut cached = self.trend_list.lock().expect("trend list lock");
@@ -242,8 +233,12 @@ impl Learner {
     }
 
     /// The history item that most explains `item` through the collaborative model.
-    pub fn collab_source(&self, history: &[(Action, Arc<str>)], item: u32) -> Option<Arc<str>> {
-        let model = self.model();
+    pub fn collab_source(
+        &self,
+        model: &TrainedModel,
+        history: &[(Action, Arc<str>)],
+        item: u32,
+    ) -> Option<Arc<str>> {
         let online = self.online.read().expect("online lock");
         let positives: Vec<(u32, f32)> = history
             .iter()
@@ -256,21 +251,25 @@ impl Learner {
 
     /// Loads the newest model on disk if it is newer than the one served.
     pub fn load_newer(&self) -> Option<u64> {
-        let versions = persist::versions(&self.models_dir).ok()?;
-        let newest = versions.into_iter().max()?;
-        if newest <= self.model().version {
+        let served = self.model().version;
+        let newest = persist::versions(&self.models_dir)
+            .ok()?
+            .into_iter()
+            .max()?;
+        if newest <= served {
             return None;
         }
-        let mut ids = self.online.read().expect("online lock").ids.clone();
-        let model = persist::load_latest(&self.models_dir, &mut ids)?;
-        let version = model.version;
-        {
+        // Mapping the file's ids onto ordinals interns unknown ones: under the write lock,
+        // so no item registered meanwhile can take an ordinal the model refers to.
+        let model = {
             let mut online = self.online.write().expect("online lock");
-            // Ids first seen in the file are appended in the same order as in `ids`.
-            for id in &ids.ids()[online.ids.len()..] {
-                online.ids.intern(id);
-            }
+            persist::load_latest(&self.models_dir, &mut online.ids)?
+        };
+        // A corrupt newest file makes the loader fall back to an older version.
+        if model.version <= served {
+            return None;
         }
+        let version = model.version;
         self.swap(model);
         Some(version)
     }
@@ -314,32 +313,27 @@ impl Learner {
         let mut log = store.log().await?;
         // The log is grouped by user, oldest first; a stable sort keeps each user's order.
         log.sort_by_key(|e| e.timestamp);
-        let (events, items) = {
-            // Catalogue items are registered when they enter it: a read lock suffices, and
-            // events of items no longer in the catalogue are skipped.
-            let online = self.online.read().expect("online lock");
-            let mut users: HashMap<String, u32> = HashMap::new();
-            let mut events = Vec::with_capacity(log.len());
-            for e in log {
-                let Some(item) = online.ids.get(&e.item_id) else {
-                    continue;
-                };
-                if catalog.get(&e.item_id).is_none() {
-                    continue;
-                }
-                let n = users.len() as u32;
-                let user = *users.entry(e.user_id).or_insert(n);
-                events.push(TrainEvent {
-                    user,
-                    item,
-                    action: e.action,
-                    timestamp: e.timestamp,
-                });
-            }
-            let items: Vec<Option<Arc<CatalogEntry>>> =
-                online.ids.ids().iter().map(|id| catalog.get(id)).collect();
-            (events, items)
-        };
+        // Catalogue items are registered when they enter it; events of items no longer in
+        // the catalogue are skipped. The ordinals are copied so no lock is held meanwhile.
+        let ids = self.online.read().expect("online lock").ids.clone();
+        let mut users: HashMap<String, u32> = HashMap::new();
+        let mut events = Vec::with_capacity(log.len());
+        for e in log {
+            let Some(item) = ids.get(&e.item_id) else {
+                continue;
+            };
+            let n = users.len() as u32;
+            let user = *users.entry(e.user_id).or_insert(n);
+            events.push(TrainEvent {
+                user,
+                item,
+                action: e.action,
+                timestamp: e.timestamp,
+            });
+        }
+        let items: Vec<Option<Arc<CatalogEntry>>> =
+            ids.ids().iter().map(|id| catalog.get(id)).collect();
+        events.retain(|e| items[e.item as usize].is_some());
         let positives = events
             .iter()
             .filter(|e| self.config.is_positive(e.action))
@@ -347,8 +341,7 @@ impl Learner {
         if positives < self.config.min_positives {
             return Err(TrainError::TooFew(positives, self.config.min_positives));
         }
-        let ids: Vec<Arc<str>> =
-            self.online.read().expect("online lock").ids.ids()[..items.len()].to_vec();
+        let ids: Vec<Arc<str>> = ids.ids().to_vec();
         let config = self.config.clone();
         // Another process (`reco-train`) may have written newer versions meanwhile.
         let on_disk = persist::versions(&self.models_dir)
@@ -418,19 +411,7 @@ pub struct SeenFilter {
 }
 
 impl SeenFilter {
-    pub fn contains(&self, id: &str) -> bool {
-        self.items.contains(id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
     pub fn into_items(self) -> HashSet<Arc<str>> {
         self.items
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
     }
 }

@@ -103,11 +103,24 @@ impl LearningConfig {
         if p.transitions.window > 50 || !(0.0..=1.0).contains(&p.transitions.decay) {
             return Err("learning.transitions: window at most 50, decay within [0, 1]".into());
         }
-        if p.ranker.trees > 5_000
-            || !(1..=12).contains(&p.ranker.depth)
-            || !(2..=255).contains(&p.ranker.bins)
+        let r = &p.ranker;
+        if r.trees > 5_000
+            || !(1..=12).contains(&r.depth)
+            || !(2..=255).contains(&r.bins)
+            || !(f32::EPSILON..=1.0).contains(&r.learning_rate)
+            || r.l2.is_nan()
+            || r.l2 < 0.0
+            || r.min_leaf_hessian.is_nan()
+            || r.min_leaf_hessian < 0.0
         {
-            return Err("learning.ranker: trees at most 5000, depth 1-12, bins 2-255".into());
+            return Err(
+                "learning.ranker: trees at most 5000, depth 1-12, bins 2-255, \
+                        learning_rate in (0, 1], l2 and min_leaf_hessian >= 0"
+                    .into(),
+            );
+        }
+        if p.transitions.max_successors == 0 {
+            return Err("learning.transitions.max_successors must be positive".into());
         }
         if p.candidates_per_source == 0
             || p.candidates_per_source > 10_000

@@ -59,7 +59,12 @@ pub fn save(
     bytes.extend_from_slice(&crc.to_le_bytes());
 
     let path = path_of(dir, model.version);
-    let tmp = dir.join(format!(".model-{}.tmp", model.version));
+    // The process id keeps two writers (a core and `reco-train`) off each other's file.
+    let tmp = dir.join(format!(
+        ".model-{}-{}.tmp",
+        model.version,
+        std::process::id()
+    ));
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -127,6 +132,9 @@ pub fn load(path: &Path, ids: &mut ItemIds) -> Result<TrainedModel, String> {
     let (collab, used) = ItemNeighbours::read_from(&body[at..]).map_err(|e| bad(&e))?;
     if at + used != body.len() || collab.len() > map.len() {
         return Err(bad("inconsistent lengths"));
+    }
+    if header.ranker.as_ref().is_some_and(|r| !r.is_valid()) {
+        return Err(bad("malformed ranker"));
     }
     Ok(TrainedModel {
         version: header.version,

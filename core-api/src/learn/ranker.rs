@@ -154,6 +154,28 @@ impl Ranker {
         self.trees.iter().map(|t| t.value(x)).sum()
     }
 
+    /// Whether every split names a known feature and points forward to an existing node
+    /// (so scoring a ranker read from disk always terminates, without panicking).
+    pub fn is_valid(&self) -> bool {
+        self.trees.iter().all(|t| {
+            !t.nodes.is_empty()
+                && t.nodes.iter().enumerate().all(|(at, n)| match n {
+                    Node::Leaf(v) => v.is_finite(),
+                    Node::Split {
+                        feature,
+                        left,
+                        right,
+                        ..
+                    } => {
+                        (*feature as usize) < FEATURES
+                            && [*left, *right]
+                                .iter()
+                                .all(|&c| c as usize > at && (c as usize) < t.nodes.len())
+                    }
+                })
+        })
+    }
+
     /// A ranker that scores everything 0 (the reference for the loss).
     pub fn neutral() -> Self {
         Self {

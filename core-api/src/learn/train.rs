@@ -1,10 +1,13 @@
 //! Training: from the time-ordered interaction log to a [`TrainedModel`].
 //!
-//! The ranker learns from the log itself, in time order and never from the future: each
-//! sampled user's latest positive interaction is the label, and every feature of that
-//! example — collaborative neighbours, transitions, trend, popularity, the user's history —
-//! is computed from a model fitted on the log *without* that interaction and anything the
-//! user did after it. The served collaborative model is then refitted on the whole log.
+//! The ranker learns from the log itself: each sampled user's latest positive interactions
+//! are labels, and every feature of those examples — collaborative neighbours, transitions,
+//! trend, popularity, the user's history — is computed from models fitted on the log
+//! *without* that user's labels and anything the user did after the first of them. Other
+//! users' events stay in, whatever their time, exactly as in the per-user leave-last-out
+//! split the engine is evaluated on. The candidates are the learned sources' (collaborative,
+//! transitions, trend); serving adds vector-search and graph candidates, scored with the
+//! same features. The served collaborative model is then refitted on the whole log.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

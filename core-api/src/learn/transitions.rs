@@ -48,10 +48,6 @@ impl Transitions {
         }
     }
 
-    pub fn params(&self) -> &TransitionParams {
-        &self.params
-    }
-
     /// Counts `item` as following each of `previous` (the user's earlier positive items,
     /// newest first).
     pub fn record(&mut self, previous: &[u32], item: u32) {
