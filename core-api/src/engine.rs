@@ -1612,7 +1612,7 @@ impl Engine {
             ),
             None => Vec::new(),
         };
-        let seed_vectors: Vec<&[half::f16]> = seeds.iter().map(|e| &e.vector[..]).collect();
+        let seed_vectors: Vec<Vec<f32>> = seeds.iter().map(|e| e.vector_f32()).collect();
         let mut sides: Vec<ItemSignals> = entries
             .iter()
             .zip(&looked_up)

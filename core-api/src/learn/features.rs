@@ -93,6 +93,8 @@ impl Trend {
 pub struct SourceScores {
     scores: HashMap<u32, f32>,
     top: Vec<u32>,
+    /// Rank of each item of `top`.
+    ranks: HashMap<u32, u32>,
     max: f32,
 }
 
@@ -111,9 +113,15 @@ impl SourceScores {
         }
         ranked.sort_unstable_by(order);
         ranked.truncate(pool);
+        let top: Vec<u32> = ranked.iter().map(|(i, _)| *i).collect();
         Self {
             max: ranked.first().map_or(0.0, |r| r.1),
-            top: ranked.into_iter().map(|(i, _)| i).collect(),
+            ranks: top
+                .iter()
+                .enumerate()
+                .map(|(r, &i)| (i, r as u32))
+                .collect(),
+            top,
             scores,
         }
     }
@@ -132,10 +140,9 @@ impl SourceScores {
             0.0
         };
         let rank = self
-            .top
-            .iter()
-            .position(|&i| i == item)
-            .map_or(0.0, |r| 1.0 / (1.0 + r as f32));
+            .ranks
+            .get(&item)
+            .map_or(0.0, |&r| 1.0 / (1.0 + r as f32));
         (norm, rank)
     }
 }
@@ -224,18 +231,11 @@ pub fn log_popularity(count: f32, max: f32) -> f32 {
     }
 }
 
-/// Highest cosine between `v` and any of `recent` (unit vectors): how close a candidate is
-/// in content to what the user just liked.
-pub fn content_similarity(v: &[f16], recent: &[&[f16]]) -> f32 {
-    recent
-        .iter()
-        .map(|r| {
-            r.iter()
-                .zip(v)
-                .map(|(a, b)| a.to_f32() * b.to_f32())
-                .sum::<f32>()
-        })
-        .fold(0.0, f32::max)
+/// Highest cosine between `v` and any of `seeds` (unit vectors): how close a candidate is
+/// in content to what the user just liked. Uses the SIMD kernel of the index.
+pub fn content_similarity(v: &[f16], seeds: &[Vec<f32>]) -> f32 {
+    let dot = gpu_batch::kernels::best_dot();
+    seeds.iter().map(|s| dot(s, v)).fold(0.0, f32::max)
 }
 
 #[cfg(test)]

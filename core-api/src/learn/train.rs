@@ -334,10 +334,10 @@ fn example(
         }),
         ctx.history_half_life_days,
     );
-    let seeds: Vec<&[f16]> = recent
+    let seeds: Vec<Vec<f32>> = recent
         .iter()
         .take(CONTENT_SEEDS)
-        .filter_map(|&i| entry(i).map(|c| &c.vector[..]))
+        .filter_map(|&i| entry(i).map(|c| c.vector_f32()))
         .collect();
     let mut sides: Vec<ItemSignals> = candidates
         .iter()
