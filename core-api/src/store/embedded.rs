@@ -109,15 +109,8 @@ impl EmbeddedStore {
 
     /// Calls `f` on every stored interaction, per user in time order. Used at start-up to
     /// rebuild the in-process graph and popularity counts.
-    pub fn replay_events(&self, mut f: impl FnMut(Interaction)) -> Result<(), StoreError> {
-        let tx = self.db.begin_read().map_err(unavailable)?;
-        let table = tx.open_table(EVENTS).map_err(unavailable)?;
-        for row in table.iter().map_err(unavailable)? {
-            let (_, value) = row.map_err(unavailable)?;
-            f(serde_json::from_slice(value.value())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?);
-        }
-        Ok(())
+    pub fn replay_events(&self, f: impl FnMut(Interaction)) -> Result<(), StoreError> {
+        read_events(&self.db, f)
     }
 
     /// Whether any item is stored (decides whether the demo catalogue is loaded).
@@ -127,6 +120,20 @@ impl EmbeddedStore {
         let any = table.first().map_err(unavailable)?.is_some();
         Ok(any)
     }
+}
+
+/// Calls `f` on every stored interaction, per user in time order.
+fn read_events(db: &Database, mut f: impl FnMut(Interaction)) -> Result<(), StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let table = tx.open_table(EVENTS).map_err(unavailable)?;
+    for row in table.iter().map_err(unavailable)? {
+        let (_, value) = row.map_err(unavailable)?;
+        f(
+            serde_json::from_slice(value.value())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        );
+    }
+    Ok(())
 }
 
 /// The writer thread: drains the queue into one transaction, commits, acknowledges.
@@ -288,16 +295,8 @@ impl InteractionStore for EmbeddedStore {
     async fn log(&self) -> Result<Vec<Interaction>, StoreError> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let tx = db.begin_read().map_err(unavailable)?;
-            let table = tx.open_table(EVENTS).map_err(unavailable)?;
             let mut out = Vec::new();
-            for row in table.iter().map_err(unavailable)? {
-                let (_, value) = row.map_err(unavailable)?;
-                out.push(
-                    serde_json::from_slice(value.value())
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                );
-            }
+            read_events(&db, |e| out.push(e))?;
             Ok(out)
         })
         .await
