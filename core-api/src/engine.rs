@@ -173,6 +173,11 @@ fn user_cache(config: &Config) -> Result<Arc<dyn UserEmbeddingCache>, EngineErro
     )?))
 }
 
+/// This year (UTC, by mean Gregorian year), for the freshness of release years.
+pub fn current_year() -> i32 {
+    1970 + (now_secs() / 31_556_952) as i32
+}
+
 pub fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -887,7 +892,7 @@ impl Engine {
                 VectorIndex::Local(Arc::new(index))
             }
         };
-        let current_year = 1970 + (now_secs() / 31_556_952) as i32;
+        let current_year = current_year();
         let query_batcher = {
             let embedder = embedder.clone();
             let metrics = metrics.clone();

@@ -154,7 +154,7 @@ async fn measure(
     let started = Instant::now();
     let ctx = TrainContext {
         items: &entries,
-        current_year: 1970 + (core_api::engine::now_secs() / 31_556_952) as i32,
+        current_year: core_api::engine::current_year(),
         history_limit: config.ranking.history_limit,
         history_half_life_days: config.ranking.history_half_life_days,
     };

@@ -279,6 +279,14 @@ pub fn tuned_baselines(
         progress,
     ));
 
+    // RP3β and sparse EASE: the engine's item-item learner, every item scored.
+    let item_item = |params: &CollabParams, d: &SplitData<'_>| {
+        let p = prepared(d);
+        let model = ItemNeighbours::train(d.catalogue.len(), &d.users(p), params);
+        d.lists(p, k, &|h| {
+            Some(item_item_scores(&model, h, d.catalogue.len()))
+        })
+    };
     let rp3 = Family {
         name: "RP3β",
         settings: [(1.0f32, 0.0f32), (1.0, 0.3), (1.0, 0.6), (0.6, 0.3)]
@@ -296,20 +304,7 @@ pub fn tuned_baselines(
             })
             .collect(),
     };
-    out.push(tune_lists(
-        rp3,
-        validation,
-        test,
-        k,
-        &|params, d| {
-            let p = prepared(d);
-            let model = ItemNeighbours::train(d.catalogue.len(), &d.users(p), params);
-            d.lists(p, k, &|h| {
-                Some(item_item_scores(&model, h, d.catalogue.len()))
-            })
-        },
-        progress,
-    ));
+    out.push(tune_lists(rp3, validation, test, k, &item_item, progress));
 
     let sparse_ease = Family {
         name: "sparse EASE, 100 neighbours (the engine's collaborative model alone)",
@@ -331,13 +326,7 @@ pub fn tuned_baselines(
         validation,
         test,
         k,
-        &|params, d| {
-            let p = prepared(d);
-            let model = ItemNeighbours::train(d.catalogue.len(), &d.users(p), params);
-            d.lists(p, k, &|h| {
-                Some(item_item_scores(&model, h, d.catalogue.len()))
-            })
-        },
+        &item_item,
         progress,
     ));
 

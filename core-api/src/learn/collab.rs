@@ -149,13 +149,7 @@ impl ItemNeighbours {
                         acc[j as usize] = 0.0;
                     }
                     acc[i] = 0.0;
-                    if row.len() > k {
-                        row.select_nth_unstable_by(k - 1, |a, b| {
-                            b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-                        });
-                        row.truncate(k);
-                    }
-                    row.sort_unstable_by_key(|&(j, _)| j);
+                    keep_strongest(&mut row, k);
                     row
                 },
             )
@@ -313,6 +307,17 @@ impl ItemNeighbours {
     }
 }
 
+/// Keeps the `k` heaviest entries of a row (ties: lower item first), sorted by item.
+fn keep_strongest(row: &mut Vec<(u32, f32)>, k: usize) {
+    if row.len() > k {
+        row.select_nth_unstable_by(k.saturating_sub(1), |a, b| {
+            b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+        });
+        row.truncate(k);
+    }
+    row.sort_unstable_by_key(|&(j, _)| j);
+}
+
 /// Co-occurrence counts kept per item when fitting sparse EASE, as a multiple of the
 /// neighbours: enough that the counts between an item's neighbours are almost always known.
 const COOCCURRENCE_PER_NEIGHBOUR: usize = 4;
@@ -357,13 +362,7 @@ fn sparse_ease(
                     acc[j as usize] = 0.0;
                 }
                 acc[i] = 0.0;
-                if row.len() > keep {
-                    row.select_nth_unstable_by(keep - 1, |a, b| {
-                        b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-                    });
-                    row.truncate(keep);
-                }
-                row.sort_unstable_by_key(|&(j, _)| j);
+                keep_strongest(&mut row, keep);
                 row
             },
         )
@@ -381,11 +380,7 @@ fn sparse_ease(
         .into_par_iter()
         .map(|i| {
             let mut near = cooccurrence[i].clone();
-            if near.len() > k {
-                near.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                near.truncate(k);
-            }
-            near.sort_unstable_by_key(|&(j, _)| j);
+            keep_strongest(&mut near, k);
             let m = near.len();
             if m == 0 {
                 return Vec::new();

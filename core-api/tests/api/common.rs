@@ -53,6 +53,9 @@ pub fn demo_config(data_dir: &Path, max_items: usize) -> Config {
     c.server.request_timeout_ms = 120_000;
     // Deterministic answers: the policy exploits only (tests of exploration set their own).
     c.policy.epsilon = 0.0;
+    // No background training: a training holds its engine (and the embedded database) until
+    // it ends, which would race tests that reopen the store. Tests of training ask for it.
+    c.learning.retrain_every_secs = 0;
     c
 }
 

@@ -37,10 +37,8 @@ async fn a_user_who_liked_space_films_gets_space_films() {
         .await
         .json_ok();
     let sci_fi = sci_fi_share(&recs);
-    // Sci-Fi is 9% of these films (0.9 of 10 by chance). The learned ranker, fitted on the
-    // demo ratings where what similar users watched next and what is trending predict best,
-    // mixes those with the content match; the space films must still be well above chance.
-    assert!(sci_fi >= 3, "only {sci_fi}/10 Sci-Fi: {:?}", titles(&recs));
+    // Sci-Fi is 9% of these films; a semantic recommender must do far better than chance.
+    assert!(sci_fi >= 6, "only {sci_fi}/10 Sci-Fi: {:?}", titles(&recs));
     assert!(recs["items"]
         .as_array()
         .unwrap()
