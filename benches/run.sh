@@ -41,8 +41,11 @@ rss_kb=$(ps -o rss= -p $server | tr -d ' ')
 # Edge: the built worker in a local workerd, twice: under `wrangler dev` (as developers run it;
 # it puts a live-reload proxy hop in front) and served by Miniflare's API (workerd alone).
 edge_log=$(mktemp)
+# The benchmarks' end-user tokens (benches/src/lib.rs; serve-miniflare.mjs sets the same).
+jwt_vars=(--var JWT_HS256_SECRET:bench-only-hs256-secret-not-for-deployments
+  --var JWT_ISSUER:semrec-bench --var JWT_AUDIENCE:semrec-bench)
 WRANGLER_SEND_METRICS=false setsid node_modules/.bin/wrangler dev --ip 127.0.0.1 --port 18787 \
-  --persist-to "$(mktemp -d)" --var CORE_ORIGIN:http://127.0.0.1:$port >"$edge_log" 2>&1 </dev/null &
+  --persist-to "$(mktemp -d)" --var CORE_ORIGIN:http://127.0.0.1:$port "${jwt_vars[@]}" >"$edge_log" 2>&1 </dev/null &
 wrangler=$!
 CORE_ORIGIN=http://127.0.0.1:$port PORT=18788 CACHE_FLOOR_PORT=18789 setsid node benches/edge/serve-miniflare.mjs \
   >>"$edge_log" 2>&1 </dev/null &
@@ -157,7 +160,8 @@ Target: p99 < 20 ms at >= 500 requests/s on this 2-core machine. Server RSS afte
 ## Edge worker (Rust -> Wasm in local workerd, wrangler {wrangler})
 
 One keep-alive connection, one request at a time; every answer's `x-edge-cache` is checked.
-HIT: a working set of 50 stored keys read repeatedly. MISS: a new key each time (cold users),
+HIT: a working set of 50 stored keys read repeatedly, personalised (each read verifies the user's
+HS256 token) or anonymous (no token). MISS: a new key each time (cold users),
 forwarded to the core (no signing secret in this run). `/healthz` is answered by the worker
 without cache or core: the runtime's own floor. The core answered directly is the reference for
 what the edge adds to a MISS. Two local runtimes: `wrangler dev` (what developers run; its
@@ -173,6 +177,7 @@ for a cache hit with none of our code.
 {erow("wrangler dev: edge MISS (edge + core)", edge_wr['miss'])}
 {erow("wrangler dev: /healthz (floor)", edge_wr['edge_floor'])}
 {erow("workerd (Miniflare): edge HIT", edge_wd['hit'])}
+{erow("workerd (Miniflare): edge HIT, anonymous (no token)", edge_wd['hit_anonymous'])}
 {erow("workerd (Miniflare): edge MISS (edge + core)", edge_wd['miss'])}
 {erow("workerd (Miniflare): /healthz (floor)", edge_wd['edge_floor'])}
 {erow("workerd (Miniflare): bare Cache API hit (JS, no worker code of ours)", edge_wd['bare_cache_hit'])}

@@ -19,6 +19,10 @@ const mf = new Miniflare({
   bindings: {
     CORE_ORIGIN: process.env.CORE_ORIGIN ?? "http://127.0.0.1:8080",
     ORIGIN_TIMEOUT_MS: process.env.ORIGIN_TIMEOUT_MS ?? "500",
+    // The benchmarks' end-user tokens (benches/src/lib.rs): a benchmark-only key.
+    JWT_HS256_SECRET: "bench-only-hs256-secret-not-for-deployments",
+    JWT_ISSUER: "semrec-bench",
+    JWT_AUDIENCE: "semrec-bench",
   },
 });
 const url = await mf.ready;

@@ -15,6 +15,7 @@ pub struct Config {
     pub model: ModelConfig,
     pub demo: DemoConfig,
     pub edge: EdgeConfig,
+    pub auth: AuthConfig,
     pub redis: RedisConfig,
     pub scylla: ScyllaConfig,
     pub neo4j: Neo4jConfig,
@@ -295,6 +296,35 @@ impl Default for EdgeConfig {
     }
 }
 
+/// Operator keys, rate limits and the development switch (see `auth.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Operator API keys (hashed), sent in `x-api-key`.
+    pub operator_keys: Vec<crate::auth::OperatorKey>,
+    /// Serve a non-loopback bind with no edge secret and no operator keys: every caller is
+    /// trusted. Development only; without it such a start is refused.
+    pub insecure_development: bool,
+    /// Sustained requests per second per identity (user, operator key, anonymous address).
+    pub requests_per_sec: f64,
+    /// Requests an idle identity may send at once.
+    pub burst: f64,
+    /// Events a user may record per minute (operator keys are not capped).
+    pub events_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            operator_keys: Vec::new(),
+            insecure_development: false,
+            requests_per_sec: 50.0,
+            burst: 100.0,
+            events_per_minute: 600,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -542,6 +572,30 @@ impl Config {
         if let Err(why) = self.learning.validate() {
             return invalid(&why);
         }
+        if let Err(why) = crate::auth::validate_keys(&self.auth.operator_keys) {
+            return invalid(&why);
+        }
+        if !(self.auth.requests_per_sec > 0.0 && self.auth.burst >= 1.0)
+            || self.auth.events_per_minute == 0
+        {
+            return invalid(
+                "auth.requests_per_sec must be > 0, auth.burst >= 1, auth.events_per_minute > 0",
+            );
+        }
+        if self.cluster.role() != Role::Shard
+            && !crate::auth::is_loopback_bind(&self.server.bind)
+            && self.edge.shared_secret.is_empty()
+            && self.auth.operator_keys.is_empty()
+            && !self.auth.insecure_development
+        {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to serve {} without authentication: set edge.shared_secret \
+                 (RECO__EDGE__SHARED_SECRET, the edge worker's EDGE_SHARED_SECRET) and/or \
+                 auth.operator_keys, or bind to 127.0.0.1; auth.insecure_development = true \
+                 (RECO__AUTH__INSECURE_DEVELOPMENT) allows it for development only",
+                self.server.bind
+            )));
+        }
         if self.ranking.ann_candidates == 0 || self.ranking.history_half_life_days <= 0.0 {
             return invalid(
                 "ranking.ann_candidates and ranking.history_half_life_days must be positive",
@@ -728,7 +782,17 @@ mod tests {
     #[test]
     fn shipped_example_config_is_valid() {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config.example.toml");
-        let c = Config::load(Some(&example), env(&[])).unwrap();
+        // It binds every interface, so it starts only with authentication configured.
+        let refused = Config::load(Some(&example), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("edge.shared_secret"), "{refused}");
+        assert!(refused.contains("auth.insecure_development"), "{refused}");
+        let c = Config::load(
+            Some(&example),
+            env(&[("RECO__EDGE__SHARED_SECRET", "a-long-random-secret")]),
+        )
+        .unwrap();
         assert_eq!(c.index.shards, 20);
         assert!(!c.demo.load_if_empty);
     }
@@ -762,7 +826,14 @@ mod tests {
         let mut node_3 = shard.cluster.clone();
         node_3.ordinal = 3;
         assert_eq!(node_3.hosted(20).unwrap(), [2, 3, 12, 13]);
-        let router = Config::load(Some(&file), env(&[("RECO__CLUSTER__ROLE", "router")])).unwrap();
+        let router = Config::load(
+            Some(&file),
+            env(&[
+                ("RECO__CLUSTER__ROLE", "router"),
+                ("RECO__EDGE__SHARED_SECRET", "from-the-secret"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(router.cluster.role(), Role::Router);
         assert!(!router.cluster.nodes_dns.is_empty());
         let _ = std::fs::remove_file(file);
@@ -774,5 +845,26 @@ mod tests {
         assert!(Config::load(None, env(&[("RECO__NOPE__X", "1")])).is_err());
         assert!(Config::load(None, env(&[("RECO__INDEX__NOPE", "1")])).is_err());
         assert!(Config::load(None, env(&[("RECO__INDEX__SHARDS", "many")])).is_err());
+    }
+
+    #[test]
+    fn a_public_bind_needs_authentication_or_the_explicit_switch() {
+        let public = ("RECO__SERVER__BIND", "0.0.0.0:8080");
+        let err = Config::load(None, env(&[public])).unwrap_err().to_string();
+        assert!(err.contains("refusing to serve 0.0.0.0:8080"), "{err}");
+        assert!(
+            Config::load(None, env(&[])).is_ok(),
+            "loopback stays zero-config"
+        );
+        assert!(Config::load(None, env(&[public, ("RECO__EDGE__SHARED_SECRET", "s")])).is_ok());
+        assert!(Config::load(
+            None,
+            env(&[public, ("RECO__AUTH__INSECURE_DEVELOPMENT", "true")])
+        )
+        .is_ok());
+        assert!(
+            Config::load(None, env(&[public, ("RECO__CLUSTER__ROLE", "shard")])).is_ok(),
+            "shard nodes serve no public API on server.bind"
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! Verification of edge-signed requests (see `shared_types::edge_auth` for the scheme).
 //!
-//! With a shared secret configured, the core accepts API requests only when they carry a valid
-//! signature made within the allowed clock skew, with a nonce not seen before in that window.
-//! Without a secret every request is accepted (local development, direct internal calls).
+//! With a shared secret configured, the core accepts end-user API requests only when they
+//! carry a valid signature — over the method, host, path, query, body digest and the user the
+//! edge authenticated — made within the allowed clock skew, with a nonce not seen before in
+//! that window. Operators bypass the edge with their own keys (see `auth.rs`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,8 +28,13 @@ pub struct EdgeVerifier {
 /// The request fields and edge headers a signature check needs.
 pub struct SignedRequest<'a> {
     pub method: &'a str,
+    pub host: &'a str,
     pub path: &'a str,
     pub query: &'a str,
+    /// Hex SHA-256 of the body as received.
+    pub body_sha256: &'a str,
+    /// The `x-edge-user` header, if any.
+    pub user: Option<&'a str>,
     pub timestamp: Option<&'a str>,
     pub nonce: Option<&'a str>,
     pub signature: Option<&'a str>,
@@ -57,8 +63,11 @@ impl EdgeVerifier {
         }
         let parts = SignedParts {
             method: req.method,
+            host: req.host,
             path: req.path,
             query: req.query,
+            body_sha256: req.body_sha256,
+            user: req.user.unwrap_or(""),
             timestamp,
             nonce,
         };
@@ -103,8 +112,11 @@ mod tests {
     ) -> Result<(), Unauthorized> {
         let sig = SignedParts {
             method: "GET",
+            host: "core:8080",
             path: "/v1/recommendations",
             query,
+            body_sha256: "",
+            user: "",
             timestamp: ts,
             nonce,
         }
@@ -112,8 +124,11 @@ mod tests {
         verifier.verify(
             &SignedRequest {
                 method: "GET",
+                host: "core:8080",
                 path: "/v1/recommendations",
                 query: "limit=5",
+                body_sha256: "",
+                user: None,
                 timestamp: Some(&ts.to_string()),
                 nonce: Some(nonce),
                 signature: Some(&sig),

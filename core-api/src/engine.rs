@@ -129,6 +129,20 @@ pub struct PolicyReport {
     pub candidate: Option<policy::IpsEstimate>,
 }
 
+/// What [`Engine::erase_user`] removed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ErasureReport {
+    pub user_id: String,
+    /// Interactions deleted from the interaction store (the user's profile went with them).
+    pub events: usize,
+    /// Items the user's seen set held.
+    pub seen_items: usize,
+    /// Impressions served to the user that the ranking policy forgot.
+    pub impressions: usize,
+    /// Per-user graph edges removed (`WATCHED` in Neo4j; the in-process graph keeps none).
+    pub graph_edges: usize,
+}
+
 /// An item as a graph node with its `SIMILAR_TO` neighbours.
 fn content_node(entry: &CatalogEntry, similar: Vec<(Arc<str>, f32)>) -> ContentNode {
     ContentNode {
@@ -164,7 +178,10 @@ fn user_cache(config: &Config) -> Result<Arc<dyn UserEmbeddingCache>, EngineErro
             ttl,
         )));
     }
-    tracing::info!(url = %config.redis.url, "user-embedding cache in Redis");
+    tracing::info!(
+        url = %crate::store::redact_url(&config.redis.url),
+        "user-embedding cache in Redis"
+    );
     Ok(Arc::new(RedisUserCache::new(
         &config.redis.url,
         config.redis.pool_size,
@@ -352,6 +369,9 @@ impl Drop for FillDone {
     }
 }
 
+/// How far in the future an event's timestamp may be (clients' clocks drift).
+pub const MAX_EVENT_CLOCK_SKEW_SECS: i64 = 300;
+
 impl Engine {
     /// Opens the engine on the embedded default backends in `config.storage.data_dir`,
     /// loading the demo catalogue first when the store is empty and the config asks for it.
@@ -442,19 +462,22 @@ impl Engine {
                     positives.clear();
                 }
                 if let Some(entry) = engine.catalog.get(&event.item_id) {
-                    engine.catalog.record_engagement(&entry.id, event.action);
-                    engine.learner.observe(
+                    let first = engine.learner.observe(
                         &event.user_id,
                         &entry.id,
                         event.action,
                         event.timestamp,
                         &positives,
                     );
+                    // One vote per user and item, as when the events arrived.
+                    if first {
+                        engine.catalog.record_engagement(&entry.id, event.action);
+                    }
                     if learning.is_positive(event.action) {
                         positives.insert(0, entry.id.clone());
                         positives.truncate(learning.transitions.window.max(1));
                     }
-                    if event.action.preference_weight() > 0.0 {
+                    if first && event.action.preference_weight() > 0.0 {
                         if let Some(graph) = &in_process_graph {
                             graph.link_after(previous.iter().rev(), &entry.id);
                         }
@@ -983,6 +1006,11 @@ impl Engine {
         &self.config
     }
 
+    /// The storage backends the engine runs on.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
     /// The in-process index (`None` on a router, whose shards are on other nodes).
     pub fn local_index(&self) -> Option<&ShardedIndex> {
         match &self.index {
@@ -1445,6 +1473,7 @@ impl Engine {
         self.impressions.record(
             recommendation_id.to_string(),
             Impression {
+                user: req.user_id.clone(),
                 segment,
                 shown,
                 lead,
@@ -1752,10 +1781,14 @@ impl Engine {
                 ));
             }
             let timestamp = e.timestamp.unwrap_or(now);
-            if !(0..=now + 86_400).contains(&timestamp) {
+            // Future timestamps would outrank every real event in recency-weighted signals.
+            if !(0..=now + MAX_EVENT_CLOCK_SKEW_SECS).contains(&timestamp) {
                 return Err(EngineError::invalid(
                     "invalid_timestamp",
-                    "timestamp must be unix seconds, not in the future",
+                    format!(
+                        "timestamp must be unix seconds, at most {MAX_EVENT_CLOCK_SKEW_SECS} s \
+                         in the future"
+                    ),
                 ));
             }
             if e.recommendation_id.as_ref().is_some_and(|r| r.len() > 64) {
@@ -1819,16 +1852,21 @@ impl Engine {
             let Some(entry) = self.catalog.get(&e.item_id) else {
                 continue;
             };
-            self.catalog.record_engagement(&entry.id, e.action);
             let positive = previous_positive.entry(e.user_id.clone()).or_default();
-            self.learner
-                .observe(&e.user_id, &entry.id, e.action, e.timestamp, positive);
+            let first =
+                self.learner
+                    .observe(&e.user_id, &entry.id, e.action, e.timestamp, positive);
+            // A user moves an item's popularity and its co-engagement edges by one vote at
+            // most, however often they repeat an event on it.
+            if first {
+                self.catalog.record_engagement(&entry.id, e.action);
+            }
             if learning.is_positive(e.action) {
                 positive.insert(0, entry.id.clone());
                 positive.truncate(learning.transitions.window.max(1));
             }
             let before = previous.entry(e.user_id.clone()).or_default();
-            if e.action.preference_weight() > 0.0 {
+            if first && e.action.preference_weight() > 0.0 {
                 if let Err(err) = self
                     .backends
                     .graph
@@ -1843,6 +1881,52 @@ impl Engine {
             self.backends.user_cache.invalidate(&e.user_id).await;
         }
         Ok(count)
+    }
+
+    /// Every interaction stored for the user, oldest first: what the service keeps about
+    /// them (their data export). Empty for a user it knows nothing of.
+    pub async fn export_user(&self, user_id: &str) -> Result<Vec<Interaction>, EngineError> {
+        validate_user_id(user_id)?;
+        Ok(self.backends.interactions.user_events(user_id).await?)
+    }
+
+    /// Erases a user everywhere their data lives: their events and profile (durably, so a
+    /// restart does not replay them), their seen set, the policy's impressions of them, their
+    /// graph edges and their cached taste vector. Their next answer is the cold-start one.
+    ///
+    /// Aggregates their events already fed (popularity, trend, transitions, co-engagement,
+    /// the policy's and the trained model's weights) stay, as they hold no user; the next
+    /// start and training rebuild them without the erased events.
+    ///
+    /// Idempotent: a failure (a backend down) is returned after every other step has run, and
+    /// a retry finishes the job.
+    pub async fn erase_user(&self, user_id: &str) -> Result<ErasureReport, EngineError> {
+        validate_user_id(user_id)?;
+        // The store first: it is the source everything else is rebuilt from.
+        let events = self.backends.interactions.erase_user(user_id).await?;
+        let seen_items = self.learner.forget_user(user_id);
+        let impressions = self.impressions.forget_user(user_id);
+        let (graph_edges, cache) = tokio::join!(
+            self.backends.graph.forget_user(user_id),
+            self.backends.user_cache.forget(user_id)
+        );
+        cache?;
+        let report = ErasureReport {
+            user_id: user_id.to_string(),
+            events,
+            seen_items,
+            impressions,
+            graph_edges: graph_edges?,
+        };
+        // Counts only: the log must not keep the id it was asked to forget.
+        tracing::info!(
+            events,
+            seen_items,
+            impressions,
+            graph_edges = report.graph_edges,
+            "user erased"
+        );
+        Ok(report)
     }
 
     /// Validates, embeds (where no vector is given), stores durably and indexes items.

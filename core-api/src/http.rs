@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, RawQuery, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, Extension, MatchedPath, Path, RawQuery, Request, State,
+};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,12 +20,16 @@ use shared_types::{
     SimilarQuery, TtlTier, CACHE_TIER_HEADER, DEFAULT_LIMIT,
 };
 
+use crate::auth::{Authenticator, Credentials, Denied, Principal, Scope};
 use crate::config::Config;
-use crate::edge_auth::{EdgeVerifier, SignedRequest, Unauthorized};
+use crate::edge_auth::SignedRequest;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::metrics::Metrics;
-use shared_types::edge_auth::{EDGE_NONCE_HEADER, EDGE_SIGNATURE_HEADER, EDGE_TIMESTAMP_HEADER};
+use shared_types::edge_auth::{
+    body_digest, API_KEY_HEADER, EDGE_NONCE_HEADER, EDGE_SIGNATURE_HEADER, EDGE_TIMESTAMP_HEADER,
+    EDGE_USER_HEADER,
+};
 
 /// Shared state of the HTTP layer. The engine is set once loading finishes; until then
 /// the API answers 503 `not_ready` and `/readyz` reports not ready.
@@ -32,8 +38,8 @@ pub struct AppState {
     pub engine: Arc<OnceLock<Arc<Engine>>>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
-    /// Present when a shared secret is configured: API requests must be edge-signed.
-    pub edge: Option<Arc<EdgeVerifier>>,
+    /// Identifies callers and rate-limits them (see `auth.rs`).
+    pub auth: Arc<Authenticator>,
 }
 
 impl AppState {
@@ -53,7 +59,15 @@ pub enum ApiError {
     MethodNotAllowed,
     NotReady,
     Timeout,
-    Unauthorized(Unauthorized),
+    Denied(Denied),
+    RateLimited { retry_after_secs: u64 },
+    UriTooLong { limit: usize },
+}
+
+impl From<Denied> for ApiError {
+    fn from(e: Denied) -> Self {
+        Self::Denied(e)
+    }
 }
 
 impl From<EngineError> for ApiError {
@@ -73,6 +87,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         let (status, code, message): (StatusCode, &str, String) = match self {
             Self::Engine(EngineError::Invalid { code, message }) => {
                 (StatusCode::BAD_REQUEST, code, message)
@@ -138,9 +156,20 @@ impl IntoResponse for ApiError {
                 "timeout",
                 "the request took too long".into(),
             ),
-            Self::Unauthorized(Unauthorized(why)) => {
-                (StatusCode::UNAUTHORIZED, "unauthorized", why.into())
+            Self::Denied(Denied::Unauthenticated(why)) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", why)
             }
+            Self::Denied(Denied::Forbidden(why)) => (StatusCode::FORBIDDEN, "forbidden", why),
+            Self::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; retry after the Retry-After delay".into(),
+            ),
+            Self::UriTooLong { limit } => (
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                format!("the request URI exceeds {limit} bytes"),
+            ),
         };
         let mut response = (
             status,
@@ -150,6 +179,11 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -168,6 +202,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/events", axum::routing::post(post_events))
         .route("/v1/items", axum::routing::post(post_items))
         .route("/v1/items/{item_id}", get(get_item).delete(delete_item))
+        .route("/v1/users/{user_id}", axum::routing::delete(erase_user))
+        .route("/v1/users/{user_id}/events", get(export_user))
         .route("/admin/policy", get(policy_report))
         .route("/admin/model", get(model_status))
         .route("/admin/model/retrain", axum::routing::post(retrain_model))
@@ -180,7 +216,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(state.clone(), verify_edge))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -193,50 +229,121 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let deadline = Duration::from_millis(state.config.server.request_timeout_ms);
-    let response = match tokio::time::timeout(deadline, next.run(req)).await {
+    let too_long = req.uri().to_string().len() > MAX_URI_BYTES;
+    let run = async {
+        if too_long {
+            ApiError::UriTooLong {
+                limit: MAX_URI_BYTES,
+            }
+            .into_response()
+        } else {
+            next.run(req).await
+        }
+    };
+    let response = match tokio::time::timeout(deadline, run).await {
         Ok(r) => r,
         Err(_) => ApiError::Timeout.into_response(),
     };
     state.metrics.observe_request(
         &route,
-        method.as_str(),
+        method,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
     response
 }
 
-/// Probes, metrics and the operator endpoints (`/admin/…`, never forwarded by the edge) stay
-/// open to the cluster network; everything else is the API.
-fn is_operational_path(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics") || path.starts_with("/admin/")
+/// Longest request URI served; longer ones get a JSON 414 (hyper's own limit is far higher).
+const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Metric label of a method: a fixed set, so invented methods cannot create new series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
-/// With a shared secret configured, only edge-signed API requests get through (401 otherwise).
-async fn verify_edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(verifier) = &state.edge else {
+/// Probes and metrics are open to the cluster network; everything else is identified.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// Identifies the caller (operator key, edge-signed user, anonymous; see `auth.rs`), applies
+/// the per-identity rate limit, and hands the [`Principal`] to the handlers.
+async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if is_probe(req.uri().path()) {
         return next.run(req).await;
-    };
-    if !is_operational_path(req.uri().path()) {
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let signed = SignedRequest {
-            method: req.method().as_str(),
-            path: req.uri().path(),
-            query: req.uri().query().unwrap_or(""),
-            timestamp: header(EDGE_TIMESTAMP_HEADER),
-            nonce: header(EDGE_NONCE_HEADER),
-            signature: header(EDGE_SIGNATURE_HEADER),
-        };
-        if let Err(e) = verifier.verify(&signed, now) {
-            return ApiError::Unauthorized(e).into_response();
-        }
     }
-    next.run(req).await
+    match identify(&state, req).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn identify(state: &AppState, req: Request) -> Result<Request, ApiError> {
+    let auth = &state.auth;
+    let (mut parts, body) = req.into_parts();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = auth.verifies_edge() && header(EDGE_SIGNATURE_HEADER).is_some();
+    // The signature covers the body: buffer it (within the body limit) to hash it.
+    let (body, digest) = if signed {
+        let limit = state.config.server.max_body_bytes;
+        let bytes = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge { limit })?;
+        let digest = body_digest(&bytes);
+        (axum::body::Body::from(bytes), digest)
+    } else {
+        (body, String::new())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let principal = auth.identify(
+        &Credentials {
+            api_key: header(API_KEY_HEADER),
+            signed: signed.then(|| SignedRequest {
+                method: parts.method.as_str(),
+                host: header(header::HOST.as_str()).unwrap_or(""),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or(""),
+                body_sha256: &digest,
+                user: header(EDGE_USER_HEADER),
+                timestamp: header(EDGE_TIMESTAMP_HEADER),
+                nonce: header(EDGE_NONCE_HEADER),
+                signature: header(EDGE_SIGNATURE_HEADER),
+            }),
+        },
+        now,
+    )?;
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let rate_key = principal.rate_key().or_else(|| {
+        // Anonymous callers through the edge are limited there, per client address.
+        (!signed && !auth.is_trusted())
+            .then_some(peer)
+            .flatten()
+            .map(|ip| format!("ip:{ip}"))
+    });
+    if let Some(key) = rate_key {
+        auth.requests
+            .take(&key, 1.0, Instant::now())
+            .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+    }
+    parts.extensions.insert(principal);
+    Ok(Request::from_parts(parts, body))
 }
 
 fn parse_query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ApiError> {
@@ -257,10 +364,14 @@ fn with_tier(tier: TtlTier, body: impl IntoResponse) -> Response {
 
 async fn recommendations(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let query: RecommendationQuery = parse_query(raw)?;
     let req = query.normalise().map_err(EngineError::from)?;
+    if let Some(user) = &req.user_id {
+        caller.may_read_user(user)?;
+    }
     let engine = state.engine()?;
     let response = engine.recommend(&req).await?;
     Ok(ranked(TtlTier::for_recommendation(&req), response))
@@ -268,11 +379,15 @@ async fn recommendations(
 
 async fn similar(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     item_id: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let item_id = path_param(item_id)?;
     let query: SimilarQuery = parse_query(raw)?;
+    if let Some(user) = &query.user_id {
+        caller.may_read_user(user)?;
+    }
     let engine = state.engine()?;
     let response = engine
         .similar(
@@ -309,11 +424,40 @@ async fn get_item(
 
 async fn delete_item(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     item_id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
+    caller.require(Scope::CatalogWrite)?;
     let item_id = path_param(item_id)?;
     state.engine()?.delete_item(&item_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything stored about a user (their data export): theirs, or `admin:read`.
+async fn export_user(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    user_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let user_id = path_param(user_id)?;
+    caller.may_read_user(&user_id)?;
+    let events = state.engine()?.export_user(&user_id).await?;
+    let mut r = Json(serde_json::json!({ "user_id": user_id, "events": events })).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// Erases a user's data in every backend: theirs, or `admin:write`.
+async fn erase_user(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    user_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let user_id = path_param(user_id)?;
+    caller.may_erase_user(&user_id)?;
+    let report = state.engine()?.erase_user(&user_id).await?;
+    Ok(Json(report).into_response())
 }
 
 /// Decodes a body holding one object, a JSON array of objects, or NDJSON (one per line).
@@ -361,13 +505,21 @@ fn decode_many<T: DeserializeOwned>(
 }
 
 /// The served model (version, training report) and the online learning state.
-async fn model_status(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn model_status(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::AdminRead)?;
     Ok(Json(state.engine()?.model_status()).into_response())
 }
 
 /// Starts a training in the background: 202, or 409 `training_in_progress` while one runs
 /// and `not_enough_data` before `learning.min_positives` positive interactions.
-async fn retrain_model(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn retrain_model(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::AdminWrite)?;
     let engine = state.engine()?;
     engine.retrain_in_background()?;
     let status = engine.model_status();
@@ -378,7 +530,11 @@ async fn retrain_model(State(state): State<AppState>) -> Result<Response, ApiErr
         .into_response())
 }
 
-async fn policy_report(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn policy_report(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::AdminRead)?;
     Ok(Json(state.engine()?.policy_report(None)).into_response())
 }
 
@@ -386,9 +542,11 @@ async fn policy_report(State(state): State<AppState>) -> Result<Response, ApiErr
 /// serve any traffic: `{"weights": {"semantic": 0.6, "freshness": 0.2, ...}}` (missing = 0).
 async fn evaluate_policy(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    caller.require(Scope::AdminRead)?;
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Candidate {
@@ -425,26 +583,40 @@ async fn evaluate_policy(
 
 async fn post_events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let events: Vec<InteractionEvent> =
         decode_many(&headers, body, state.config.server.max_body_bytes)?;
+    caller.may_write_events(events.iter().map(|e| e.user_id.as_str()))?;
+    if let Principal::User(user) = &caller {
+        // A cap per user on top of the request rate: a batch costs one token per event.
+        state
+            .auth
+            .events
+            .take(user, events.len() as f64, Instant::now())
+            .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+    }
     let accepted = state.engine()?.record_events(events).await?;
     Ok((StatusCode::ACCEPTED, Json(EventsAccepted { accepted })).into_response())
 }
 
 async fn post_items(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    caller.require(Scope::CatalogWrite)?;
     let items: Vec<ItemInput> = decode_many(&headers, body, state.config.server.max_body_bytes)?;
     let upserted = state.engine()?.upsert_items(items).await?;
     Ok((StatusCode::OK, Json(ItemsUpserted { upserted })).into_response())
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let api_key = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok());
+    let detailed = state.auth.may_see_details(api_key);
     match state.engine.get() {
         Some(engine) => {
             // Dependencies only degrade answers (a cache miss, fewer candidates), so a failing
@@ -455,8 +627,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 let status = match health {
                     Ok(()) => "ok".to_string(),
                     Err(e) => {
+                        // The reason goes to the log and to operators, not to anyone.
+                        tracing::warn!(dependency = name, error = %e, "dependency unhealthy");
                         degraded = true;
-                        e.to_string()
+                        if detailed {
+                            e.to_string()
+                        } else {
+                            "unavailable".to_string()
+                        }
                     }
                 };
                 dependencies.insert(name.into(), status.into());

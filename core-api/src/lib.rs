@@ -2,6 +2,7 @@
 //! sharded HNSW vector search ([`index`]), the ranking pipeline, storage traits with
 //! embedded defaults ([`store`]) and Prometheus metrics ([`metrics`]).
 
+pub mod auth;
 pub mod catalog;
 pub mod cluster;
 pub mod config;
@@ -30,16 +31,11 @@ pub use http::{app, AppState};
 impl AppState {
     /// State for a server whose engine is not loaded yet.
     pub fn loading(config: Config, metrics: Arc<metrics::Metrics>) -> Self {
-        let edge = edge_auth::EdgeVerifier::new(
-            &config.edge.shared_secret,
-            config.edge.max_clock_skew_secs,
-        )
-        .map(Arc::new);
         Self {
             engine: Arc::new(OnceLock::new()),
             metrics,
+            auth: Arc::new(auth::Authenticator::new(&config)),
             config: Arc::new(config),
-            edge,
         }
     }
 

@@ -18,13 +18,63 @@ fn config_path() -> Result<Option<PathBuf>, String> {
         match arg.as_str() {
             "--config" | "-c" => path = Some(args.next().ok_or("--config needs a path")?.into()),
             "--help" | "-h" => {
-                println!("usage: core-api [--config FILE]\n\nEnvironment overrides: RECO__SECTION__KEY=value (see README).");
+                println!(
+                    "usage: core-api [--config FILE]\n       core-api keygen --id NAME --scopes \
+                     SCOPE[,SCOPE...]\n\nEnvironment overrides: RECO__SECTION__KEY=value (see \
+                     README). Scopes: catalog:write, events:write, admin:read, admin:write."
+                );
+                std::process::exit(0);
+            }
+            "keygen" => {
+                keygen(args.by_ref())?;
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
     }
     Ok(path)
+}
+
+/// Prints a new operator key once, and the `auth.operator_keys` entry holding its digest.
+fn keygen(mut args: impl Iterator<Item = String>) -> Result<(), String> {
+    let (mut id, mut scopes) = (None, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--id" => id = args.next(),
+            "--scopes" => scopes = args.next(),
+            other => return Err(format!("keygen: unknown argument '{other}'")),
+        }
+    }
+    let id = id
+        .filter(|i| !i.is_empty())
+        .ok_or("keygen needs --id NAME")?;
+    let scopes: Vec<core_api::auth::Scope> = scopes
+        .ok_or("keygen needs --scopes (comma-separated)")?
+        .split(',')
+        .map(|s| {
+            serde_json::from_value(serde_json::Value::String(s.trim().to_string()))
+                .map_err(|_| format!("keygen: unknown scope '{s}'"))
+        })
+        .collect::<Result<_, _>>()?;
+    let key = core_api::auth::generate_key();
+    let entry = core_api::auth::OperatorKey {
+        id,
+        sha256: core_api::auth::key_digest(&key),
+        scopes,
+    };
+    let scopes: Vec<String> = entry
+        .scopes
+        .iter()
+        .map(|s| format!("\"{}\"", s.as_str()))
+        .collect();
+    println!("key (send as x-api-key; shown once, store it in your secret manager):\n{key}\n");
+    println!(
+        "configuration entry ([auth] operator_keys):\n{{ id = \"{}\", sha256 = \"{}\", scopes = [{}] }}",
+        entry.id,
+        entry.sha256,
+        scopes.join(", ")
+    );
+    Ok(())
 }
 
 #[tokio::main]
@@ -55,9 +105,12 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot bind {}: {e}", config.server.bind))?;
     tracing::info!("listening on http://{}", config.server.bind);
     let server = tokio::spawn(
-        axum::serve(listener, app(state.clone()))
-            .with_graceful_shutdown(shutdown_signal())
-            .into_future(),
+        axum::serve(
+            listener,
+            app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .into_future(),
     );
 
     let model_dir = config.model.dir.clone();

@@ -382,6 +382,9 @@ pub struct LeadDecision {
 /// One response as shown: the items in order with their features, and its lead decision.
 #[derive(Debug, Clone)]
 pub struct Impression {
+    /// Who it was served to (`None`: an anonymous request), so an erased user's impressions
+    /// can be dropped.
+    pub user: Option<String>,
     pub segment: String,
     pub shown: Vec<(Arc<str>, Features)>,
     pub lead: Option<LeadDecision>,
@@ -393,6 +396,10 @@ struct Logged {
     rewarded: HashSet<(Arc<str>, String)>,
     lead_reward: f32,
 }
+
+/// Rewards one impression can collect: bounds the de-duplication memory of an anonymous
+/// answer that many users see through the edge cache.
+pub const MAX_REWARDS_PER_IMPRESSION: usize = 1_000;
 
 /// Bounded memory of recent impressions, for reward attribution and off-policy evaluation.
 pub struct ImpressionLog {
@@ -437,11 +444,21 @@ impl ImpressionLog {
     }
 
     /// Attributes `reward` from `user` for `item` to impression `id`; `None` when the
-    /// impression is unknown (or forgotten), the item was not shown, or this user was
-    /// already counted for it.
+    /// impression is unknown (or forgotten), was served to another user, the item was not
+    /// shown, this user was already counted for it, or the impression has collected
+    /// [`MAX_REWARDS_PER_IMPRESSION`] rewards (a shared, edge-cached answer).
     pub fn reward(&self, id: &str, user: &str, item: &str, reward: f32) -> Option<Attribution> {
         let mut guard = self.inner.lock().expect("impression lock");
         let logged = guard.0.get_mut(id)?;
+        if logged
+            .impression
+            .user
+            .as_deref()
+            .is_some_and(|served_to| served_to != user)
+            || logged.rewarded.len() >= MAX_REWARDS_PER_IMPRESSION
+        {
+            return None;
+        }
         let position = logged
             .impression
             .shown
@@ -461,6 +478,21 @@ impl ImpressionLog {
             segment: logged.impression.segment.clone(),
             features: logged.impression.shown[position].1,
         })
+    }
+
+    /// Forgets a user: the impressions served to them and their part in others' rewards
+    /// (the policy's weights already learned from them are an anonymous aggregate and stay).
+    /// Returns the impressions dropped.
+    pub fn forget_user(&self, user: &str) -> usize {
+        let mut guard = self.inner.lock().expect("impression lock");
+        let (map, order) = &mut *guard;
+        let before = map.len();
+        map.retain(|_, l| l.impression.user.as_deref() != Some(user));
+        order.retain(|id| map.contains_key(id));
+        for logged in map.values_mut() {
+            logged.rewarded.retain(|(_, u)| u != user);
+        }
+        before - map.len()
     }
 
     /// Every remembered lead decision with the reward its lead item earned (0 without one).
@@ -557,6 +589,7 @@ mod tests {
         let log = ImpressionLog::new(2);
         let x = |v: f32| -> Features { [v, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0] };
         let impression = |lead: usize| Impression {
+            user: None,
             segment: "global".into(),
             shown: vec![(Arc::from("a"), x(0.9)), (Arc::from("b"), x(0.5))],
             lead: Some(LeadDecision {
@@ -580,6 +613,59 @@ mod tests {
         assert_eq!(log.len(), 2, "bounded; the oldest is forgotten");
         assert!(log.reward("r1", "u3", "a", 1.0).is_none());
         assert_eq!(linear_choice(&x(1.0), &[x(0.1), x(0.7), x(0.9)], 2), 1);
+    }
+
+    #[test]
+    fn rewards_count_only_from_the_user_served_and_stay_bounded() {
+        let log = ImpressionLog::new(4);
+        let shown = |user: Option<&str>| Impression {
+            user: user.map(Into::into),
+            segment: "global".into(),
+            shown: vec![(Arc::from("a"), [0.0; FEATURES])],
+            lead: None,
+        };
+        log.record("alice's".into(), shown(Some("alice")));
+        assert!(log.reward("alice's", "mallory", "a", 1.0).is_none());
+        assert!(log.reward("alice's", "alice", "a", 1.0).is_some());
+        log.record("shared".into(), shown(None));
+        let counted = (0..MAX_REWARDS_PER_IMPRESSION + 50)
+            .filter(|u| log.reward("shared", &format!("u{u}"), "a", 1.0).is_some())
+            .count();
+        assert_eq!(counted, MAX_REWARDS_PER_IMPRESSION);
+    }
+
+    #[test]
+    fn forgetting_a_user_drops_their_impressions_and_their_rewards() {
+        let log = ImpressionLog::new(3);
+        let shown = |user: Option<&str>| Impression {
+            user: user.map(Into::into),
+            segment: "global".into(),
+            shown: vec![(Arc::from("a"), [0.0; FEATURES])],
+            lead: None,
+        };
+        log.record("mine".into(), shown(Some("u1")));
+        log.record("theirs".into(), shown(Some("u2")));
+        log.record("shared".into(), shown(None));
+        assert!(log.reward("shared", "u1", "a", 1.0).is_some());
+        assert!(
+            log.reward("shared", "u1", "a", 1.0).is_none(),
+            "once per user"
+        );
+        assert_eq!(log.forget_user("u1"), 1);
+        assert_eq!(log.len(), 2);
+        assert!(log.reward("mine", "u1", "a", 1.0).is_none(), "dropped");
+        assert!(
+            log.reward("shared", "u1", "a", 1.0).is_some(),
+            "u1's mark on the shared impression is gone"
+        );
+        assert!(log.reward("theirs", "u2", "a", 1.0).is_some());
+        assert_eq!(log.forget_user("u1"), 0);
+        // Still bounded, oldest first: "theirs" goes when two more arrive.
+        log.record("r4".into(), shown(None));
+        log.record("r5".into(), shown(None));
+        assert_eq!(log.len(), 3);
+        assert!(log.reward("theirs", "u3", "a", 1.0).is_none());
+        assert!(log.reward("shared", "u3", "a", 1.0).is_some());
     }
 
     #[test]

@@ -94,14 +94,24 @@ pub fn storage_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{plan, Plan};
+    use crate::plan::{plan, Caller, Incoming, Plan};
 
     fn config() -> EdgeConfig {
         EdgeConfig::from_vars(|name| (name == "CORE_ORIGIN").then(|| "http://core".into())).unwrap()
     }
 
     fn route(query: &str, now: i64) -> CachedRoute {
-        match plan(&config(), "GET", "/v1/recommendations", Some(query), now).unwrap() {
+        let req = Incoming {
+            method: "GET",
+            path: "/v1/recommendations",
+            query: Some(query),
+            caller: Caller {
+                user: Some("u1"),
+                api_key: false,
+            },
+            ..Incoming::default()
+        };
+        match plan(&config(), &req, now).unwrap() {
             Plan::Cached(c) => c,
             other => panic!("{other:?}"),
         }

@@ -6,10 +6,21 @@ use shared_types::{ErrorBody, ValidationError};
 pub enum EdgeError {
     /// The client's request breaks an input rule; answered 400 without calling the core.
     Invalid(ValidationError),
+    /// No valid end-user token where one is needed, or a token that fails verification.
+    Unauthorized(String),
+    /// A valid caller asking for something that is not theirs (another user's answers or
+    /// events), or a write the edge does not forward.
+    Forbidden(String),
+    /// A request body over [`crate::plan::MAX_BODY_BYTES`].
+    PayloadTooLarge,
+    /// A body the edge must read (events with a token) in a format it cannot.
+    UnsupportedMediaType,
     RouteNotFound,
     MethodNotAllowed,
     /// The core could not be reached in time and no stale answer exists.
     OriginUnavailable,
+    /// The token-signing keys (JWKS) could not be fetched, so no token can be checked.
+    KeysUnavailable,
     /// A `[vars]` value is unusable; an operator must fix the deployment.
     Misconfigured(String),
 }
@@ -24,10 +35,34 @@ impl From<ValidationError> for EdgeError {
 }
 
 impl EdgeError {
-    /// HTTP status, JSON body and the `Retry-After` value, if any.
-    pub fn response_parts(&self) -> (u16, ErrorBody, Option<u32>) {
-        let (status, code, message, retry) = match self {
+    /// HTTP status, JSON body and the one extra header the answer needs, if any
+    /// (`Retry-After` or `WWW-Authenticate`).
+    pub fn response_parts(&self) -> (u16, ErrorBody, Option<(&'static str, String)>) {
+        let retry = || Some(("retry-after", RETRY_AFTER_SECS.to_string()));
+        let (status, code, message, header) = match self {
             Self::Invalid(e) => (400, e.code, e.message.clone(), None),
+            Self::Unauthorized(why) => (
+                401,
+                "unauthorized",
+                why.clone(),
+                Some(("www-authenticate", "Bearer".into())),
+            ),
+            Self::Forbidden(why) => (403, "forbidden", why.clone(), None),
+            Self::PayloadTooLarge => (
+                413,
+                "payload_too_large",
+                format!(
+                    "request bodies are limited to {} bytes",
+                    crate::plan::MAX_BODY_BYTES
+                ),
+                None,
+            ),
+            Self::UnsupportedMediaType => (
+                415,
+                "unsupported_media_type",
+                "send application/json or application/x-ndjson".into(),
+                None,
+            ),
             Self::RouteNotFound => (404, "route_not_found", "no such endpoint".into(), None),
             Self::MethodNotAllowed => (
                 405,
@@ -39,7 +74,13 @@ impl EdgeError {
                 503,
                 "origin_unavailable",
                 "recommendations are temporarily unavailable; try again shortly".into(),
-                Some(RETRY_AFTER_SECS),
+                retry(),
+            ),
+            Self::KeysUnavailable => (
+                503,
+                "auth_unavailable",
+                "tokens cannot be checked right now; try again shortly".into(),
+                retry(),
             ),
             Self::Misconfigured(why) => (500, "edge_misconfigured", why.clone(), None),
         };
@@ -49,7 +90,7 @@ impl EdgeError {
                 code: code.into(),
                 message,
             },
-            retry,
+            header,
         )
     }
 }

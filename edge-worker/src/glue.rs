@@ -1,57 +1,257 @@
 //! Workers runtime glue: executes a [`Plan`] with the Cache API and `fetch`. Decisions live
-//! in the pure modules; this file only moves bytes and headers.
+//! in the pure modules; this file only moves bytes and headers, fetches the token keys and
+//! asks WebCrypto about RS256/ES256 signatures.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
-use futures_util::future::{join, select, Either};
+use futures_util::future::{join, select, Either, FutureExt, LocalBoxFuture, Shared};
+use futures_util::StreamExt;
 use shared_types::edge_auth::{
-    SignedParts, EDGE_NONCE_HEADER, EDGE_SIGNATURE_HEADER, EDGE_TIMESTAMP_HEADER,
+    body_digest, SignedParts, API_KEY_HEADER, EDGE_NONCE_HEADER, EDGE_SIGNATURE_HEADER,
+    EDGE_TIMESTAMP_HEADER, EDGE_USER_HEADER,
 };
 use shared_types::{TtlTier, CACHE_TIER_HEADER};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
-    event, js_sys, AbortController, Cache, Context, Date, Delay, Env, Fetch, Headers, Method,
-    Request, RequestInit, Response, Url,
+    event, js_sys, web_sys, AbortController, Cache, Context, Date, Delay, Env, Fetch, Headers,
+    Method, Request, RequestInit, Response, Url,
 };
 
+use crate::auth::{bearer_token, Alg, JwksCache, KeySet, PublicKey, Token};
 use crate::entry::{
     storage_plan, CacheStatus, StoredEntry, CACHE_KEY_HEADER, EDGE_CACHE_HEADER,
     FRESH_UNTIL_HEADER, STORED_AT_HEADER,
 };
-use crate::plan::{event_user_ids, user_marker_key};
-use crate::{plan, CachedRoute, EdgeConfig, EdgeError, Plan};
+use crate::plan::{user_marker_key, MAX_BODY_BYTES};
+use crate::{plan, CachedRoute, Caller, EdgeConfig, EdgeError, Incoming, JwtConfig, Plan};
 
 /// Headers of the core's answer worth keeping on the way to the client.
 const FORWARDED_RESPONSE_HEADERS: [&str; 2] = ["content-type", "retry-after"];
+/// Deadline of one fetch of the token keys (JWKS).
+const JWKS_TIMEOUT_MS: u32 = 3_000;
+
+/// Why a request ends early: an answer for the client, or a failure of the runtime itself.
+enum Fail {
+    Edge(EdgeError),
+    Runtime(worker::Error),
+}
+
+impl From<EdgeError> for Fail {
+    fn from(e: EdgeError) -> Self {
+        Self::Edge(e)
+    }
+}
+
+impl From<worker::Error> for Fail {
+    fn from(e: worker::Error) -> Self {
+        Self::Runtime(e)
+    }
+}
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let config = match EdgeConfig::from_vars(|name| env.var(name).ok().map(|v| v.to_string())) {
-        Ok(c) => c,
-        Err(e) => return error_response(&e),
-    };
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    match handle(req, &env, &ctx).await {
+        Ok(resp) => Ok(resp),
+        Err(Fail::Edge(e)) => error_response(&e),
+        Err(Fail::Runtime(e)) => Err(e),
+    }
+}
+
+async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, Fail> {
+    let config = EdgeConfig::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))?;
     let url = req.url()?;
     let now_ms = Date::now().as_millis();
     let now_secs = (now_ms / 1000) as i64;
+    let headers = req.headers();
+    let authorization = headers.get("authorization")?;
+    let api_key = headers.get(API_KEY_HEADER)?;
+    let content_type = headers.get("content-type")?;
+    let user = authenticate(&config, authorization.as_deref(), now_ms).await?;
+    let body = read_body(&mut req).await?;
     let method = req.method();
-    match plan(&config, method.as_ref(), url.path(), url.query(), now_secs) {
-        Err(e) => error_response(&e),
-        Ok(Plan::Health) => Response::ok("ok"),
-        Ok(Plan::Cached(route)) => serve_cached(&config, &url, &route, &ctx, now_ms).await,
-        Ok(Plan::PassThrough { records_events }) => {
-            let body = req.bytes().await.unwrap_or_default();
-            let content_type = req.headers().get("content-type")?;
-            pass_through(
-                &config,
-                &url,
+    let incoming = Incoming {
+        method: method.as_ref(),
+        path: url.path(),
+        query: url.query(),
+        content_type: content_type.as_deref(),
+        body: &body,
+        caller: Caller {
+            user: user.as_deref(),
+            api_key: api_key.is_some(),
+        },
+    };
+    Ok(match plan(&config, &incoming, now_secs)? {
+        Plan::Health => Response::ok("ok")?,
+        Plan::Cached(route) => serve_cached(&config, &url, &route, ctx, now_ms).await?,
+        Plan::PassThrough { user, invalidates } => {
+            let idempotent = matches!(method, Method::Get | Method::Delete);
+            let outgoing = Outgoing {
                 method,
-                body,
-                content_type,
-                records_events,
-                now_ms,
-            )
-            .await
+                query: url.query().unwrap_or(""),
+                user: user.as_deref(),
+                body: &body,
+                content_type: content_type.as_deref(),
+                api_key: api_key.as_deref(),
+                idempotent,
+            };
+            pass_through(&config, &url, &outgoing, &invalidates, now_ms).await?
+        }
+    })
+}
+
+/// The whole request body, refused past [`MAX_BODY_BYTES`] (by its declared length, or
+/// while reading it), so the digest the core checks is over exactly what is forwarded.
+async fn read_body(req: &mut Request) -> Result<Vec<u8>, Fail> {
+    if req.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let declared = req.headers().get("content-length")?;
+    if declared.and_then(|n| n.trim().parse::<usize>().ok()) > Some(MAX_BODY_BYTES) {
+        return Err(EdgeError::PayloadTooLarge.into());
+    }
+    let mut stream = req.stream()?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(EdgeError::PayloadTooLarge.into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The verified user of the request's bearer token; `None` for an anonymous caller.
+async fn authenticate(
+    config: &EdgeConfig,
+    authorization: Option<&str>,
+    now_ms: u64,
+) -> Result<Option<String>, EdgeError> {
+    let Some(raw) = bearer_token(authorization)? else {
+        return Ok(None);
+    };
+    let jwt = config
+        .jwt
+        .as_ref()
+        .ok_or_else(|| EdgeError::Unauthorized("tokens are not accepted here".into()))?;
+    let token = Token::parse(raw)?;
+    if token.alg == Alg::Hs256 {
+        token.verify_hs256(jwt)?;
+    } else {
+        let key = published_key(jwt, &token, now_ms).await?;
+        if !verify_published(&key, &token).await {
+            return Err(EdgeError::Unauthorized("bad token signature".into()));
         }
     }
+    token.user(jwt, (now_ms / 1000) as i64).map(Some)
+}
+
+/// A fetch of the key set, shared by the requests of the isolate that wait for it.
+type KeysFetch = Shared<LocalBoxFuture<'static, Option<KeySet>>>;
+
+/// The isolate's key set, and the fetch under way, if any.
+#[derive(Default)]
+struct Keys {
+    cache: JwksCache,
+    fetching: Option<KeysFetch>,
+}
+
+thread_local! {
+    static KEYS: RefCell<Keys> = RefCell::default();
+}
+
+/// The published key for an RS256/ES256 token, fetching the key set when the policy in
+/// [`JwksCache`] says so; requests the cached set cannot serve join a fetch under way.
+async fn published_key(
+    jwt: &JwtConfig,
+    token: &Token<'_>,
+    now_ms: u64,
+) -> Result<PublicKey, EdgeError> {
+    let url = jwt.jwks_url.as_deref().ok_or_else(|| {
+        EdgeError::Unauthorized(format!(
+            "token algorithm '{}' is not accepted",
+            token.alg.name()
+        ))
+    })?;
+    let (alg, kid) = (token.alg, token.kid.as_deref());
+    let fetch = KEYS.with_borrow_mut(|keys| {
+        if let Some(fetch) = &keys.fetching {
+            return keys.cache.key(alg, kid).is_err().then(|| fetch.clone());
+        }
+        if !keys.cache.refresh_due(alg, kid, now_ms, jwt.jwks_ttl_secs) {
+            return None;
+        }
+        keys.cache.attempted(now_ms);
+        let fetch = fetch_keys(url.to_string()).boxed_local().shared();
+        keys.fetching = Some(fetch.clone());
+        Some(fetch)
+    });
+    if let Some(fetch) = fetch {
+        let fetched = fetch.clone().await;
+        KEYS.with_borrow_mut(|keys| {
+            if keys.fetching.as_ref().is_some_and(|f| f.ptr_eq(&fetch)) {
+                keys.fetching = None;
+                if let Some(set) = fetched {
+                    keys.cache.store(set, now_ms);
+                }
+            }
+        });
+    }
+    KEYS.with_borrow(|keys| keys.cache.key(alg, kid))
+}
+
+async fn fetch_keys(url: String) -> Option<KeySet> {
+    let request = Request::new(&url, Method::Get).ok()?;
+    let answer = match fetch_within(request, JWKS_TIMEOUT_MS).await {
+        Some(Ok(resp)) if resp.status_code() == 200 => Ok(resp),
+        Some(Ok(resp)) => Err(format!("status {}", resp.status_code())),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err(format!("no answer within {JWKS_TIMEOUT_MS} ms")),
+    };
+    let keys = match answer {
+        Ok(mut resp) => match resp.bytes().await {
+            Ok(bytes) => KeySet::parse(&bytes),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e),
+    };
+    keys.map_err(|e| worker::console_warn!("token keys not fetched from {url}: {e}"))
+        .ok()
+}
+
+/// RS256/ES256 by the runtime's WebCrypto; a key it refuses is a failed check.
+async fn verify_published(key: &PublicKey, token: &Token<'_>) -> bool {
+    let verdict = async {
+        let json =
+            |text: &str| js_sys::JSON::parse(text).map(JsValue::unchecked_into::<js_sys::Object>);
+        let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let subtle = scope.crypto()?.subtle();
+        let (import, verify) = key.webcrypto_params();
+        let usages = js_sys::Array::of1(&JsValue::from_str("verify"));
+        let imported = subtle.import_key_with_object(
+            "jwk",
+            &json(&key.webcrypto_jwk())?,
+            &json(import)?,
+            false,
+            &usages,
+        )?;
+        let crypto_key: web_sys::CryptoKey = JsFuture::from(imported).await?.unchecked_into();
+        let checked = subtle.verify_with_object_and_u8_array_and_u8_array(
+            &json(verify)?,
+            &crypto_key,
+            &token.signature,
+            token.signing_input.as_bytes(),
+        )?;
+        Ok::<bool, JsValue>(JsFuture::from(checked).await?.as_bool() == Some(true))
+    };
+    verdict.await.unwrap_or_else(|e| {
+        let why = js_sys::Reflect::get(&e, &JsValue::from_str("message")).ok();
+        let why = why.and_then(|m| m.as_string()).unwrap_or_default();
+        worker::console_warn!("token signature not checked: {why}");
+        false
+    })
 }
 
 /// Cache entries live under a reserved path of the worker's own host.
@@ -98,7 +298,16 @@ async fn serve_cached(
         }
     }
 
-    let origin = forward(config, url, Method::Get, None, None, true).await;
+    let outgoing = Outgoing {
+        method: Method::Get,
+        query: &route.query,
+        user: route.user_id.as_deref(),
+        body: &[],
+        content_type: None,
+        api_key: None,
+        idempotent: true,
+    };
+    let origin = forward(config, url.path(), &outgoing).await;
     let now_secs = (now_ms / 1000) as i64;
     match origin {
         Some(mut resp) if (200..300).contains(&resp.status_code()) => {
@@ -172,23 +381,14 @@ async fn serve_cached(
 async fn pass_through(
     config: &EdgeConfig,
     url: &Url,
-    method: Method,
-    body: Vec<u8>,
-    content_type: Option<String>,
-    records_events: bool,
+    outgoing: &Outgoing<'_>,
+    invalidates: &[String],
     now_ms: u64,
 ) -> worker::Result<Response> {
-    let idempotent = matches!(method, Method::Get | Method::Delete);
-    let users = if records_events {
-        event_user_ids(&body)
-    } else {
-        Vec::new()
-    };
-    let Some(resp) = forward(config, url, method, Some(body), content_type, idempotent).await
-    else {
+    let Some(resp) = forward(config, url.path(), outgoing).await else {
         return error_response(&EdgeError::OriginUnavailable);
     };
-    if (200..300).contains(&resp.status_code()) && !users.is_empty() {
+    if (200..300).contains(&resp.status_code()) && !invalidates.is_empty() {
         // Written before the client hears "accepted", so its next read at this location
         // cannot be answered from a pre-event entry.
         let cache = Cache::default();
@@ -198,13 +398,13 @@ async fn pass_through(
             .max()
             .unwrap_or(3600)
             .saturating_add(600);
-        for user in users {
+        for user in invalidates {
             let marker = respond(
                 200,
                 now_ms.to_string().into_bytes(),
                 &[("cache-control", format!("s-maxage={max_age}"))],
             )?;
-            let key = cache_url(url, &user_marker_key(config, &user));
+            let key = cache_url(url, &user_marker_key(config, user));
             if let Err(e) = cache.put(key.as_str(), marker).await {
                 worker::console_warn!("invalidation marker not written for {user}: {e}");
             }
@@ -213,31 +413,47 @@ async fn pass_through(
     relay(resp, CacheStatus::Bypass, None).await
 }
 
+/// A request to the core, as the plan shaped it.
+struct Outgoing<'a> {
+    method: Method,
+    /// Raw query without `?`.
+    query: &'a str,
+    /// The authenticated user the request is signed for ([`EDGE_USER_HEADER`]).
+    user: Option<&'a str>,
+    body: &'a [u8],
+    content_type: Option<&'a str>,
+    /// The client's operator key, passed on for the core to check.
+    api_key: Option<&'a str>,
+    /// Safe to send twice (one retry after a timeout or a 502-504).
+    idempotent: bool,
+}
+
 /// Sends the request to the core, signed, with a deadline per attempt and one retry for
 /// idempotent requests. `None`: no answer at all (unreachable or too slow).
-async fn forward(
-    config: &EdgeConfig,
-    url: &Url,
-    method: Method,
-    body: Option<Vec<u8>>,
-    content_type: Option<String>,
-    idempotent: bool,
-) -> Option<Response> {
-    let path = url.path();
-    let query = url.query().unwrap_or("");
-    let target = if query.is_empty() {
+///
+/// The headers are built here from nothing: a client's `authorization`, `x-edge-user` or
+/// `x-edge-*` signature headers never reach the core.
+async fn forward(config: &EdgeConfig, path: &str, out: &Outgoing<'_>) -> Option<Response> {
+    let target = if out.query.is_empty() {
         format!("{}{path}", config.core_origin)
     } else {
-        format!("{}{path}?{query}", config.core_origin)
+        format!("{}{path}?{}", config.core_origin, out.query)
     };
-    let attempts = if idempotent { 2 } else { 1 };
+    let digest = body_digest(out.body);
+    let attempts = if out.idempotent { 2 } else { 1 };
     let mut last = None;
     for _ in 0..attempts {
         let headers = Headers::new();
-        if let Some(ct) = &content_type {
+        if let Some(ct) = out.content_type {
             headers.set("content-type", ct).ok()?;
         }
         headers.set("accept", "application/json").ok()?;
+        if let Some(key) = out.api_key {
+            headers.set(API_KEY_HEADER, key).ok()?;
+        }
+        if let Some(user) = out.user {
+            headers.set(EDGE_USER_HEADER, user).ok()?;
+        }
         if let Some(secret) = &config.shared_secret {
             let timestamp = (Date::now().as_millis() / 1000) as i64;
             let nonce = format!(
@@ -246,9 +462,12 @@ async fn forward(
                 (js_sys::Math::random() * 4_503_599_627_370_496.0) as u64
             );
             let signature = SignedParts {
-                method: method.as_ref(),
+                method: out.method.as_ref(),
+                host: &config.core_host,
                 path,
-                query,
+                query: out.query,
+                body_sha256: &digest,
+                user: out.user.unwrap_or(""),
                 timestamp,
                 nonce: &nonce,
             }
@@ -260,24 +479,12 @@ async fn forward(
             headers.set(EDGE_SIGNATURE_HEADER, &signature).ok()?;
         }
         let mut init = RequestInit::new();
-        init.with_method(method.clone()).with_headers(headers);
-        if let Some(bytes) = body.as_deref().filter(|b| !b.is_empty()) {
-            init.with_body(Some(js_sys::Uint8Array::from(bytes).into()));
+        init.with_method(out.method.clone()).with_headers(headers);
+        if !out.body.is_empty() {
+            init.with_body(Some(js_sys::Uint8Array::from(out.body).into()));
         }
         let request = Request::new_with_init(&target, &init).ok()?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let send = Fetch::Request(request);
-        let attempt = Box::pin(send.send_with_signal(&signal));
-        let deadline = Box::pin(Delay::from(Duration::from_millis(u64::from(
-            config.origin_timeout_ms,
-        ))));
-        // `None`: the deadline passed first.
-        let outcome = match select(attempt, deadline).await {
-            Either::Left((result, _)) => Some(result),
-            Either::Right(_) => None,
-        };
-        match outcome {
+        match fetch_within(request, config.origin_timeout_ms).await {
             Some(Ok(resp)) => {
                 if !matches!(resp.status_code(), 502..=504) {
                     return Some(resp);
@@ -286,12 +493,28 @@ async fn forward(
             }
             Some(Err(e)) => worker::console_warn!("core unreachable: {e}"),
             None => {
-                controller.abort();
                 worker::console_warn!("core did not answer within {} ms", config.origin_timeout_ms);
             }
         }
     }
     last
+}
+
+/// Sends `request`, aborting it at the deadline; `None` when the deadline came first.
+async fn fetch_within(request: Request, timeout_ms: u32) -> Option<worker::Result<Response>> {
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let send = Fetch::Request(request);
+    let attempt = Box::pin(send.send_with_signal(&signal));
+    let deadline = Box::pin(Delay::from(Duration::from_millis(u64::from(timeout_ms))));
+    let outcome = match select(attempt, deadline).await {
+        Either::Left((result, _)) => Some(result),
+        Either::Right(_) => None,
+    };
+    if outcome.is_none() {
+        controller.abort();
+    }
+    outcome
 }
 
 /// An answer on a cacheable route, with the edge's cache headers.
@@ -349,14 +572,12 @@ async fn relay(
 }
 
 fn error_response(error: &EdgeError) -> worker::Result<Response> {
-    let (status, body, retry_after) = error.response_parts();
+    let (status, body, extra) = error.response_parts();
     let mut headers = vec![
         ("content-type", "application/json".to_string()),
         ("cache-control", "no-store".into()),
     ];
-    if let Some(secs) = retry_after {
-        headers.push(("retry-after", secs.to_string()));
-    }
+    headers.extend(extra);
     let json = serde_json::to_vec(&body).map_err(|e| worker::Error::RustError(e.to_string()))?;
     respond(status, json, &headers)
 }

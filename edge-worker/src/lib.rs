@@ -4,9 +4,12 @@
 //! ([`plan`]), answers fresh hits from the Cache API, forwards misses to the core with a
 //! signed request, a deadline and one retry, serves the last good answer when the core is
 //! down ([`entry`]), and rejects malformed input before it reaches the core ([`EdgeError`]).
+//! It authenticates end users from their tokens ([`auth`]) and lets each caller read and
+//! write only as themselves.
 //!
 //! Everything except the thin Workers glue (`glue`, wasm only) is plain Rust tested natively.
 
+pub mod auth;
 pub mod config;
 pub mod entry;
 mod error;
@@ -15,6 +18,6 @@ pub mod plan;
 #[cfg(target_arch = "wasm32")]
 mod glue;
 
-pub use config::EdgeConfig;
+pub use config::{EdgeConfig, JwtConfig};
 pub use error::EdgeError;
-pub use plan::{plan, CachedRoute, Plan};
+pub use plan::{plan, CachedRoute, Caller, Incoming, Plan};

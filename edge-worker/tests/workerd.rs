@@ -1,15 +1,30 @@
 //! End to end through a real local workerd: the built worker (`scripts/build-edge.sh`) runs
-//! under `wrangler dev` in front of a real core-api process (embedded default, a small demo
-//! catalogue, signing secret set), all on loopback.
+//! under `wrangler dev`, all on loopback, in front of
+//! - a real core-api process (embedded default, a small demo catalogue, signing secret set):
+//!   caching, invalidation and outages;
+//! - a recording origin that checks every request's edge signature (method, host, path,
+//!   query, body digest, user): end-user tokens and who may do what.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use shared_types::edge_auth::{body_digest, SignedParts};
 
 const SECRET: &str = "edge-test-secret";
+/// TEST-ONLY token settings; the RS256/ES256 fixtures (tests/fixtures) use the same issuer
+/// and audience.
+const JWT_SECRET: &str = "test-only-jwt-hs256-secret-0123456789";
+const ISSUER: &str = "https://id.test.example";
+const AUDIENCE: &str = "semrec-edge-test";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -41,14 +56,36 @@ impl Reply {
 
 /// Minimal HTTP/1.1 client (one request per connection) that keeps the headers.
 fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<Reply> {
+    request(port, method, path, &[], body.unwrap_or("").as_bytes())
+}
+
+/// [`http`] with extra request headers (a JSON body unless they name another type).
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
     let mut s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
-    )?;
+    );
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    s.write_all(head.as_bytes())?;
+    s.write_all(b"\r\n")?;
+    // The edge may answer (413) before reading all of a large body.
+    let _ = s.write_all(body);
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let raw = String::from_utf8_lossy(&raw);
@@ -194,7 +231,19 @@ fn start_core(port: u16, data: &Path, log: PathBuf) -> Proc {
     Proc::spawn(&mut cmd, log)
 }
 
-fn start_edge(port: u16, core_port: u16, state_dir: &Path, log: PathBuf) -> Proc {
+/// Token settings every edge here runs with: HS256 with [`JWT_SECRET`], and RS256/ES256
+/// from `jwks_url` when given.
+fn token_vars(jwks_url: Option<&str>) -> Vec<String> {
+    let mut vars = vec![
+        format!("JWT_HS256_SECRET:{JWT_SECRET}"),
+        format!("JWT_ISSUER:{ISSUER}"),
+        format!("JWT_AUDIENCE:{AUDIENCE}"),
+    ];
+    vars.extend(jwks_url.map(|url| format!("JWT_JWKS_URL:{url}")));
+    vars
+}
+
+fn start_edge(port: u16, core_port: u16, state_dir: &Path, log: PathBuf, vars: &[String]) -> Proc {
     let root = repo_root();
     let shim = root.join("edge-worker/build/worker/shim.mjs");
     assert!(
@@ -224,7 +273,44 @@ fn start_edge(port: u16, core_port: u16, state_dir: &Path, log: PathBuf) -> Proc
         .args(["--var", "ORIGIN_TIMEOUT_MS:20000"])
         // Zeitgeist answers go stale after 2 s, so STALE can be shown without waiting an hour.
         .args(["--var", "TTL_ZEITGEIST_SECS:2"]);
+    for var in vars {
+        cmd.args(["--var", var]);
+    }
     Proc::spawn(&mut cmd, log)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A TEST-ONLY HS256 token for `user`, expiring `expires_in` seconds from now.
+fn hs256_token(user: &str, expires_in: i64) -> String {
+    let b64 = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let input = format!(
+        "{}.{}",
+        b64(serde_json::json!({"alg": "HS256", "typ": "JWT"})),
+        b64(serde_json::json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": user, "exp": unix_now() + expires_in,
+        }))
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(JWT_SECRET.as_bytes()).unwrap();
+    mac.update(input.as_bytes());
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// GET as the user of `token`.
+fn get_as(port: u16, path: &str, token: &str) -> Reply {
+    request(port, "GET", path, &[("Authorization", &bearer(token))], b"").unwrap()
 }
 
 /// Requests reaching the core's recommendation route, from its own metrics.
@@ -240,12 +326,12 @@ fn core_recommendation_requests(core_port: u16) -> u64 {
         .sum()
 }
 
-/// GETs through the edge until the answer is a HIT (the cache write runs after the response,
-/// in `waitUntil`), returning it.
-fn get_until_hit(edge: u16, path: &str) -> Reply {
+/// GETs through the edge as the user of `token` until the answer is a HIT (the cache write
+/// runs after the response, in `waitUntil`), returning it.
+fn get_until_hit(edge: u16, path: &str, token: &str) -> Reply {
     let start = Instant::now();
     loop {
-        let r = http(edge, "GET", path, None).unwrap();
+        let r = get_as(edge, path, token);
         assert_eq!(r.status, 200, "{}", r.body);
         if r.header("x-edge-cache") == "HIT" {
             return r;
@@ -279,6 +365,12 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
         core_port,
         &tmp.join("edge"),
         tmp.join("wrangler.log"),
+        &token_vars(None),
+    );
+    let (u1, u2, u3) = (
+        hs256_token("edge-u1", 3600),
+        hs256_token("edge-u2", 3600),
+        hs256_token("edge-u3", 3600),
     );
     wait_for("core-api", Duration::from_secs(300), || {
         http(core_port, "GET", "/readyz", None).is_ok_and(|r| r.status == 200)
@@ -294,7 +386,7 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
 
     // First a MISS, then a HIT with the identical body.
     let path = "/v1/recommendations?user_id=edge-u1&limit=5";
-    let miss = http(edge_port, "GET", path, None).unwrap();
+    let miss = get_as(edge_port, path, &u1);
     assert_eq!(miss.status, 200, "{}", miss.body);
     assert_eq!(miss.header("x-edge-cache"), "MISS");
     assert_eq!(miss.header("x-cache-tier"), "user-session");
@@ -309,21 +401,19 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
     let t: i64 = parts[4].strip_prefix('t').unwrap().parse().unwrap();
     assert_eq!(t % 300, 0, "t is a five-minute timestamp: {key}");
     assert!(miss.header("cache-control").starts_with("s-maxage="));
-    let hit = get_until_hit(edge_port, path);
+    let hit = get_until_hit(edge_port, path, &u1);
     assert_eq!(hit.body, miss.body);
     assert_eq!(hit.header("x-cache-key"), key);
 
     // Another context or user is another key; anonymous requests are in the popular tier.
-    let night = http(edge_port, "GET", &format!("{path}&time_of_day=night"), None).unwrap();
+    let night = get_as(edge_port, &format!("{path}&time_of_day=night"), &u1);
     assert_eq!(night.header("x-edge-cache"), "MISS");
     assert_ne!(night.header("x-cache-key"), key);
-    let other = http(
+    let other = get_as(
         edge_port,
-        "GET",
         "/v1/recommendations?user_id=edge-u2&limit=5",
-        None,
-    )
-    .unwrap();
+        &u2,
+    );
     assert_ne!(other.header("x-cache-key"), key);
     let anonymous = http(edge_port, "GET", "/v1/recommendations?limit=5", None).unwrap();
     assert_eq!(anonymous.status, 200);
@@ -333,7 +423,15 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
     // An event passes through uncached; the user's next GET is not the pre-event answer.
     let liked = item_ids(&hit)[0].clone();
     let event = format!(r#"{{"user_id":"edge-u1","item_id":"{liked}","action":"like"}}"#);
-    let posted = http(edge_port, "POST", "/v1/events", Some(&event)).unwrap();
+    let auth = bearer(&u1);
+    let posted = request(
+        edge_port,
+        "POST",
+        "/v1/events",
+        &[("Authorization", &auth)],
+        event.as_bytes(),
+    )
+    .unwrap();
     assert!(
         posted.status / 100 == 2,
         "{} {}",
@@ -341,7 +439,7 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
         posted.body
     );
     assert_eq!(posted.header("x-edge-cache"), "BYPASS");
-    let after = http(edge_port, "GET", path, None).unwrap();
+    let after = get_as(edge_port, path, &u1);
     assert_eq!(after.status, 200);
     assert_eq!(
         after.header("x-edge-cache"),
@@ -352,7 +450,7 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
         !item_ids(&after).contains(&liked),
         "liked item still recommended"
     );
-    let after_hit = get_until_hit(edge_port, path);
+    let after_hit = get_until_hit(edge_port, path, &u1);
     assert_eq!(after_hit.body, after.body);
 
     // Malformed input is answered 400 at the edge and never reaches the core.
@@ -379,22 +477,392 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
     // Core down: a fresh entry is still a HIT, an expired one is served STALE, and a
     // request with nothing cached gets 503 + Retry-After.
     drop(core);
-    let hit_while_down = http(edge_port, "GET", path, None).unwrap();
+    let hit_while_down = get_as(edge_port, path, &u1);
     assert_eq!(hit_while_down.header("x-edge-cache"), "HIT");
     assert_eq!(hit_while_down.body, after.body);
     let stale = http(edge_port, "GET", zeitgeist, None).unwrap();
     assert_eq!(stale.status, 200, "{}", stale.body);
     assert_eq!(stale.header("x-edge-cache"), "STALE");
     assert_eq!(stale.body, fresh.body);
-    let uncached = http(
-        edge_port,
-        "GET",
-        "/v1/recommendations?user_id=edge-u3",
-        None,
-    )
-    .unwrap();
+    let uncached = get_as(edge_port, "/v1/recommendations?user_id=edge-u3", &u3);
     assert_eq!(uncached.status, 503, "{}", uncached.body);
     assert_eq!(uncached.json()["code"], "origin_unavailable");
     assert!(uncached.header("retry-after").parse::<u32>().is_ok());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A request as the recording origin received it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+    /// The edge signature verifies over this very request (host, body digest, user).
+    signed: bool,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// An origin standing in for the core: it serves the token keys at `/jwks.json`, checks the
+/// edge signature of everything else exactly as the core does (answering 401 when it fails)
+/// and records every request.
+struct Origin {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Origin {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let _ = Self::serve(stream, &log);
+                });
+            }
+        });
+        Self { port, seen }
+    }
+
+    fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>) -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let target = parts.next().unwrap_or_default().to_string();
+        let mut headers = HashMap::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            match line.trim_end().split_once(':') {
+                Some((k, v)) => headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string()),
+                None => break,
+            };
+        }
+        let body = if headers
+            .get("transfer-encoding")
+            .is_some_and(|t| t.contains("chunked"))
+        {
+            let mut body = Vec::new();
+            loop {
+                line.clear();
+                reader.read_line(&mut line)?;
+                let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0; n + 2];
+                reader.read_exact(&mut chunk)?;
+                if n == 0 {
+                    break body;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            let n = headers
+                .get("content-length")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; n];
+            reader.read_exact(&mut body)?;
+            body
+        };
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let get = |name: &str| headers.get(name).map_or("", String::as_str);
+        let signed = SignedParts {
+            method: &method,
+            host: get("host"),
+            path,
+            query,
+            body_sha256: &body_digest(&body),
+            user: get("x-edge-user"),
+            timestamp: get("x-edge-timestamp").parse().unwrap_or(0),
+            nonce: get("x-edge-nonce"),
+        }
+        .verify(SECRET.as_bytes(), get("x-edge-signature"));
+        let seen = Seen {
+            method: method.clone(),
+            path: path.to_string(),
+            query: query.to_string(),
+            headers: headers.clone(),
+            body,
+            signed,
+        };
+        let (status, answer) = if path == "/jwks.json" {
+            (200, fixture("jwks.json"))
+        } else if !signed {
+            (
+                401,
+                r#"{"code":"unauthorized","message":"bad edge signature"}"#.into(),
+            )
+        } else if path == "/v1/events" {
+            (202, r#"{"accepted":1}"#.into())
+        } else {
+            let user = seen.header("x-edge-user").unwrap_or("");
+            (
+                200,
+                serde_json::json!({"items": [], "for": user, "query": query}).to_string(),
+            )
+        };
+        log.lock().unwrap().push(seen);
+        let mut stream = stream;
+        write!(
+            stream,
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+            answer.len()
+        )
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Requests other than key-set fetches.
+    fn api_requests(&self) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path != "/jwks.json")
+            .collect()
+    }
+}
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn token_fixture(name: &str) -> String {
+    let tokens: serde_json::Value = serde_json::from_str(&fixture("tokens.json")).unwrap();
+    tokens[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token {name}"))
+        .to_string()
+}
+
+#[test]
+fn edge_authenticates_users_and_signs_for_them() {
+    let tmp = std::env::temp_dir().join(format!("edge-workerd-auth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let origin = Origin::start();
+    let edge_port = free_port();
+    let jwks_url = format!("http://127.0.0.1:{}/jwks.json", origin.port);
+    let _edge = start_edge(
+        edge_port,
+        origin.port,
+        &tmp.join("edge"),
+        tmp.join("wrangler.log"),
+        &token_vars(Some(&jwks_url)),
+    );
+    wait_for("wrangler dev", Duration::from_secs(180), || {
+        http(edge_port, "GET", "/healthz", None).is_ok_and(|r| r.status == 200)
+    });
+    let alice = hs256_token("alice", 3600);
+    let auth = bearer(&alice);
+    let code = |r: &Reply| r.json()["code"].as_str().unwrap_or_default().to_string();
+
+    // A valid token: personalised for its user, whom the forwarded request is signed for.
+    // Identity headers a client sends are never passed on.
+    let path = "/v1/recommendations?limit=3";
+    let spoofing = [
+        ("Authorization", auth.as_str()),
+        ("X-Edge-User", "mallory"),
+        ("X-Edge-Signature", "00"),
+    ];
+    let mine = request(edge_port, "GET", path, &spoofing, b"").unwrap();
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(mine.header("x-edge-cache"), "MISS");
+    assert_eq!(mine.json()["for"], "alice");
+    assert!(
+        mine.header("x-cache-key").starts_with("rec:v1:ualice:"),
+        "{}",
+        mine.header("x-cache-key")
+    );
+    assert_eq!(mine.header("x-cache-tier"), "user-session");
+    let forwarded = origin.api_requests().pop().expect("forwarded");
+    assert!(forwarded.signed, "{forwarded:?}");
+    assert_eq!(forwarded.query, "limit=3&user_id=alice");
+    assert_eq!(forwarded.header("x-edge-user"), Some("alice"));
+    assert_eq!(forwarded.header("authorization"), None);
+    let hit = get_until_hit(edge_port, path, &alice);
+    assert_eq!(hit.body, mine.body);
+
+    // Anonymous reads are shared and signed for nobody.
+    let anonymous = http(edge_port, "GET", "/v1/recommendations?limit=4", None).unwrap();
+    assert_eq!(anonymous.status, 200, "{}", anonymous.body);
+    assert_eq!(anonymous.json()["for"], "");
+    assert_eq!(
+        origin.api_requests().pop().unwrap().header("x-edge-user"),
+        None
+    );
+
+    // Refused at the edge, never reaching the origin: A asking for B, anonymous personal
+    // reads, bad tokens, anonymous events and catalogue writes.
+    let before = origin.api_requests().len();
+    let other = get_as(edge_port, "/v1/recommendations?user_id=bob", &alice);
+    assert_eq!(
+        (other.status, code(&other)),
+        (403, "forbidden".into()),
+        "{}",
+        other.body
+    );
+    let nobody = http(edge_port, "GET", "/v1/recommendations?user_id=bob", None).unwrap();
+    assert_eq!((nobody.status, code(&nobody)), (401, "unauthorized".into()));
+    let expired = get_as(edge_port, path, &hs256_token("alice", -3600));
+    assert_eq!(
+        (expired.status, code(&expired)),
+        (401, "unauthorized".into())
+    );
+    assert_eq!(expired.header("www-authenticate"), "Bearer");
+    assert!(
+        expired.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{}",
+        expired.body
+    );
+    let deleted = http(edge_port, "DELETE", "/v1/items/x", None).unwrap();
+    assert_eq!(
+        (deleted.status, code(&deleted)),
+        (403, "forbidden".into()),
+        "{}",
+        deleted.body
+    );
+    let upsert = request(edge_port, "POST", "/v1/items", &[("x-api-key", "k")], b"{}").unwrap();
+    assert_eq!(upsert.status, 403, "{}", upsert.body);
+    let event = |user: &str| format!(r#"{{"user_id":"{user}","item_id":"tt1","action":"like"}}"#);
+    let posted = http(edge_port, "POST", "/v1/events", Some(&event("alice"))).unwrap();
+    assert_eq!((posted.status, code(&posted)), (401, "unauthorized".into()));
+    let for_bob = request(
+        edge_port,
+        "POST",
+        "/v1/events",
+        &[("Authorization", &auth)],
+        event("bob").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!((for_bob.status, code(&for_bob)), (403, "forbidden".into()));
+    let huge = vec![b' '; 10 * 1024 * 1024 + 1];
+    let too_big = request(
+        edge_port,
+        "POST",
+        "/v1/events",
+        &[("Authorization", &auth)],
+        &huge,
+    )
+    .unwrap();
+    assert_eq!(
+        (too_big.status, code(&too_big)),
+        (413, "payload_too_large".into())
+    );
+    assert_eq!(
+        origin.api_requests().len(),
+        before,
+        "{:?}",
+        &origin.api_requests()[before..]
+    );
+
+    // Her own events go through with the body the signature's digest covers.
+    let body = format!("[{}]", event("alice"));
+    let own = request(
+        edge_port,
+        "POST",
+        "/v1/events",
+        &[("Authorization", &auth)],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(own.status, 202, "{}", own.body);
+    let forwarded = origin.api_requests().pop().unwrap();
+    assert!(
+        forwarded.signed && forwarded.body == body.as_bytes(),
+        "{forwarded:?}"
+    );
+    assert_eq!(forwarded.header("x-edge-user"), Some("alice"));
+    // Server-side ingestion: no token, an operator key the core checks, passed on as is.
+    let ingest = request(
+        edge_port,
+        "POST",
+        "/v1/events",
+        &[
+            ("X-Api-Key", "ops-key-1"),
+            ("Content-Type", "application/x-ndjson"),
+        ],
+        format!("{}\n{}\n", event("bob"), event("carol")).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(ingest.status, 202, "{}", ingest.body);
+    let forwarded = origin.api_requests().pop().unwrap();
+    assert!(forwarded.signed, "{forwarded:?}");
+    assert_eq!(forwarded.header("x-api-key"), Some("ops-key-1"));
+    assert_eq!(forwarded.header("x-edge-user"), None);
+    assert_eq!(
+        forwarded.header("content-type"),
+        Some("application/x-ndjson")
+    );
+
+    // RS256 and ES256 from the published keys, checked by the runtime's WebCrypto.
+    for name in ["rs256_alice", "es256_alice", "rs256_alice_array_aud"] {
+        let r = get_as(
+            edge_port,
+            "/v1/recommendations?limit=2",
+            &token_fixture(name),
+        );
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        assert_eq!(r.json()["for"], "alice", "{name}");
+    }
+    for name in [
+        "rs256_payload_swapped_to_bob",
+        "rs256_signed_by_another_key",
+        "rs256_unknown_kid",
+        "rs256_expired",
+        "es256_with_rsa_kid",
+        "rs256_with_ec_kid",
+        "hs256_keyed_with_rsa_public_pem",
+        "hs256_keyed_with_oct_jwk",
+        "alg_none",
+    ] {
+        let r = get_as(
+            edge_port,
+            "/v1/recommendations?limit=2",
+            &token_fixture(name),
+        );
+        assert_eq!(
+            (r.status, code(&r)),
+            (401, "unauthorized".into()),
+            "{name}: {}",
+            r.body
+        );
+        assert_eq!(r.header("www-authenticate"), "Bearer", "{name}");
+    }
+    // One fetch of the keys: an unknown kid does not refetch within a minute of it.
+    let fetches = origin
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/jwks.json")
+        .count();
+    assert_eq!(fetches, 1);
+    assert!(
+        origin.api_requests().iter().all(|s| s.signed),
+        "{:?}",
+        origin.api_requests()
+    );
+    let methods: Vec<String> = origin
+        .api_requests()
+        .iter()
+        .map(|s| s.method.clone())
+        .collect();
+    assert!(!methods.contains(&"DELETE".to_string()), "{methods:?}");
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -25,27 +25,30 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 /// Stable hash of everything in a request that shapes the answer except the user and time.
 ///
 /// Works on the normalised request, so `exclude_genres=Horror,drama` and
-/// `exclude_genres=Drama,horror` share an entry.
+/// `exclude_genres=Drama,horror` share an entry. Every field is length-prefixed
+/// (`name=len:value;`), and so is every excluded genre: free text (`q`, genres) may contain
+/// any separator, and no choice of values can spell another request's canonical form.
 pub fn context_hash(req: &NormalisedRequest) -> String {
-    let mut canonical = format!(
-        "limit={};q={};tod={};dev={};loc={};lang={};xg={};mat={}",
-        req.limit,
-        req.q.as_deref().unwrap_or(""),
-        req.time_of_day.map_or("", |t| t.as_str()),
-        req.device.map_or("", |d| d.as_str()),
-        req.locale.as_deref().unwrap_or(""),
-        req.language.as_deref().unwrap_or(""),
-        req.exclude_genres.join(","),
-        req.max_maturity.map_or("", |m| m.as_str()),
-    );
-    // Appended only when present, so keys of requests without them never change.
-    if let Some(genre) = &req.genre {
-        canonical.push_str(";genre=");
-        canonical.push_str(genre);
-    }
-    if let Some(audience) = &req.audience {
-        canonical.push_str(";aud=");
-        canonical.push_str(audience);
+    let genres: String = req
+        .exclude_genres
+        .iter()
+        .map(|g| format!("{}:{g}", g.len()))
+        .collect();
+    let fields = [
+        ("limit", req.limit.to_string()),
+        ("q", req.q.clone().unwrap_or_default()),
+        ("tod", req.time_of_day.map_or("", |t| t.as_str()).into()),
+        ("dev", req.device.map_or("", |d| d.as_str()).into()),
+        ("loc", req.locale.clone().unwrap_or_default()),
+        ("lang", req.language.clone().unwrap_or_default()),
+        ("xg", genres),
+        ("mat", req.max_maturity.map_or("", |m| m.as_str()).into()),
+        ("genre", req.genre.clone().unwrap_or_default()),
+        ("aud", req.audience.clone().unwrap_or_default()),
+    ];
+    let mut canonical = String::new();
+    for (name, value) in fields {
+        canonical.push_str(&format!("{name}={}:{value};", value.len()));
     }
     stable_hash(&canonical)
 }
@@ -165,6 +168,14 @@ mod tests {
     }
 
     #[test]
+    fn free_text_cannot_spell_another_field() {
+        // With plain `;` joins both spelled `q=a;tod=;dev=;loc=;lang=;xg=b;tod=;...`.
+        let a = normalised(r#"{"q":"a;tod=;dev=;loc=;lang=;xg=b"}"#);
+        let b = normalised(r#"{"q":"a","exclude_genres":"b;tod=;dev=;loc=;lang=;xg="}"#);
+        assert_ne!(context_hash(&a), context_hash(&b));
+    }
+
+    #[test]
     fn context_hash_is_stable_across_builds() {
         // A pinned value: the edge (wasm) and the core (native) must agree forever, and a
         // change here silently invalidates every cached entry.
@@ -173,7 +184,9 @@ mod tests {
             context_hash(&req),
             format!(
                 "{:016x}",
-                fnv1a64(b"limit=10;q=;tod=;dev=;loc=;lang=;xg=;mat=")
+                fnv1a64(
+                    b"limit=2:10;q=0:;tod=0:;dev=0:;loc=0:;lang=0:;xg=0:;mat=0:;genre=0:;aud=0:;"
+                )
             )
         );
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);

@@ -1,5 +1,7 @@
 //! Edge latency: HIT versus MISS through the edge worker (local workerd), with the core
 //! answered directly as the reference for what a MISS costs beyond the core itself.
+//! Personalised requests carry an end-user token (HS256, see `reco_benches::bench_bearer`),
+//! as they must through the edge; anonymous HITs (no token to verify) are timed too.
 //!
 //! One keep-alive connection per phase, one request at a time, so each figure is a clean
 //! per-request latency. Every response's `x-edge-cache` is checked against the phase. The
@@ -15,7 +17,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use reco_benches::percentile;
+use reco_benches::{bench_bearer, percentile};
 
 struct Conn(BufReader<TcpStream>);
 
@@ -27,11 +29,13 @@ impl Conn {
         Self(BufReader::new(s))
     }
 
-    /// GET on the keep-alive connection: (status, x-edge-cache).
-    fn get(&mut self, path: &str) -> (u16, String) {
+    /// GET on the keep-alive connection, with an `Authorization` value if given:
+    /// (status, x-edge-cache).
+    fn get(&mut self, path: &str, authorization: Option<&str>) -> (u16, String) {
+        let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
         write!(
             self.0.get_mut(),
-            "GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n"
         )
         .unwrap();
         let mut line = String::new();
@@ -85,13 +89,28 @@ fn arg(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-/// Times `paths` one by one, asserting each answer's status and edge cache state.
-fn phase(addr: &str, paths: &[String], expect_cache: &str) -> serde_json::Value {
+/// A path and the `Authorization` value it is sent with, if any.
+type Get = (String, Option<String>);
+
+/// A personalised read as `user` would send it through the edge: with their token.
+fn personal(user: &str) -> Get {
+    (
+        format!("/v1/recommendations?user_id={user}&limit=10"),
+        Some(bench_bearer(user)),
+    )
+}
+
+fn anonymous(path: String) -> Get {
+    (path, None)
+}
+
+/// Times `gets` one by one, asserting each answer's status and edge cache state.
+fn phase(addr: &str, gets: &[Get], expect_cache: &str) -> serde_json::Value {
     let mut conn = Conn::open(addr);
-    let mut ms = Vec::with_capacity(paths.len());
-    for path in paths {
+    let mut ms = Vec::with_capacity(gets.len());
+    for (path, auth) in gets {
         let t = Instant::now();
-        let (status, cache) = conn.get(path);
+        let (status, cache) = conn.get(path, auth.as_deref());
         ms.push(t.elapsed().as_secs_f64() * 1e3);
         assert_eq!(status, 200, "{addr}{path}");
         assert_eq!(cache, expect_cache, "{addr}{path}");
@@ -111,39 +130,56 @@ fn main() {
     let n: usize = arg("--requests", "400").parse().expect("--requests");
     let run = std::process::id();
     // Cold users: every request is a distinct key, so every edge answer is a MISS.
-    let misses: Vec<String> = (0..n)
-        .map(|i| format!("/v1/recommendations?user_id=bench{run}m{i}&limit=10"))
+    let misses: Vec<Get> = (0..n)
+        .map(|i| personal(&format!("bench{run}m{i}")))
         .collect();
-    let direct: Vec<String> = (0..n)
-        .map(|i| format!("/v1/recommendations?user_id=bench{run}d{i}&limit=10"))
+    // The core needs no token (it trusts its callers when run without secrets).
+    let direct: Vec<Get> = (0..n)
+        .map(|i| {
+            anonymous(format!(
+                "/v1/recommendations?user_id=bench{run}d{i}&limit=10"
+            ))
+        })
         .collect();
-    // A working set of 50 keys, stored once, then read repeatedly.
-    let hot: Vec<String> = (0..50)
-        .map(|i| format!("/v1/recommendations?user_id=bench{run}h{i}&limit=10"))
+    // Working sets of 50 keys, stored once, then read repeatedly: personalised (a token to
+    // verify on every read) and anonymous (hour-long zeitgeist keys, no token).
+    let hot: Vec<Get> = (0..50)
+        .map(|i| personal(&format!("bench{run}h{i}")))
+        .collect();
+    let hot_anonymous: Vec<Get> = (0..50)
+        .map(|i| anonymous(format!("/v1/recommendations?q=bench{run}a{i}&limit=10")))
         .collect();
     phase(&edge, &hot, "MISS");
+    phase(&edge, &hot_anonymous, "MISS");
     std::thread::sleep(Duration::from_millis(500)); // the cache writes run after the answers
-    let hits: Vec<String> = (0..n).map(|i| hot[i % hot.len()].clone()).collect();
+    let hits: Vec<Get> = (0..n).map(|i| hot[i % hot.len()].clone()).collect();
+    let hits_anonymous: Vec<Get> = (0..n)
+        .map(|i| hot_anonymous[i % hot_anonymous.len()].clone())
+        .collect();
 
     // The worker's own liveness route: no cache, no core, so the floor of any edge answer.
-    let floor: Vec<String> = (0..n).map(|_| "/healthz".to_string()).collect();
+    let floor: Vec<Get> = (0..n).map(|_| anonymous("/healthz".into())).collect();
 
     let core_direct = phase(&core, &direct, "");
     let edge_floor = phase(&edge, &floor, "");
     let miss = phase(&edge, &misses, "MISS");
     let hit = phase(&edge, &hits, "HIT");
+    let hit_anonymous = phase(&edge, &hits_anonymous, "HIT");
     let mut out = serde_json::json!({
         "hit": hit,
+        "hit_anonymous": hit_anonymous,
         "miss": miss,
         "edge_floor": edge_floor,
         "core_direct": core_direct,
     });
     let cache_floor = arg("--cache-floor", "");
     if !cache_floor.is_empty() {
-        let keys: Vec<String> = (0..50).map(|i| format!("/floor/{run}/{i}")).collect();
+        let keys: Vec<Get> = (0..50)
+            .map(|i| anonymous(format!("/floor/{run}/{i}")))
+            .collect();
         phase(&cache_floor, &keys, "MISS");
         std::thread::sleep(Duration::from_millis(500));
-        let reads: Vec<String> = (0..n).map(|i| keys[i % keys.len()].clone()).collect();
+        let reads: Vec<Get> = (0..n).map(|i| keys[i % keys.len()].clone()).collect();
         out["bare_cache_hit"] = phase(&cache_floor, &reads, "HIT");
     }
     println!("{out}");

@@ -8,6 +8,9 @@
 //! file, anonymous free-text intents, item pages (similar items), plain anonymous requests,
 //! and interaction events interleaved.
 //!
+//! Personalised reads and events carry the user's token (`reco_benches::bench_bearer`), as
+//! the edge requires; the core, run without secrets, ignores it.
+//!
 //! Through the edge, `--hot-percent 85 --hot-keys 200` sends 85% of the reads from a fixed set
 //! of 200 requests (the popular pages an edge cache answers) and the rest fresh; answers are
 //! split by their `x-edge-cache` header (HIT, MISS, STALE, ...) with latencies per kind.
@@ -18,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use reco_benches::{percentile, Rng};
+use reco_benches::{bench_bearer, percentile, Rng};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -94,19 +97,25 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
+/// A read: its path and the `Authorization` value it is sent with, if any.
+type Read = (String, Option<String>);
+
 /// What to send, chosen per request from the mix.
 enum Request {
-    Get(String),
-    Post(String, String),
+    Get(Read),
+    /// Path, body and `Authorization` value.
+    Post(String, String, String),
 }
 
 struct Workload {
     users: Vec<String>,
+    /// `Authorization` values of `users`, by index.
+    bearers: Vec<String>,
     items: Vec<String>,
     events_percent: usize,
     hot_percent: usize,
     /// The same reads for every connection: what an edge cache keeps answering.
-    hot: Vec<String>,
+    hot: Vec<Read>,
 }
 
 impl Workload {
@@ -125,8 +134,10 @@ impl Workload {
             .filter_map(|l| l.split("::").next()?.parse::<u64>().ok())
             .map(|id| format!("tt{id:07}"))
             .collect();
+        let bearers = users.iter().map(|u| bench_bearer(u)).collect();
         Ok(Self {
             users,
+            bearers,
             items,
             events_percent: 0,
             hot_percent: 0,
@@ -144,13 +155,15 @@ impl Workload {
 
     fn pick(&self, rng: &mut Rng) -> Request {
         let roll = rng.below(100);
-        let user = &self.users[rng.below(self.users.len())];
+        let u = rng.below(self.users.len());
+        let user = &self.users[u];
         if roll < self.events_percent {
             let item = &self.items[rng.below(self.items.len())];
             let action = ["view", "complete", "like", "skip"][rng.below(4)];
             return Request::Post(
                 "/v1/events".into(),
                 format!(r#"{{"user_id":"{user}","item_id":"{item}","action":"{action}"}}"#),
+                self.bearers[u].clone(),
             );
         }
         if rng.below(100) < self.hot_percent {
@@ -160,10 +173,14 @@ impl Workload {
     }
 
     /// One read of the mix.
-    fn read(&self, rng: &mut Rng) -> String {
-        let user = &self.users[rng.below(self.users.len())];
-        match rng.below(100) {
-            0..=59 => format!("/v1/recommendations?user_id={user}&limit=10"),
+    fn read(&self, rng: &mut Rng) -> Read {
+        let u = rng.below(self.users.len());
+        let path = match rng.below(100) {
+            0..=59 => {
+                let user = &self.users[u];
+                let path = format!("/v1/recommendations?user_id={user}&limit=10");
+                return (path, Some(self.bearers[u].clone()));
+            }
             60..=79 => format!(
                 "/v1/recommendations?q={}&limit=10",
                 INTENTS[rng.below(INTENTS.len())].replace(' ', "%20")
@@ -173,7 +190,8 @@ impl Workload {
                 self.items[rng.below(self.items.len())]
             ),
             _ => "/v1/recommendations?limit=10".into(),
-        }
+        };
+        (path, None)
     }
 }
 
@@ -186,9 +204,12 @@ struct Answer {
 /// Sends one request on a keep-alive connection and reads the whole response.
 async fn exchange(stream: &mut BufReader<TcpStream>, req: &Request) -> std::io::Result<Answer> {
     let head = match req {
-        Request::Get(path) => format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n"),
-        Request::Post(path, body) => format!(
-            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        Request::Get((path, None)) => format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n"),
+        Request::Get((path, Some(auth))) => {
+            format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {auth}\r\n\r\n")
+        }
+        Request::Post(path, body, auth) => format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ),
     };

@@ -597,26 +597,30 @@ pub struct Variant {
 }
 
 /// The engine settings tried on validation, around the configured ones: the MMR
-/// trade-off, the ranker's size and the transitions' window and decay.
+/// trade-off, the ranker's size and training labels, and the transitions' window and decay.
 pub fn engine_settings(config: &Config) -> Vec<Variant> {
     let mut out = Vec::new();
     let base = &config.learning;
     for mmr in [config.ranking.mmr_lambda, 1.0] {
         for trees in [base.ranker.trees, base.ranker.trees * 3] {
             for (window, decay) in [(base.transitions.window, base.transitions.decay), (5, 1.0)] {
-                let mut ranking = config.ranking.clone();
-                ranking.mmr_lambda = mmr;
-                let mut learning = config.learning.clone();
-                learning.ranker.trees = trees;
-                learning.transitions.window = window;
-                learning.transitions.decay = decay;
-                out.push(Variant {
-                    name: format!(
-                        "{trees} trees, transitions window {window} decay {decay}, MMR λ={mmr}"
-                    ),
-                    ranking,
-                    learning,
-                });
+                for labels in [base.ranker_labels_per_user, base.ranker_labels_per_user * 2] {
+                    let mut ranking = config.ranking.clone();
+                    ranking.mmr_lambda = mmr;
+                    let mut learning = config.learning.clone();
+                    learning.ranker.trees = trees;
+                    learning.transitions.window = window;
+                    learning.transitions.decay = decay;
+                    learning.ranker_labels_per_user = labels;
+                    out.push(Variant {
+                        name: format!(
+                            "{trees} trees, {labels} labels per user, transitions window {window} \
+                             decay {decay}, MMR λ={mmr}"
+                        ),
+                        ranking,
+                        learning,
+                    });
+                }
             }
         }
     }
@@ -1431,7 +1435,7 @@ as at start-up, the training events replayed in time order through `record_event
 (`Engine::retrain`, as the background training does: sparse EASE and the boosted ranker, \
 whose labels are each user's latest training positives scored with models fitted without \
 them), then one `recommend` per test user (limit {k}, no intent or filters). The engine \
-excludes every item of the user's training history. Its settings (ranker size, \
+excludes every item of the user's training history. Its settings (ranker size and labels per user, \
 transitions' window and decay, MMR trade-off) are the validation-best whose genre \
 diversity reaches {min_ild}. Ablation rows change one thing of the chosen setting: no \
 collaborative neighbours, no transitions, the static weighted sum instead of the ranker, no \

@@ -96,7 +96,8 @@ impl Learner {
     }
 
     /// Applies one stored event to the online state. `previous`: the user's earlier
-    /// positive items, newest first.
+    /// positive items, newest first. Returns whether this is the user's first event on the
+    /// item that the seen set knows of: only that one counts as their vote for it.
     pub fn observe(
         &self,
         user: &str,
@@ -104,13 +105,15 @@ impl Learner {
         action: Action,
         timestamp: i64,
         previous: &[Arc<str>],
-    ) {
+    ) -> bool {
         if self.config.is_positive(action) {
             self.positives.fetch_add(1, Ordering::Relaxed);
         }
         let mut online = self.online.write().expect("online lock");
         let previous: Vec<u32> = previous.iter().filter_map(|p| online.ids.get(p)).collect();
-        online.apply(&self.config, user, item, action, timestamp, &previous);
+        online
+            .apply(&self.config, user, item, action, timestamp, &previous)
+            .1
     }
 
     /// Interns catalogue items so their ordinals exist before any event (stable within the
@@ -129,6 +132,18 @@ impl Learner {
             online.transitions.remove_item(o);
             online.trend.remove_item(o);
         }
+    }
+
+    /// Forgets an erased user: their seen set, the only per-user state kept here (their
+    /// latest positives come from the interaction store at each request). Transitions and
+    /// trend count items, not users: they stay as anonymous aggregates, like the trained
+    /// model, which the next training rebuilds without the erased events. Returns the items
+    /// that were in the seen set.
+    pub fn forget_user(&self, user: &str) -> usize {
+        let mut online = self.online.write().expect("online lock");
+        let seen = online.seen.of(user).len();
+        online.seen.remove_user(user);
+        seen
     }
 
     /// Whether `user` has interacted with `item` (in a way that marks it seen).
@@ -413,5 +428,33 @@ pub struct SeenFilter {
 impl SeenFilter {
     pub fn into_items(self) -> HashSet<Arc<str>> {
         self.items
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_users_first_event_on_an_item_is_their_vote() {
+        let dir = std::env::temp_dir().join(format!("learner-vote-{}", std::process::id()));
+        let learner = Learner::new(LearningConfig::default(), dir);
+        let item: Arc<str> = Arc::from("tt1");
+        assert!(learner.observe("u1", &item, Action::Like, 1, &[]));
+        for t in 2..50 {
+            assert!(
+                !learner.observe("u1", &item, Action::Like, t, &[]),
+                "repeat {t}"
+            );
+        }
+        assert!(
+            learner.observe("u2", &item, Action::Like, 3, &[]),
+            "another user"
+        );
+        learner.forget_user("u1");
+        assert!(
+            learner.observe("u1", &item, Action::View, 60, &[]),
+            "after erasure"
+        );
     }
 }

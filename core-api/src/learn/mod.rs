@@ -77,7 +77,7 @@ impl Default for LearningConfig {
             transitions: TransitionParams::default(),
             ranker: RankerParams::default(),
             trend_half_life_days: 14.0,
-            candidates_per_source: 100,
+            candidates_per_source: 50,
             ranker_users: 20_000,
             ranker_labels_per_user: 3,
             ranker_candidates: 100,
@@ -237,8 +237,9 @@ impl OnlineState {
         action: Action,
         timestamp: i64,
         previous: &[u32],
-    ) -> u32 {
+    ) -> (u32, bool) {
         let o = self.ids.intern(item);
+        let first = !self.seen.contains(user, o);
         if config.marks_seen(action) {
             self.seen.insert(user, o);
         }
@@ -246,6 +247,6 @@ impl OnlineState {
             self.transitions.record(previous, o);
             self.trend.record(o, action.preference_weight(), timestamp);
         }
-        o
+        (o, first)
     }
 }

@@ -31,11 +31,14 @@ enum WriteOp {
     Events(Vec<Interaction>),
     Upsert(Vec<StoredItem>),
     Delete(String),
+    /// Every event of a user.
+    EraseUser(String),
 }
 
 struct WriteRequest {
     op: WriteOp,
-    done: oneshot::Sender<Result<bool, StoreError>>,
+    /// Rows written or removed.
+    done: oneshot::Sender<Result<usize, StoreError>>,
 }
 
 pub struct EmbeddedStore {
@@ -96,7 +99,7 @@ impl EmbeddedStore {
         })
     }
 
-    async fn write(&self, op: WriteOp) -> Result<bool, StoreError> {
+    async fn write(&self, op: WriteOp) -> Result<usize, StoreError> {
         let (done, wait) = oneshot::channel();
         self.writer
             .as_ref()
@@ -120,6 +123,11 @@ impl EmbeddedStore {
         let any = table.first().map_err(unavailable)?.is_some();
         Ok(any)
     }
+}
+
+/// The keys of one user's events in [`EVENTS`].
+fn user_range(user: &str) -> std::ops::RangeInclusive<(&str, i64, u64)> {
+    (user, i64::MIN, 0)..=(user, i64::MAX, u64::MAX)
 }
 
 /// Calls `f` on every stored interaction, per user in time order.
@@ -169,7 +177,7 @@ fn apply(
     db: &Database,
     batch: &[WriteRequest],
     event_seq: &mut u64,
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Vec<usize>, StoreError> {
     let tx = db.begin_write().map_err(unavailable)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     {
@@ -193,7 +201,7 @@ fn apply(
                             )
                             .map_err(unavailable)?;
                     }
-                    true
+                    list.len()
                 }
                 WriteOp::Upsert(list) => {
                     for item in list {
@@ -202,9 +210,23 @@ fn apply(
                             .insert(item.item.id.as_str(), encode_item(item)?.as_slice())
                             .map_err(unavailable)?;
                     }
-                    true
+                    list.len()
                 }
-                WriteOp::Delete(id) => items.remove(id.as_str()).map_err(unavailable)?.is_some(),
+                WriteOp::Delete(id) => {
+                    usize::from(items.remove(id.as_str()).map_err(unavailable)?.is_some())
+                }
+                WriteOp::EraseUser(user) => {
+                    // Removed from the table in this commit, so the replay at start no longer
+                    // sees them.
+                    let mut removed = 0;
+                    events
+                        .retain_in(user_range(user), |_, _| {
+                            removed += 1;
+                            false
+                        })
+                        .map_err(unavailable)?;
+                    removed
+                }
             };
             outcomes.push(outcome);
         }
@@ -270,9 +292,7 @@ impl InteractionStore for EmbeddedStore {
         tokio::task::spawn_blocking(move || {
             let tx = db.begin_read().map_err(unavailable)?;
             let table = tx.open_table(EVENTS).map_err(unavailable)?;
-            let range = table
-                .range((user.as_str(), i64::MIN, 0u64)..=(user.as_str(), i64::MAX, u64::MAX))
-                .map_err(unavailable)?;
+            let range = table.range(user_range(&user)).map_err(unavailable)?;
             let mut out = Vec::new();
             for row in range.rev().take(limit) {
                 let (_, value) = row.map_err(unavailable)?;
@@ -285,6 +305,10 @@ impl InteractionStore for EmbeddedStore {
         })
         .await
         .map_err(unavailable)?
+    }
+
+    async fn erase_user(&self, user_id: &str) -> Result<usize, StoreError> {
+        self.write(WriteOp::EraseUser(user_id.to_string())).await
     }
 
     /// Reads the log inline: it runs once, at start, before requests are served.
@@ -311,7 +335,7 @@ impl ItemStore for EmbeddedStore {
     }
 
     async fn delete(&self, item_id: &str) -> Result<bool, StoreError> {
-        self.write(WriteOp::Delete(item_id.to_string())).await
+        Ok(self.write(WriteOp::Delete(item_id.to_string())).await? > 0)
     }
 
     async fn load_all(&self) -> Result<Vec<StoredItem>, StoreError> {

@@ -54,6 +54,11 @@ impl UserEmbeddingCache for InProcessUserCache {
     async fn invalidate(&self, user_id: &str) {
         self.entries.lock().expect("cache lock").remove(user_id);
     }
+
+    async fn forget(&self, user_id: &str) -> Result<(), StoreError> {
+        self.invalidate(user_id).await;
+        Ok(())
+    }
 }
 
 /// Most co-engagement neighbours kept per item: bounds memory and the cost of a lookup.
@@ -215,6 +220,11 @@ impl ItemGraph for InProcessItemGraph {
     ) -> Result<(), StoreError> {
         self.link_after(previous.iter(), item);
         Ok(())
+    }
+
+    /// Nothing to remove: this graph keeps no user, only co-engagement weights between items.
+    async fn forget_user(&self, _user_id: &str) -> Result<usize, StoreError> {
+        Ok(0)
     }
 
     async fn upsert_content(&self, nodes: Vec<ContentNode>) -> Result<(), StoreError> {

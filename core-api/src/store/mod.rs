@@ -83,6 +83,16 @@ pub trait InteractionStore: Send + Sync {
             last_action: e.action,
         }))
     }
+    /// Every stored event of one user, oldest first: what the service keeps about them
+    /// (their data export).
+    async fn user_events(&self, user_id: &str) -> Result<Vec<Interaction>, StoreError> {
+        let mut events = self.recent(user_id, usize::MAX).await?;
+        events.reverse();
+        Ok(events)
+    }
+    /// Deletes every event of the user and their profile, durably (a restart does not bring
+    /// them back); returns the events removed. Idempotent: erasing an unknown user removes 0.
+    async fn erase_user(&self, user_id: &str) -> Result<usize, StoreError>;
     /// Every stored event, grouped by user and oldest first within a user (rebuilds
     /// popularity and the in-process graph at start).
     async fn replay(&self, f: &mut (dyn FnMut(Interaction) + Send)) -> Result<(), StoreError>;
@@ -120,7 +130,12 @@ pub trait ItemStore: Send + Sync {
 pub trait UserEmbeddingCache: Send + Sync {
     async fn get(&self, user_id: &str) -> Option<Vec<f32>>;
     async fn put(&self, user_id: &str, vector: &[f32]);
+    /// Drops the user's vector because it is stale (best effort: a miss only costs a
+    /// recomputation, so failures are logged, not returned).
     async fn invalidate(&self, user_id: &str);
+    /// Drops the user's vector because the user was erased. Unlike [`Self::invalidate`] a
+    /// failure is returned, so the erasure can report it and be retried.
+    async fn forget(&self, user_id: &str) -> Result<(), StoreError>;
     /// Name reported by `/readyz`.
     fn name(&self) -> &'static str {
         "in-process"
@@ -171,6 +186,10 @@ pub trait ItemGraph: Send + Sync {
         previous: &[Arc<str>],
         item: &Arc<str>,
     ) -> Result<(), StoreError>;
+    /// Removes what the graph keeps about one user (their `User` node and `WATCHED` edges);
+    /// returns the per-user edges removed. Co-engagement weights between items carry no user
+    /// and stay, as anonymous aggregates like popularity.
+    async fn forget_user(&self, user_id: &str) -> Result<usize, StoreError>;
     /// Inserts or replaces content nodes and their outgoing `SIMILAR_TO` edges.
     async fn upsert_content(&self, nodes: Vec<ContentNode>) -> Result<(), StoreError>;
     /// Removes an item and its edges.
@@ -188,5 +207,42 @@ pub trait ItemGraph: Send + Sync {
     /// Whether the backing service answers.
     async fn check(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+/// A connection URL fit for logs: any password (`scheme://user:password@host`) is masked.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or("");
+            if credentials.contains(':') {
+                format!("{scheme}://{user}:***@{host}")
+            } else {
+                url.to_string()
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact_url("redis://default:s3cr3t@cache:6379/0"),
+            "redis://default:***@cache:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://:s3cr3t@cache:6379"),
+            "redis://:***@cache:6379"
+        );
+        assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
+        assert!(!redact_url("rediss://u:p%40ss@h:1").contains("p%40ss"));
     }
 }

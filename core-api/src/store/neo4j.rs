@@ -57,6 +57,14 @@ MERGE (prev)-[e:CO_ENGAGED]-(c)
 ON CREATE SET e.weight = p.w
 ON MATCH SET e.weight = e.weight + p.w";
 
+/// A user's node and every edge of it (`WATCHED`); `CO_ENGAGED` edges carry no user and stay.
+const FORGET_USER: &str = "
+MATCH (u:User {user_id: $user})
+OPTIONAL MATCH (u)-[w:WATCHED]->()
+WITH u, count(w) AS watched
+DETACH DELETE u
+RETURN watched";
+
 /// One hop from the seeds over both edge kinds, scored as [`ItemGraph`] specifies. The index
 /// hint pins the plan to a seek per seed, whatever statistics the planner saw first.
 const NEIGHBOURS: &str = "
@@ -210,6 +218,21 @@ impl ItemGraph for Neo4jGraph {
             .param("item", &**item)
             .param("previous", previous);
         self.write("record", vec![q]).await
+    }
+
+    async fn forget_user(&self, user_id: &str) -> Result<usize, StoreError> {
+        self.ensure_schema().await?;
+        let q = query(FORGET_USER).param("user", user_id);
+        self.bounded(WRITE_TIMEOUT, "forget user", async {
+            // One auto-commit query: the node and its edges go together or not at all.
+            let mut rows = self.graph.execute(q).await?;
+            let mut watched = 0;
+            while let Some(row) = rows.next().await? {
+                watched += row.get::<i64>("watched").unwrap_or(0).max(0) as usize;
+            }
+            Ok(watched)
+        })
+        .await
     }
 
     async fn upsert_content(&self, nodes: Vec<ContentNode>) -> Result<(), StoreError> {

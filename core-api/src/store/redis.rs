@@ -149,6 +149,12 @@ impl UserEmbeddingCache for RedisUserCache {
             tracing::warn!(error = %e, "user-embedding cache invalidation failed");
         }
     }
+
+    async fn forget(&self, user_id: &str) -> Result<(), StoreError> {
+        let key = key(user_id);
+        self.run(|mut c| async move { c.del::<_, ()>(key).await })
+            .await
+    }
 }
 
 #[cfg(test)]

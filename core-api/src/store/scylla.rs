@@ -70,6 +70,12 @@ struct Connected {
     select_recent: PreparedStatement,
     select_profile: PreparedStatement,
     scan_events: PreparedStatement,
+    /// One user's events, paged (export).
+    scan_user: PreparedStatement,
+    count_user: PreparedStatement,
+    delete_events: PreparedStatement,
+    profile_written: PreparedStatement,
+    delete_profile: PreparedStatement,
 }
 
 pub struct ScyllaInteractionStore {
@@ -227,6 +233,28 @@ impl ScyllaInteractionStore {
         ))
         .await?;
         scan_events.set_page_size(self.config.page_size.max(1));
+        let mut scan_user = prepare(format!(
+            "SELECT user_id, timestamp, item_id, action, recommendation_id
+             FROM {ks}.user_interactions WHERE user_id = ?"
+        ))
+        .await?;
+        scan_user.set_page_size(self.config.page_size.max(1));
+        let count_user = prepare(format!(
+            "SELECT COUNT(*) FROM {ks}.user_interactions WHERE user_id = ?"
+        ))
+        .await?;
+        let delete_events = prepare(format!(
+            "DELETE FROM {ks}.user_interactions WHERE user_id = ?"
+        ))
+        .await?;
+        let profile_written = prepare(format!(
+            "SELECT WRITETIME(last_seen) FROM {ks}.user_profiles WHERE user_id = ?"
+        ))
+        .await?;
+        let delete_profile = prepare(format!(
+            "DELETE FROM {ks}.user_profiles USING TIMESTAMP ? WHERE user_id = ?"
+        ))
+        .await?;
         Ok(Connected {
             session,
             insert_event,
@@ -234,6 +262,11 @@ impl ScyllaInteractionStore {
             select_recent,
             select_profile,
             scan_events,
+            scan_user,
+            count_user,
+            delete_events,
+            profile_written,
+            delete_profile,
         })
     }
 
@@ -299,6 +332,64 @@ impl InteractionStore for ScyllaInteractionStore {
     async fn recent(&self, user_id: &str, limit: usize) -> Result<Vec<Interaction>, StoreError> {
         self.with_session(|c| async move { Self::recent_on(&c, user_id, limit).await })
             .await
+    }
+
+    async fn user_events(&self, user_id: &str) -> Result<Vec<Interaction>, StoreError> {
+        let c = self.session().await?;
+        let mut events: Vec<Interaction> = c
+            .session
+            .execute_iter(c.scan_user.clone(), (user_id,))
+            .await
+            .map_err(|e| unavailable("read history", e))?
+            .rows_stream::<EventRow>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .map(|row| interaction(row.map_err(|e| unavailable("read history", e))?))
+            .try_collect()
+            .await?;
+        // The partition is newest first.
+        events.reverse();
+        Ok(events)
+    }
+
+    /// Deletes the user's partition of events, then the profile. The profile is written at
+    /// its events' own times (possibly ahead of the clock), so its tombstone takes the
+    /// profile's write time: it shadows every profile written so far. A late event older
+    /// than that, arriving after the erasure, is stored but does not show in the profile.
+    async fn erase_user(&self, user_id: &str) -> Result<usize, StoreError> {
+        self.with_session(|c| async move {
+            let count = c
+                .session
+                .execute_unpaged(&c.count_user, (user_id,))
+                .await
+                .map_err(|e| unavailable("count history", e))?
+                .into_rows_result()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                .maybe_first_row::<(i64,)>()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                .map_or(0, |(n,)| n.max(0) as usize);
+            c.session
+                .execute_unpaged(&c.delete_events, (user_id,))
+                .await
+                .map_err(|e| unavailable("erase history", e))?;
+            let written = c
+                .session
+                .execute_unpaged(&c.profile_written, (user_id,))
+                .await
+                .map_err(|e| unavailable("read profile", e))?
+                .into_rows_result()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                .maybe_first_row::<(Option<i64>,)>()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                .and_then(|(at,)| at);
+            if let Some(at) = written {
+                c.session
+                    .execute_unpaged(&c.delete_profile, (at, user_id))
+                    .await
+                    .map_err(|e| unavailable("erase profile", e))?;
+            }
+            Ok(count)
+        })
+        .await
     }
 
     async fn recent_many(

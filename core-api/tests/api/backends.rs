@@ -79,7 +79,7 @@ async fn interaction_store_contract(store: &dyn InteractionStore, tag: &str) {
     );
 
     let many = store
-        .recent_many(&[v.clone(), nobody, u.clone()], 10)
+        .recent_many(&[v.clone(), nobody.clone(), u.clone()], 10)
         .await
         .unwrap();
     let lens: Vec<usize> = many.iter().map(Vec::len).collect();
@@ -107,12 +107,77 @@ async fn interaction_store_contract(store: &dyn InteractionStore, tag: &str) {
         .map(|e| e.timestamp)
         .collect();
     assert_eq!(u_times, [500, 1_000, 1_000, 2_000]);
+
+    // Export: one user's events, whole, oldest first.
+    let exported = store.user_events(&u).await.unwrap();
+    let times: Vec<i64> = exported.iter().map(|e| e.timestamp).collect();
+    assert_eq!(times, [500, 1_000, 1_000, 2_000]);
+    assert!(exported.contains(&event(&u, "i2", Action::View, 1_000, Some("rec-1"))));
+    assert!(store.user_events(&nobody).await.unwrap().is_empty());
+
+    // Erasure: the user's events and profile go, another user's stay; idempotent.
+    assert_eq!(store.erase_user(&u).await.unwrap(), 4);
+    assert!(store.recent(&u, 10).await.unwrap().is_empty());
+    assert!(store.user_events(&u).await.unwrap().is_empty());
+    assert_eq!(store.profile(&u).await.unwrap(), None, "profile erased");
+    assert_eq!(store.recent(&v, 10).await.unwrap().len(), 1);
+    assert!(store.profile(&v).await.unwrap().is_some());
+    let mut left: Vec<String> = Vec::new();
+    store
+        .replay(&mut |e| {
+            if e.user_id.starts_with(tag) {
+                left.push(e.user_id)
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(left, [v.as_str()], "the replay no longer sees the user");
+    assert_eq!(store.erase_user(&u).await.unwrap(), 0);
+    assert_eq!(store.erase_user(&nobody).await.unwrap(), 0);
+    // A user who comes back starts afresh: new events and their profile are kept.
+    store
+        .append(vec![event(&u, "i9", Action::Like, 3_000, None)])
+        .await
+        .unwrap();
+    assert_eq!(store.user_events(&u).await.unwrap().len(), 1);
+    assert_eq!(
+        store.profile(&u).await.unwrap().map(|p| p.last_item_id),
+        Some("i9".to_string())
+    );
 }
 
 #[tokio::test]
 async fn embedded_interaction_store_meets_the_contract() {
     let store = EmbeddedStore::open(&temp_dir("interactions")).unwrap();
     interaction_store_contract(&store, &unique("embedded")).await;
+}
+
+/// Fails if the erasure only hid the events from this process: they must be gone from the
+/// file that a restart reads.
+#[tokio::test]
+async fn embedded_erasure_survives_a_reopen() {
+    let dir = temp_dir("erase-durable");
+    let store = EmbeddedStore::open(&dir).unwrap();
+    store
+        .append(vec![
+            event("gone", "i1", Action::Like, 1_000, None),
+            event("gone", "i2", Action::View, 1_100, None),
+            event("kept", "i1", Action::Like, 1_200, None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.erase_user("gone").await.unwrap(), 2);
+    drop(store);
+    let store = EmbeddedStore::open(&dir).unwrap();
+    assert!(store.user_events("gone").await.unwrap().is_empty());
+    let users: Vec<String> = store
+        .log()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.user_id)
+        .collect();
+    assert_eq!(users, ["kept"]);
 }
 
 #[tokio::test]
@@ -299,6 +364,160 @@ async fn neo4j_item_graph_meets_the_contract_with_the_design_indexes() {
         .unwrap();
     let watched = rows.next().await.unwrap().unwrap().get::<i64>("n").unwrap();
     assert_eq!(watched, 1, "u1 watched d (c was removed with its edges)");
+}
+
+/// `WATCHED` edges of `user` in Neo4j, and whether its `User` node exists.
+async fn watched_in_neo4j(raw: &neo4rs::Graph, user: &str) -> (i64, bool) {
+    let mut rows = raw
+        .execute(
+            neo4rs::query(
+                "OPTIONAL MATCH (u:User {user_id: $user})
+                 OPTIONAL MATCH (u)-[w:WATCHED]->()
+                 RETURN count(w) AS n, count(DISTINCT u) AS users",
+            )
+            .param("user", user),
+        )
+        .await
+        .unwrap();
+    let row = rows.next().await.unwrap().unwrap();
+    (
+        row.get::<i64>("n").unwrap(),
+        row.get::<i64>("users").unwrap() > 0,
+    )
+}
+
+/// Forgetting a user removes their node and `WATCHED` edges, not another user's, and not the
+/// co-engagement between items (an anonymous aggregate).
+#[tokio::test]
+async fn neo4j_forgets_a_user_and_keeps_the_item_graph() {
+    let Some(uri) = test_server("SEMREC_TEST_BOLT") else {
+        return;
+    };
+    let graph = Neo4jGraph::new(&neo4j_test_config(&uri), 0.3)
+        .await
+        .unwrap();
+    let tag = unique("neo4j-forget");
+    let id = |s: &str| Arc::<str>::from(format!("{tag}-{s}"));
+    let (gone, kept) = (format!("{tag}-gone"), format!("{tag}-kept"));
+    graph
+        .upsert_content(vec![node(&tag, "a", 0.8, &[]), node(&tag, "b", 0.8, &[])])
+        .await
+        .unwrap();
+    graph.record(&gone, &[], &id("a")).await.unwrap();
+    graph.record(&gone, &[id("a")], &id("b")).await.unwrap();
+    graph.record(&kept, &[], &id("a")).await.unwrap();
+
+    let raw = neo4rs::Graph::new(uri.as_str(), "neo4j", "").await.unwrap();
+    assert_eq!(watched_in_neo4j(&raw, &gone).await, (2, true));
+    assert_eq!(graph.forget_user(&gone).await.unwrap(), 2);
+    assert_eq!(watched_in_neo4j(&raw, &gone).await, (0, false));
+    assert_eq!(watched_in_neo4j(&raw, &kept).await, (1, true));
+    assert_scores(
+        &neighbours_of(&graph, &tag, &[("a", 1.0)], 10).await,
+        &[("b", 1.0, "a")],
+    );
+    assert_eq!(graph.forget_user(&gone).await.unwrap(), 0, "idempotent");
+    graph.forget_user(&kept).await.unwrap();
+}
+
+/// The engine's erasure on the production backends: the user's events and profile leave the
+/// CQL server, their `WATCHED` edges leave Neo4j and their taste vector leaves Redis.
+#[tokio::test]
+async fn erasing_a_user_reaches_scylla_neo4j_and_redis() {
+    use crate::common::{demo_config, encoder, free_port};
+    use crate::stores::RedisServer;
+    use core_api::metrics::Metrics;
+    use core_api::Engine;
+    use shared_types::{InteractionEvent, RecommendationQuery};
+
+    let (Some(nodes), Some(uri)) = (
+        test_server("SEMREC_TEST_CQL"),
+        test_server("SEMREC_TEST_BOLT"),
+    ) else {
+        return;
+    };
+    let redis = RedisServer::start(free_port());
+    let mut config = demo_config(&temp_dir("erase-backends"), 300);
+    config.scylla = scylla_test_config(&nodes);
+    config.neo4j = neo4j_test_config(&uri);
+    config.redis.url = redis.url();
+    let engine = Engine::open_embedded(config, encoder(), Arc::new(Metrics::new()))
+        .await
+        .unwrap();
+    // `WATCHED` edges need the content nodes.
+    engine.graph_filled().await;
+    let query = |user: &str, q: Option<&str>| {
+        RecommendationQuery {
+            user_id: Some(user.to_string()),
+            limit: Some(5),
+            q: q.map(str::to_string),
+            ..Default::default()
+        }
+        .normalise()
+        .unwrap()
+    };
+    let user = unique("erase-backends");
+    // Three films found by an intent (the shared servers' leftover events shape what a
+    // cold-start answer holds).
+    let probe = query("erase-probe", Some("a space adventure"));
+    let films = engine.recommend(&probe).await.unwrap();
+    let events: Vec<InteractionEvent> = films.items[..3]
+        .iter()
+        .zip([Action::Like, Action::Complete, Action::Skip])
+        .map(|(i, action)| InteractionEvent {
+            user_id: user.clone(),
+            item_id: i.item.id.clone(),
+            action,
+            timestamp: None,
+            recommendation_id: None,
+        })
+        .collect();
+    engine.record_events(events).await.unwrap();
+    assert!(
+        !engine
+            .recommend(&query(&user, None))
+            .await
+            .unwrap()
+            .cold_start
+    );
+
+    let cql = ScyllaInteractionStore::new(scylla_test_config(&nodes)).unwrap();
+    let raw_graph = neo4rs::Graph::new(uri.as_str(), "neo4j", "").await.unwrap();
+    let mut raw_redis = deadpool_redis::redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let vector_in_redis = deadpool_redis::redis::cmd("EXISTS")
+        .arg(core_api::store::redis::key(&user))
+        .clone();
+    assert_eq!(cql.user_events(&user).await.unwrap().len(), 3);
+    assert!(cql.profile(&user).await.unwrap().is_some());
+    // The two positive events were written as `WATCHED` edges.
+    assert_eq!(watched_in_neo4j(&raw_graph, &user).await, (2, true));
+    let cached: i64 = vector_in_redis.query_async(&mut raw_redis).await.unwrap();
+    assert_eq!(cached, 1, "taste vector in Redis");
+
+    let report = engine.erase_user(&user).await.unwrap();
+    assert_eq!((report.events, report.graph_edges), (3, 2), "{report:?}");
+    assert!(cql.user_events(&user).await.unwrap().is_empty());
+    assert!(cql.recent(&user, 10).await.unwrap().is_empty());
+    assert_eq!(cql.profile(&user).await.unwrap(), None);
+    assert_eq!(watched_in_neo4j(&raw_graph, &user).await, (0, false));
+    let cached: i64 = vector_in_redis.query_async(&mut raw_redis).await.unwrap();
+    assert_eq!(cached, 0, "taste vector gone from Redis");
+    assert!(engine.export_user(&user).await.unwrap().is_empty());
+    assert!(
+        engine
+            .recommend(&query(&user, None))
+            .await
+            .unwrap()
+            .cold_start
+    );
+
+    // A failing backend fails the erasure (so it is retried), after the other steps ran.
+    drop(redis);
+    assert!(engine.erase_user(&user).await.is_err());
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod backends;
 mod common;
+mod erasure;
 mod eval;
 mod http_api;
 mod index;
@@ -10,5 +11,6 @@ mod ingest;
 mod learning;
 mod policy;
 mod restart;
+mod security;
 mod semantics;
 mod stores;

@@ -35,6 +35,12 @@ async fn user_cache_contract(cache: &dyn UserEmbeddingCache) {
         "users are independent"
     );
     cache.invalidate("contract-never-stored").await;
+    // Erasure: the vector is gone and the call says so; forgetting nothing is no error.
+    cache.put("contract-erased", &v1).await;
+    cache.forget("contract-erased").await.unwrap();
+    assert_eq!(cache.get("contract-erased").await, None);
+    assert!(cache.get("contract-b").await.is_some());
+    cache.forget("contract-never-stored").await.unwrap();
 }
 
 #[tokio::test]
@@ -122,6 +128,8 @@ async fn redis_user_cache_meets_the_contract_and_rides_out_an_outage() {
     assert_eq!(cache.get("contract-b").await, None);
     cache.put("contract-c", &[0.5; 4]).await;
     cache.invalidate("contract-b").await;
+    // An erasure, unlike an invalidation, must know it did not happen.
+    assert!(cache.forget("contract-b").await.is_err());
     assert!(
         t.elapsed() < Duration::from_secs(3),
         "bounded by timeouts: {:?}",
