@@ -254,23 +254,16 @@ pub fn tuned_baselines(
             d.tests
                 .iter()
                 .map(|t| {
+                    let name = |&i: &u32| d.catalogue[i as usize].as_str();
                     let history: Vec<&str> = p
                         .positives
                         .get(&t.user_id)
-                        .map(|h| {
-                            h.iter()
-                                .map(|&i| d.catalogue[i as usize].as_str())
-                                .collect()
-                        })
+                        .map(|h| h.iter().map(name).collect())
                         .unwrap_or_default();
                     let seen: HashSet<&str> = p
                         .seen
                         .get(&t.user_id)
-                        .map(|s| {
-                            s.iter()
-                                .map(|&i| d.catalogue[i as usize].as_str())
-                                .collect()
-                        })
+                        .map(|s| s.iter().map(name).collect())
                         .unwrap_or_default();
                     model.recommend(&history, &seen, k)
                 })

@@ -140,17 +140,7 @@ impl ItemNeighbours {
                         }
                     }
                     let scale = (d as f32).powf(-p.alpha);
-                    let mut row: Vec<(u32, f32)> = touched
-                        .drain(..)
-                        .filter(|&j| j as usize != i)
-                        .map(|j| (j, scale * acc[j as usize] * penalty[j as usize]))
-                        .collect();
-                    for &(j, _) in &row {
-                        acc[j as usize] = 0.0;
-                    }
-                    acc[i] = 0.0;
-                    keep_strongest(&mut row, k);
-                    row
+                    drain_row(touched, acc, i, k, |j, a| scale * a * penalty[j as usize])
                 },
             )
             .collect();
@@ -307,6 +297,28 @@ impl ItemNeighbours {
     }
 }
 
+/// Item `i`'s row from a sparse accumulator: each touched item (not `i`) with `weight(j,
+/// acc[j])`, the `keep` strongest; the accumulator is left zeroed for the next item.
+fn drain_row(
+    touched: &mut Vec<u32>,
+    acc: &mut [f32],
+    i: usize,
+    keep: usize,
+    weight: impl Fn(u32, f32) -> f32,
+) -> Vec<(u32, f32)> {
+    let mut row: Vec<(u32, f32)> = touched
+        .drain(..)
+        .filter(|&j| j as usize != i)
+        .map(|j| (j, weight(j, acc[j as usize])))
+        .collect();
+    for &(j, _) in &row {
+        acc[j as usize] = 0.0;
+    }
+    acc[i] = 0.0;
+    keep_strongest(&mut row, keep);
+    row
+}
+
 /// Keeps the `k` heaviest entries of a row (ties: lower item first), sorted by item.
 fn keep_strongest(row: &mut Vec<(u32, f32)>, k: usize) {
     if row.len() > k {
@@ -353,17 +365,7 @@ fn sparse_ease(
                         acc[j as usize] += 1.0;
                     }
                 }
-                let mut row: Vec<(u32, f32)> = touched
-                    .drain(..)
-                    .filter(|&j| j as usize != i)
-                    .map(|j| (j, acc[j as usize]))
-                    .collect();
-                for &(j, _) in &row {
-                    acc[j as usize] = 0.0;
-                }
-                acc[i] = 0.0;
-                keep_strongest(&mut row, keep);
-                row
+                drain_row(touched, acc, i, keep, |_, a| a)
             },
         )
         .collect();

@@ -420,27 +420,32 @@ async fn neo4j_forgets_a_user_and_keeps_the_item_graph() {
     graph.forget_user(&kept).await.unwrap();
 }
 
+/// A 300-film demo configuration on the CQL server, Neo4j and a fresh Redis (kept alive by
+/// the returned handle); `None` when the servers are not configured.
+fn production_backends(tag: &str) -> Option<(core_api::Config, crate::stores::RedisServer)> {
+    let nodes = test_server("SEMREC_TEST_CQL")?;
+    let uri = test_server("SEMREC_TEST_BOLT")?;
+    let redis = crate::stores::RedisServer::start(crate::common::free_port());
+    let mut config = crate::common::demo_config(&temp_dir(tag), 300);
+    config.scylla = scylla_test_config(&nodes);
+    config.neo4j = neo4j_test_config(&uri);
+    config.redis.url = redis.url();
+    Some((config, redis))
+}
+
 /// The engine's erasure on the production backends: the user's events and profile leave the
 /// CQL server, their `WATCHED` edges leave Neo4j and their taste vector leaves Redis.
 #[tokio::test]
 async fn erasing_a_user_reaches_scylla_neo4j_and_redis() {
-    use crate::common::{demo_config, encoder, free_port};
-    use crate::stores::RedisServer;
+    use crate::common::encoder;
     use core_api::metrics::Metrics;
     use core_api::Engine;
     use shared_types::{InteractionEvent, RecommendationQuery};
 
-    let (Some(nodes), Some(uri)) = (
-        test_server("SEMREC_TEST_CQL"),
-        test_server("SEMREC_TEST_BOLT"),
-    ) else {
+    let Some((config, redis)) = production_backends("erase-backends") else {
         return;
     };
-    let redis = RedisServer::start(free_port());
-    let mut config = demo_config(&temp_dir("erase-backends"), 300);
-    config.scylla = scylla_test_config(&nodes);
-    config.neo4j = neo4j_test_config(&uri);
-    config.redis.url = redis.url();
+    let (cql_config, bolt_uri) = (config.scylla.clone(), config.neo4j.uri.clone());
     let engine = Engine::open_embedded(config, encoder(), Arc::new(Metrics::new()))
         .await
         .unwrap();
@@ -481,8 +486,10 @@ async fn erasing_a_user_reaches_scylla_neo4j_and_redis() {
             .cold_start
     );
 
-    let cql = ScyllaInteractionStore::new(scylla_test_config(&nodes)).unwrap();
-    let raw_graph = neo4rs::Graph::new(uri.as_str(), "neo4j", "").await.unwrap();
+    let cql = ScyllaInteractionStore::new(cql_config).unwrap();
+    let raw_graph = neo4rs::Graph::new(bolt_uri.as_str(), "neo4j", "")
+        .await
+        .unwrap();
     let mut raw_redis = deadpool_redis::redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()
@@ -522,24 +529,16 @@ async fn erasing_a_user_reaches_scylla_neo4j_and_redis() {
 
 #[tokio::test]
 async fn engine_runs_on_scylla_neo4j_and_redis_together() {
-    use crate::common::{demo_config, encoder, free_port, get, post};
-    use crate::stores::RedisServer;
+    use crate::common::{encoder, get, post};
     use core_api::metrics::Metrics;
     use core_api::{app, AppState, Engine};
     use std::time::{Duration, Instant};
 
-    let (Some(nodes), Some(uri)) = (
-        test_server("SEMREC_TEST_CQL"),
-        test_server("SEMREC_TEST_BOLT"),
-    ) else {
+    let Some((mut config, _redis)) = production_backends("all-backends") else {
         return;
     };
-    let redis = RedisServer::start(free_port());
-    let mut config = demo_config(&temp_dir("all-backends"), 300);
     config.index.shards = 2;
-    config.scylla = scylla_test_config(&nodes);
-    config.neo4j = neo4j_test_config(&uri);
-    config.redis.url = redis.url();
+    let cql_config = config.scylla.clone();
     let metrics = Arc::new(Metrics::new());
     let engine = Engine::open_embedded(config, encoder(), metrics.clone())
         .await
@@ -560,7 +559,7 @@ async fn engine_runs_on_scylla_neo4j_and_redis_together() {
         assert!(posted.status.is_success(), "{}", posted.status);
     }
     // Acknowledged events are in ScyllaDB.
-    let store = ScyllaInteractionStore::new(scylla_test_config(&nodes)).unwrap();
+    let store = ScyllaInteractionStore::new(cql_config).unwrap();
     assert_eq!(store.recent(&user, 10).await.unwrap().len(), 2);
 
     // Graph candidates come from Neo4j once the catalogue's SIMILAR_TO edges are written.

@@ -10,6 +10,7 @@ use axum::http::{Request, StatusCode};
 use core_api::metrics::Metrics;
 use core_api::{app, AppState, Config, Engine};
 use http_body_util::BodyExt;
+use shared_types::{RecommendationQuery, RecommendationResponse};
 use tower::ServiceExt;
 
 pub fn repo_root() -> PathBuf {
@@ -253,4 +254,40 @@ pub fn neo4j_test_config(uri: &str) -> core_api::config::Neo4jConfig {
         timeout_ms: 5_000,
         ..Default::default()
     }
+}
+
+/// Opens the engine on `config`, retrying while the previous engine on the same data
+/// directory still holds the store (a background task may keep it a moment after drop), and
+/// waits for the graph fill: graph candidates change while it runs.
+pub async fn open_engine(config: &Config) -> Arc<Engine> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match Engine::open_embedded(config.clone(), encoder(), Arc::new(Metrics::new())).await {
+            Ok(engine) => {
+                engine.graph_filled().await;
+                return engine;
+            }
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("reopening: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("engine not opened: {e}"),
+        }
+    }
+}
+
+/// The engine's answer for `user`, with no intent or filters.
+pub async fn recommend_for(engine: &Arc<Engine>, user: &str, limit: u32) -> RecommendationResponse {
+    let query = RecommendationQuery {
+        user_id: Some(user.to_string()),
+        limit: Some(limit),
+        ..Default::default()
+    }
+    .normalise()
+    .unwrap();
+    engine.recommend(&query).await.unwrap()
+}
+
+pub fn item_ids(reply: &RecommendationResponse) -> Vec<String> {
+    reply.items.iter().map(|i| i.item.id.clone()).collect()
 }

@@ -2,48 +2,9 @@
 //! erasure removes them and everything kept per user, at once and for good (after a restart
 //! too). Erasure on the production backends is in `backends.rs`.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use shared_types::{Action, InteractionEvent, RecommendationResponse};
 
-use core_api::metrics::Metrics;
-use core_api::{Config, Engine};
-use shared_types::{Action, InteractionEvent, RecommendationQuery, RecommendationResponse};
-
-use crate::common::{demo_config, encoder, temp_dir};
-
-/// Opens the engine on `config`, retrying while the previous engine on the same data
-/// directory still holds the store, and waits for the graph fill (stable answers).
-async fn open(config: &Config) -> Arc<Engine> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match Engine::open_embedded(config.clone(), encoder(), Arc::new(Metrics::new())).await {
-            Ok(engine) => {
-                engine.graph_filled().await;
-                return engine;
-            }
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("reopening: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("engine not opened: {e}"),
-        }
-    }
-}
-
-async fn recommend(engine: &Arc<Engine>, user: &str) -> RecommendationResponse {
-    let query = RecommendationQuery {
-        user_id: Some(user.to_string()),
-        limit: Some(10),
-        ..Default::default()
-    }
-    .normalise()
-    .unwrap();
-    engine.recommend(&query).await.unwrap()
-}
-
-fn ids(reply: &RecommendationResponse) -> Vec<String> {
-    reply.items.iter().map(|i| i.item.id.clone()).collect()
-}
+use crate::common::{demo_config, item_ids, open_engine, recommend_for, temp_dir};
 
 /// The answer as ranked: items and scores.
 fn ranked(reply: &RecommendationResponse) -> Vec<(String, f32)> {
@@ -71,11 +32,12 @@ fn event(user: &str, item: &str, action: Action, at: i64, rec: Option<&str>) -> 
 #[tokio::test]
 async fn an_erased_user_gets_cold_start_answers_at_once_and_after_a_restart() {
     let config = demo_config(&temp_dir("erasure"), 300);
-    let engine = open(&config).await;
+    let engine = open_engine(&config).await;
     let user = "erase-me";
 
     // The user acts on the most popular films, which a cold-start answer leads with.
-    let films: Vec<String> = ids(&recommend(&engine, "erasure-probe").await)[..3].to_vec();
+    let films: Vec<String> =
+        item_ids(&recommend_for(&engine, "erasure-probe", 10).await)[..3].to_vec();
     let now = core_api::engine::now_secs();
     engine
         .record_events(vec![
@@ -84,7 +46,7 @@ async fn an_erased_user_gets_cold_start_answers_at_once_and_after_a_restart() {
         ])
         .await
         .unwrap();
-    let personal = recommend(&engine, user).await;
+    let personal = recommend_for(&engine, user, 10).await;
     assert!(!personal.cold_start, "personalised before the erasure");
     // A reward from this answer: the policy's impression of the user is involved too.
     let clicked = &personal
@@ -104,7 +66,7 @@ async fn an_erased_user_gets_cold_start_answers_at_once_and_after_a_restart() {
         .unwrap();
 
     // Every event invalidates the vector: this answer caches it again.
-    assert!(!recommend(&engine, user).await.cold_start);
+    assert!(!recommend_for(&engine, user, 10).await.cold_start);
     assert!(
         engine.backends().user_cache.get(user).await.is_some(),
         "taste vector cached"
@@ -140,14 +102,14 @@ async fn an_erased_user_gets_cold_start_answers_at_once_and_after_a_restart() {
         engine.backends().user_cache.get(user).await.is_none(),
         "taste vector forgotten"
     );
-    let after = recommend(&engine, user).await;
-    let fresh = recommend(&engine, "never-seen-user").await;
+    let after = recommend_for(&engine, user, 10).await;
+    let fresh = recommend_for(&engine, "never-seen-user", 10).await;
     assert!(after.cold_start && fresh.cold_start);
     assert_eq!(ranked(&after), ranked(&fresh), "the cold-start answer");
     assert!(
-        ids(&after).iter().any(|id| films.contains(id)),
+        item_ids(&after).iter().any(|id| films.contains(id)),
         "films the user had seen are no longer filtered out: {:?}",
-        ids(&after)
+        item_ids(&after)
     );
     assert!(
         engine.backends().user_cache.get(user).await.is_none(),
@@ -162,10 +124,10 @@ async fn an_erased_user_gets_cold_start_answers_at_once_and_after_a_restart() {
 
     // Durable: the replay at start does not bring the events back.
     drop(engine);
-    let engine = open(&config).await;
+    let engine = open_engine(&config).await;
     assert!(engine.export_user(user).await.unwrap().is_empty());
-    let after = recommend(&engine, user).await;
-    let fresh = recommend(&engine, "another-new-user").await;
+    let after = recommend_for(&engine, user, 10).await;
+    let fresh = recommend_for(&engine, "another-new-user", 10).await;
     assert!(after.cold_start);
     assert_eq!(
         ranked(&after),

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use core_api::metrics::Metrics;
 use core_api::{app, AppState, Config, Engine, EngineError};
-use shared_types::{Action, InteractionEvent, Item, RecommendationQuery, RecommendationResponse};
+use shared_types::{Action, InteractionEvent, Item, RecommendationResponse};
 
-use crate::common::{demo_config, encoder, get, post, repo_root, temp_dir};
+use crate::common::{
+    demo_config, get, item_ids, open_engine, post, recommend_for, repo_root, temp_dir,
+};
 
 /// Every film of the demo catalogue file, in file order.
 fn movies() -> &'static [Item] {
@@ -87,26 +89,6 @@ fn pool_config(dir: &Path, pool: &[Item], ratings: &[Rating]) -> Config {
     c
 }
 
-/// Opens the engine on `config`, retrying while the previous engine on the same data
-/// directory still holds the store (a background task may keep it a moment after drop).
-async fn open(config: &Config) -> Arc<Engine> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match Engine::open_embedded(config.clone(), encoder(), Arc::new(Metrics::new())).await {
-            Ok(engine) => {
-                // Graph candidates change while the fill runs: wait for stable answers.
-                engine.graph_filled().await;
-                return engine;
-            }
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("reopening: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("engine not opened: {e}"),
-        }
-    }
-}
-
 /// Waits until no training runs and `done(status)` holds.
 async fn wait_model(
     engine: &Engine,
@@ -132,21 +114,6 @@ fn event(user: &str, item: &str, action: Action, timestamp: i64) -> InteractionE
         timestamp: Some(timestamp),
         recommendation_id: None,
     }
-}
-
-async fn recommend(engine: &Arc<Engine>, user: &str, limit: u32) -> RecommendationResponse {
-    let query = RecommendationQuery {
-        user_id: Some(user.to_string()),
-        limit: Some(limit),
-        ..Default::default()
-    }
-    .normalise()
-    .unwrap();
-    engine.recommend(&query).await.unwrap()
-}
-
-fn ids(reply: &RecommendationResponse) -> Vec<String> {
-    reply.items.iter().map(|i| i.item.id.clone()).collect()
 }
 
 fn now() -> i64 {
@@ -209,7 +176,7 @@ async fn a_long_history_never_gets_a_seen_item_back() {
     // The real demo ratings over 600 films: real popularity, and a model trained at start.
     let config = demo_config(&dir, 600);
     assert_eq!(config.ranking.history_limit, 50);
-    let engine = open(&config).await;
+    let engine = open_engine(&config).await;
     let catalogue: Vec<&Item> = movies()
         .iter()
         .filter(|m| engine.get_item(&m.id).is_ok())
@@ -250,7 +217,7 @@ async fn a_long_history_never_gets_a_seen_item_back() {
     assert_eq!(older_only.len(), 400);
 
     let check = |reply: &RecommendationResponse, via: &str| {
-        let got = ids(reply);
+        let got = item_ids(reply);
         assert!(
             got.len() >= 20,
             "{via}: enough unseen films remain: {got:?}"
@@ -258,7 +225,7 @@ async fn a_long_history_never_gets_a_seen_item_back() {
         let back: Vec<&String> = got.iter().filter(|id| seen_ids.contains(*id)).collect();
         assert!(back.is_empty(), "{via}: seen films came back: {back:?}");
     };
-    let reply = recommend(&engine, user, 50).await;
+    let reply = recommend_for(&engine, user, 50).await;
     assert!(!reply.cold_start);
     check(&reply, "engine");
 
@@ -286,7 +253,7 @@ async fn a_long_history_never_gets_a_seen_item_back() {
 
     // Similar items for this user exclude them too.
     let similar = engine.similar(&seen[0].id, 50, Some(user)).await.unwrap();
-    let back: Vec<String> = ids(&similar)
+    let back: Vec<String> = item_ids(&similar)
         .into_iter()
         .filter(|id| seen_ids.contains(id))
         .collect();
@@ -299,8 +266,8 @@ async fn a_long_history_never_gets_a_seen_item_back() {
         .map(|e| event(twin, &e.item_id, e.action, e.timestamp.unwrap()))
         .collect();
     engine.record_events(twin_events).await.unwrap();
-    let twin_reply = recommend(&engine, twin, 50).await;
-    let would_come_back: Vec<String> = ids(&twin_reply)
+    let twin_reply = recommend_for(&engine, twin, 50).await;
+    let would_come_back: Vec<String> = item_ids(&twin_reply)
         .into_iter()
         .filter(|id| older_only.contains(id))
         .collect();
@@ -312,8 +279,8 @@ async fn a_long_history_never_gets_a_seen_item_back() {
     // After a restart the seen sets are rebuilt from the stored events.
     drop(router);
     drop(engine);
-    let engine = open(&config).await;
-    check(&recommend(&engine, user, 50).await, "after restart");
+    let engine = open_engine(&config).await;
+    check(&recommend_for(&engine, user, 50).await, "after restart");
 }
 
 /// One `like` changes the very next answer through the next-item transitions: many users
@@ -364,7 +331,7 @@ async fn a_new_event_changes_the_next_answer() {
     let mut config = pool_config(&dir, &films, &ratings);
     config.learning.min_positives = usize::MAX;
     config.learning.retrain_every_secs = 0;
-    let engine = open(&config).await;
+    let engine = open_engine(&config).await;
     assert_eq!(engine.catalog_len(), films.len());
 
     // 25 users like A, then B ten minutes later, twenty days ago.
@@ -385,15 +352,15 @@ async fn a_new_event_changes_the_next_answer() {
         .record_events(vec![event(user, &c.id, Action::Like, now() - 3_600)])
         .await
         .unwrap();
-    let first = recommend(&engine, user, 10).await;
-    let second = recommend(&engine, user, 10).await;
+    let first = recommend_for(&engine, user, 10).await;
+    let second = recommend_for(&engine, user, 10).await;
     assert_eq!(
-        ids(&first),
-        ids(&second),
+        item_ids(&first),
+        item_ids(&second),
         "answers are stable without events"
     );
     assert!(
-        !ids(&first).contains(&b.id),
+        !item_ids(&first).contains(&b.id),
         "B is not recommended before the event: {:?}",
         first
             .items
@@ -407,10 +374,10 @@ async fn a_new_event_changes_the_next_answer() {
         .record_events(vec![event(user, &a.id, Action::Like, now())])
         .await
         .unwrap();
-    let after = recommend(&engine, user, 10).await;
+    let after = recommend_for(&engine, user, 10).await;
     assert_ne!(
-        ids(&after),
-        ids(&second),
+        item_ids(&after),
+        item_ids(&second),
         "one event changes the next answer"
     );
     let because_of_a = |reply: &RecommendationResponse, when: &str| {
@@ -434,15 +401,15 @@ async fn a_new_event_changes_the_next_answer() {
             "{when}: {got:?}"
         );
         assert!(got.components.transition > 0.0, "{when}: {got:?}");
-        assert!(!ids(reply).contains(&a.id), "{when}: A is seen now");
+        assert!(!item_ids(reply).contains(&a.id), "{when}: A is seen now");
     };
     because_of_a(&after, "after the like");
     assert_eq!(engine.model_status().version, 0, "no model was trained");
 
     // The transitions are rebuilt from the stored events at the next start.
     drop(engine);
-    let engine = open(&config).await;
-    because_of_a(&recommend(&engine, user, 10).await, "after a restart");
+    let engine = open_engine(&config).await;
+    because_of_a(&recommend_for(&engine, user, 10).await, "after a restart");
 }
 
 /// Retraining through the operator API: 202, the new version is served without a restart,
@@ -459,7 +426,7 @@ async fn retraining_in_the_background_is_served_without_a_restart() {
     let mut config = pool_config(&dir, &films, &ratings);
     config.learning.min_positives = 100;
     config.learning.retrain_every_secs = 0;
-    let engine = open(&config).await;
+    let engine = open_engine(&config).await;
     let router = app(AppState::ready(engine.clone(), Arc::new(Metrics::new())));
 
     // Nothing is served yet: training is on demand only, and the store has too little data
@@ -590,13 +557,13 @@ async fn a_saved_model_is_loaded_at_start() {
     config.learning.retrain_every_secs = 3_600;
 
     // No model on disk: the first start trains one in the background.
-    let engine = open(&config).await;
+    let engine = open_engine(&config).await;
     let trained = wait_model(&engine, "a model trained at start", |s| s.version > 0).await;
     assert!(trained.has_ranker, "{trained:?}");
     assert_eq!(saved_versions(&dir), vec![trained.version]);
     drop(engine);
 
-    let engine = open(&config).await;
+    let engine = open_engine(&config).await;
     let loaded = engine.model_status();
     assert_eq!(loaded.version, trained.version, "{loaded:?}");
     assert_eq!(loaded.trained_at, trained.trained_at);
@@ -619,7 +586,7 @@ async fn a_saved_model_is_loaded_at_start() {
         .record_events(vec![event(user, &cycle[3].id, Action::Like, now())])
         .await
         .unwrap();
-    let reply = recommend(&engine, user, 10).await;
+    let reply = recommend_for(&engine, user, 10).await;
     assert!(
         reply.items.iter().any(|i| i.components.collaborative > 0.0),
         "{:?}",
@@ -643,7 +610,7 @@ async fn retraining_without_enough_data_is_refused() {
     let ratings = cyclic_events("few", &cycle, 5, 2, 1_360_000_000);
     let config = pool_config(&dir, &films, &ratings);
     assert_eq!(config.learning.min_positives, 50);
-    let engine = open(&config).await;
+    let engine = open_engine(&config).await;
 
     // The start-up attempt may still hold the training lock for a moment.
     let deadline = Instant::now() + Duration::from_secs(30);

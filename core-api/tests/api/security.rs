@@ -21,13 +21,19 @@ const INGEST_KEY: &str = "rk_ingest-key-for-tests";
 const SUPPORT_KEY: &str = "rk_support-key-for-tests";
 
 /// The demo engine behind an app that requires edge signatures and knows three operator
-/// keys; `burst` bounds each identity's requests.
+/// keys; `burst` bounds each identity's requests (which do not refill within a test).
 fn secured_app(burst: f64) -> axum::Router {
+    secured_app_with(|auth| {
+        auth.burst = burst;
+        auth.requests_per_sec = 0.001;
+    })
+}
+
+fn secured_app_with(limits: impl FnOnce(&mut core_api::config::AuthConfig)) -> axum::Router {
     let (engine, metrics) = demo_engine();
     let mut config = engine.config().clone();
     config.edge.shared_secret = String::from_utf8(SECRET.to_vec()).unwrap();
-    config.auth.burst = burst;
-    config.auth.requests_per_sec = 0.001;
+    limits(&mut config.auth);
     config.auth.operator_keys = [
         ("catalog", CATALOG_KEY, vec![Scope::CatalogWrite]),
         ("ingest", INGEST_KEY, vec![Scope::EventsWrite]),
@@ -336,13 +342,7 @@ async fn identities_are_rate_limited_with_retry_after() {
 
 #[tokio::test]
 async fn events_per_user_are_capped() {
-    let (engine, metrics) = demo_engine();
-    let mut config = engine.config().clone();
-    config.edge.shared_secret = String::from_utf8(SECRET.to_vec()).unwrap();
-    config.auth.events_per_minute = 5;
-    let mut state = AppState::ready(engine, metrics);
-    state.auth = Arc::new(Authenticator::new(&config));
-    let app = app(state);
+    let app = secured_app_with(|auth| auth.events_per_minute = 5);
     let erin = unique("erin");
     let batch = |n: usize| format!("[{}]", vec![event(&erin); n].join(","));
     let four = batch(4);
