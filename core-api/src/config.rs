@@ -30,7 +30,7 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// `single`, `router` (public API, shards on other nodes) or `shard` (hosts shards).
-    pub role: String,
+    pub role: Role,
     /// Shards this node hosts; empty = computed from `shard_nodes`/`replication`/`ordinal`
     /// (or every shard when `shard_nodes` is 0).
     pub hosted_shards: Vec<usize>,
@@ -63,7 +63,7 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
-            role: "single".into(),
+            role: Role::Single,
             hosted_shards: Vec::new(),
             shard_nodes: 0,
             replication: 2,
@@ -81,23 +81,20 @@ impl Default for ClusterConfig {
     }
 }
 
-/// What this process does, resolved from [`ClusterConfig::role`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What this process does in a cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Everything in one process.
+    #[default]
     Single,
+    /// The public API; the shards live on shard nodes.
     Router,
+    /// Hosts shards behind the internal RPC.
     Shard,
 }
 
 impl ClusterConfig {
-    pub fn role(&self) -> Role {
-        match self.role.as_str() {
-            "router" => Role::Router,
-            "shard" => Role::Shard,
-            _ => Role::Single,
-        }
-    }
-
     /// The shards this node hosts, out of `total`.
     pub fn hosted(&self, total: usize) -> Result<Vec<usize>, ConfigError> {
         if !self.hosted_shards.is_empty() {
@@ -144,7 +141,7 @@ pub struct PolicyConfig {
     /// Weight of the static ranker's weights as the prior, in pseudo-observations.
     pub prior_strength: f32,
     /// `none` (one global model), `device` or `time_of_day`.
-    pub segment_by: String,
+    pub segment_by: SegmentBy,
     /// Rewards attributed to an impression by the events that reference it.
     pub reward_complete: f32,
     pub reward_like: f32,
@@ -165,7 +162,7 @@ impl Default for PolicyConfig {
             epsilon: 0.05,
             top_k: 5,
             prior_strength: 20.0,
-            segment_by: "none".into(),
+            segment_by: SegmentBy::None,
             reward_complete: 1.0,
             reward_like: 1.0,
             reward_view: 0.1,
@@ -175,6 +172,46 @@ impl Default for PolicyConfig {
             save_every: 100,
         }
     }
+}
+
+/// What the ranking policy keeps a separate model for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentBy {
+    /// One global model.
+    #[default]
+    None,
+    Device,
+    TimeOfDay,
+}
+
+impl SegmentBy {
+    /// The segment a request falls in.
+    pub fn segment(self, req: &shared_types::NormalisedRequest) -> String {
+        match self {
+            Self::None => "global".into(),
+            Self::Device => format!("device:{}", req.device.map_or("unknown", |d| d.as_str())),
+            Self::TimeOfDay => format!(
+                "time_of_day:{}",
+                req.time_of_day.map_or("unknown", |t| t.as_str())
+            ),
+        }
+    }
+}
+
+/// How many replicas answer a CQL statement before it counts (CQL consistency levels).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    #[default]
+    LocalQuorum,
+    Quorum,
+    EachQuorum,
+    LocalOne,
+    One,
+    Two,
+    Three,
+    All,
 }
 
 /// User interactions and profiles in ScyllaDB (or Cassandra); with no `nodes` they stay in
@@ -187,8 +224,9 @@ pub struct ScyllaConfig {
     pub keyspace: String,
     /// CQL replication map used when the keyspace is created.
     pub replication: String,
-    /// `local_quorum` (production), `quorum`, `local_one`, `one`, `all`.
-    pub consistency: String,
+    /// `local_quorum` (production), `quorum`, `each_quorum`, `local_one`, `one`, `two`,
+    /// `three`, `all`.
+    pub consistency: Consistency,
     /// Connections per node (per shard on ScyllaDB).
     pub pool_size: usize,
     /// Bound on each statement, connection set-up included.
@@ -203,7 +241,7 @@ impl Default for ScyllaConfig {
             nodes: String::new(),
             keyspace: "semrec".into(),
             replication: "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}".into(),
-            consistency: "local_quorum".into(),
+            consistency: Consistency::LocalQuorum,
             pool_size: 4,
             timeout_ms: 200,
             page_size: 1000,
@@ -582,7 +620,7 @@ impl Config {
                 "auth.requests_per_sec must be > 0, auth.burst >= 1, auth.events_per_minute > 0",
             );
         }
-        if self.cluster.role() != Role::Shard
+        if self.cluster.role != Role::Shard
             && !crate::auth::is_loopback_bind(&self.server.bind)
             && self.edge.shared_secret.is_empty()
             && self.auth.operator_keys.is_empty()
@@ -601,11 +639,6 @@ impl Config {
                 "ranking.ann_candidates and ranking.history_half_life_days must be positive",
             );
         }
-        if !self.scylla.nodes.is_empty()
-            && crate::store::scylla::parse_consistency(&self.scylla.consistency).is_none()
-        {
-            return invalid("scylla.consistency must be one of local_quorum, quorum, local_one, one, all, each_quorum, two, three");
-        }
         if self.scylla.keyspace.is_empty()
             || !self
                 .scylla
@@ -618,17 +651,8 @@ impl Config {
         if !(0.0..=0.2).contains(&self.policy.epsilon) || self.policy.top_k == 0 {
             return invalid("policy.epsilon must be within [0, 0.2] and policy.top_k > 0");
         }
-        if !matches!(
-            self.policy.segment_by.as_str(),
-            "none" | "device" | "time_of_day"
-        ) {
-            return invalid("policy.segment_by must be none, device or time_of_day");
-        }
         if self.policy.prior_strength <= 0.0 {
             return invalid("policy.prior_strength must be positive");
-        }
-        if !matches!(self.cluster.role.as_str(), "single" | "router" | "shard") {
-            return invalid("cluster.role must be single, router or shard");
         }
         if self
             .cluster
@@ -638,7 +662,7 @@ impl Config {
         {
             return invalid("cluster.hosted_shards must be below index.shards");
         }
-        if self.cluster.role() == Role::Router
+        if self.cluster.role == Role::Router
             && self.cluster.nodes.is_empty()
             && self.cluster.nodes_dns.is_empty()
         {
@@ -715,7 +739,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.cluster.role(), Role::Shard);
+        assert_eq!(c.cluster.role, Role::Shard);
         assert_eq!(c.cluster.nodes, ["10.0.0.2:8081", "10.0.0.3:8081"]);
         // Replication 2 on a ring of 10: node 3 holds shards 2, 3, 12, 13.
         assert_eq!(c.cluster.hosted(20).unwrap(), [2, 3, 12, 13]);
@@ -821,7 +845,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(shard.cluster.role(), Role::Shard);
+        assert_eq!(shard.cluster.role, Role::Shard);
         assert_eq!(shard.index.shards, 20);
         let mut node_3 = shard.cluster.clone();
         node_3.ordinal = 3;
@@ -834,7 +858,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(router.cluster.role(), Role::Router);
+        assert_eq!(router.cluster.role, Role::Router);
         assert!(!router.cluster.nodes_dns.is_empty());
         let _ = std::fs::remove_file(file);
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use shared_types::{Action, Item, Maturity};
 
 use crate::config::Config;
-use crate::engine::{item_text, Embedder};
+use crate::embedding::{item_text, Embedder};
 use crate::error::EngineError;
 use crate::metrics::Metrics;
 use crate::store::{EmbeddedStore, Interaction, InteractionStore, ItemStore, StoredItem};

@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use shared_types::ItemInput;
 
-use crate::engine::{item_text, validate_item, Backends};
+use crate::embedding::item_text;
+use crate::engine::{validate_item, Backends};
 use crate::metrics::Metrics;
 use crate::store::{EmbeddedStore, InProcessItemGraph, InProcessUserCache, ItemStore, StoredItem};
 use crate::{Config, Embedder, Engine, EngineError};

@@ -3,11 +3,15 @@
 //! embedded defaults ([`store`]) and Prometheus metrics ([`metrics`]).
 
 pub mod auth;
+pub mod bootstrap;
 pub mod catalog;
+pub mod clock;
 pub mod cluster;
+pub mod compute;
 pub mod config;
 pub mod demo;
 pub mod edge_auth;
+pub mod embedding;
 pub mod engine;
 pub mod error;
 pub mod eval;

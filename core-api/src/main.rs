@@ -8,7 +8,7 @@ use std::sync::Arc;
 use core_api::cluster::ShardNode;
 use core_api::config::Role;
 use core_api::metrics::Metrics;
-use core_api::{app, AppState, Config, Engine};
+use core_api::{app, AppState, Config};
 use tracing_subscriber::EnvFilter;
 
 fn config_path() -> Result<Option<PathBuf>, String> {
@@ -96,7 +96,7 @@ async fn run() -> Result<(), String> {
     let config =
         Config::load(config_path()?.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::new());
-    if config.cluster.role() == Role::Shard {
+    if config.cluster.role == Role::Shard {
         return run_shard_node(config, metrics).await;
     }
     let state = AppState::loading(config.clone(), metrics.clone());
@@ -123,7 +123,7 @@ async fn run() -> Result<(), String> {
         dim = encoder.dim(),
         "embedding model loaded"
     );
-    let engine = Engine::open_embedded(config, Arc::new(encoder), metrics)
+    let engine = core_api::bootstrap::open_embedded(config, Arc::new(encoder), metrics)
         .await
         .map_err(|e| e.to_string())?;
     let _ = state.engine.set(engine.clone());

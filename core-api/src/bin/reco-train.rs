@@ -17,7 +17,7 @@ use core_api::catalog::CatalogEntry;
 use core_api::learn::train::{train, TrainContext, TrainEvent};
 use core_api::learn::{ItemIds, SeenSets};
 use core_api::metrics::Metrics;
-use core_api::{Config, Engine};
+use core_api::Config;
 
 #[derive(Parser)]
 #[command(version)]
@@ -65,9 +65,10 @@ async fn train_store(mut config: Config) -> Result<(), String> {
     config.demo.load_if_empty = false;
     config.learning.retrain_every_secs = 0;
     let encoder = gpu_batch::TextEncoder::load(&config.model.dir).map_err(|e| e.to_string())?;
-    let engine = Engine::open_embedded(config, Arc::new(encoder), Arc::new(Metrics::new()))
-        .await
-        .map_err(|e| format!("cannot open the stores (is a core running on them?): {e}"))?;
+    let engine =
+        core_api::bootstrap::open_embedded(config, Arc::new(encoder), Arc::new(Metrics::new()))
+            .await
+            .map_err(|e| format!("cannot open the stores (is a core running on them?): {e}"))?;
     let report = engine.retrain().await.map_err(|e| e.to_string())?;
     let status = engine.model_status();
     println!(
@@ -154,7 +155,7 @@ async fn measure(
     let started = Instant::now();
     let ctx = TrainContext {
         items: &entries,
-        current_year: core_api::engine::current_year(),
+        current_year: core_api::clock::current_year(),
         history_limit: config.ranking.history_limit,
         history_half_life_days: config.ranking.history_half_life_days,
     };
@@ -163,7 +164,7 @@ async fn measure(
         &ctx,
         &config.learning,
         1,
-        core_api::engine::now_secs(),
+        core_api::clock::now_secs(),
     );
     let secs = started.elapsed().as_secs_f64();
     let per_million =

@@ -823,7 +823,7 @@ impl EngineRun<'_> {
 
     async fn run_in(&self, dir: &Path, config: Config) -> Result<EngineLists, EvalError> {
         let (engine, _store) = open_engine(dir, config.clone(), self.embedder.clone()).await?;
-        // As `Engine::open_on_store` does in the background, but awaited, so the graph is
+        // As `bootstrap::open_on_store` does in the background, but awaited, so the graph is
         // complete before the first event and the same in every variant.
         engine.fill_graph().await?;
         for chunk in self.train.chunks(MAX_EVENTS_PER_REQUEST) {
@@ -1527,7 +1527,7 @@ pub fn notes(r: &EvalReport) -> Vec<String> {
 
 /// Today's date (UTC) as `YYYY-MM-DD`.
 pub fn today_utc() -> String {
-    let days = crate::engine::now_secs().div_euclid(86_400);
+    let days = crate::clock::now_secs().div_euclid(86_400);
     // Howard Hinnant's civil-from-days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

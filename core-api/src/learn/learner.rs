@@ -366,7 +366,7 @@ impl Learner {
         self.next_version.fetch_max(on_disk + 1, Ordering::Relaxed);
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
         let dir = self.models_dir.clone();
-        let model = crate::engine::on_rayon(move || {
+        let model = crate::compute::on_rayon(move || {
             let ctx = TrainContext {
                 items: &items,
                 current_year,

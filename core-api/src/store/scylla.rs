@@ -27,18 +27,19 @@ use crate::config::ScyllaConfig;
 /// Least time between two connection attempts while the cluster is unreachable.
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 
-pub fn parse_consistency(name: &str) -> Option<Consistency> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "local_quorum" => Consistency::LocalQuorum,
-        "quorum" => Consistency::Quorum,
-        "each_quorum" => Consistency::EachQuorum,
-        "local_one" => Consistency::LocalOne,
-        "one" => Consistency::One,
-        "two" => Consistency::Two,
-        "three" => Consistency::Three,
-        "all" => Consistency::All,
-        _ => return None,
-    })
+/// The driver's consistency for the configured level.
+fn consistency(level: crate::config::Consistency) -> Consistency {
+    use crate::config::Consistency as Level;
+    match level {
+        Level::LocalQuorum => Consistency::LocalQuorum,
+        Level::Quorum => Consistency::Quorum,
+        Level::EachQuorum => Consistency::EachQuorum,
+        Level::LocalOne => Consistency::LocalOne,
+        Level::One => Consistency::One,
+        Level::Two => Consistency::Two,
+        Level::Three => Consistency::Three,
+        Level::All => Consistency::All,
+    }
 }
 
 /// The schema, in creation order; every statement is idempotent.
@@ -111,12 +112,9 @@ fn interaction(row: EventRow) -> Result<Interaction, StoreError> {
 impl ScyllaInteractionStore {
     /// Validates the configuration; the cluster is contacted on first use.
     pub fn new(config: ScyllaConfig) -> Result<Self, StoreError> {
-        let consistency = parse_consistency(&config.consistency).ok_or_else(|| {
-            StoreError::Unavailable(format!("unknown consistency '{}'", config.consistency))
-        })?;
         Ok(Self {
+            consistency: consistency(config.consistency),
             config,
-            consistency,
             connected: std::sync::RwLock::new(None),
             connecting: Mutex::new(None),
         })

@@ -196,9 +196,6 @@ async fn scylla_interaction_store_meets_the_contract_and_its_schema_is_idempoten
 
 #[tokio::test]
 async fn unknown_consistency_is_a_configuration_error() {
-    let mut config = scylla_test_config("127.0.0.1:1");
-    config.consistency = "most".into();
-    assert!(ScyllaInteractionStore::new(config).is_err());
     let env = [(
         "RECO__SCYLLA__NODES".to_string(),
         "127.0.0.1:9042".to_string(),
@@ -439,14 +436,13 @@ fn production_backends(tag: &str) -> Option<(core_api::Config, crate::stores::Re
 async fn erasing_a_user_reaches_scylla_neo4j_and_redis() {
     use crate::common::encoder;
     use core_api::metrics::Metrics;
-    use core_api::Engine;
     use shared_types::{InteractionEvent, RecommendationQuery};
 
     let Some((config, redis)) = production_backends("erase-backends") else {
         return;
     };
     let (cql_config, bolt_uri) = (config.scylla.clone(), config.neo4j.uri.clone());
-    let engine = Engine::open_embedded(config, encoder(), Arc::new(Metrics::new()))
+    let engine = core_api::bootstrap::open_embedded(config, encoder(), Arc::new(Metrics::new()))
         .await
         .unwrap();
     // `WATCHED` edges need the content nodes.
@@ -531,7 +527,7 @@ async fn erasing_a_user_reaches_scylla_neo4j_and_redis() {
 async fn engine_runs_on_scylla_neo4j_and_redis_together() {
     use crate::common::{encoder, get, post};
     use core_api::metrics::Metrics;
-    use core_api::{app, AppState, Engine};
+    use core_api::{app, AppState};
     use std::time::{Duration, Instant};
 
     let Some((mut config, _redis)) = production_backends("all-backends") else {
@@ -540,7 +536,7 @@ async fn engine_runs_on_scylla_neo4j_and_redis_together() {
     config.index.shards = 2;
     let cql_config = config.scylla.clone();
     let metrics = Arc::new(Metrics::new());
-    let engine = Engine::open_embedded(config, encoder(), metrics.clone())
+    let engine = core_api::bootstrap::open_embedded(config, encoder(), metrics.clone())
         .await
         .unwrap();
     let router = app(AppState::ready(engine, metrics));

@@ -83,9 +83,10 @@ pub fn demo_engine() -> (Arc<Engine>, Arc<Metrics>) {
                 rt.block_on(async {
                     let metrics = Arc::new(Metrics::new());
                     let config = demo_config(&temp_dir("demo"), DEMO_FILMS);
-                    let engine = Engine::open_embedded(config, encoder(), metrics.clone())
-                        .await
-                        .unwrap();
+                    let engine =
+                        core_api::bootstrap::open_embedded(config, encoder(), metrics.clone())
+                            .await
+                            .unwrap();
                     // Filled on this runtime, which ends with this thread.
                     engine.graph_filled().await;
                     (engine, metrics)
@@ -241,7 +242,7 @@ pub fn scylla_test_config(nodes: &str) -> core_api::config::ScyllaConfig {
         nodes: nodes.to_string(),
         keyspace: "semrec_test".into(),
         replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
-        consistency: "local_quorum".into(),
+        consistency: core_api::config::Consistency::LocalQuorum,
         timeout_ms: 5_000,
         ..Default::default()
     }
@@ -262,7 +263,13 @@ pub fn neo4j_test_config(uri: &str) -> core_api::config::Neo4jConfig {
 pub async fn open_engine(config: &Config) -> Arc<Engine> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        match Engine::open_embedded(config.clone(), encoder(), Arc::new(Metrics::new())).await {
+        match core_api::bootstrap::open_embedded(
+            config.clone(),
+            encoder(),
+            Arc::new(Metrics::new()),
+        )
+        .await
+        {
             Ok(engine) => {
                 engine.graph_filled().await;
                 return engine;

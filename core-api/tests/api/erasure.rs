@@ -38,7 +38,7 @@ async fn an_erased_user_gets_cold_start_answers_at_once_and_after_a_restart() {
     // The user acts on the most popular films, which a cold-start answer leads with.
     let films: Vec<String> =
         item_ids(&recommend_for(&engine, "erasure-probe", 10).await)[..3].to_vec();
-    let now = core_api::engine::now_secs();
+    let now = core_api::clock::now_secs();
     engine
         .record_events(vec![
             event(user, &films[0], Action::Like, now - 300, None),

@@ -6,7 +6,6 @@ use std::process::Command;
 
 use core_api::ingest::{ingest, read_catalogue};
 use core_api::metrics::Metrics;
-use core_api::Engine;
 
 use crate::common::{demo_config, encoder, repo_root, temp_dir};
 
@@ -81,9 +80,10 @@ async fn interrupted_ingest_resumes_and_builds_a_loadable_index() {
     assert_eq!(snapshots, 2, "one snapshot per shard");
 
     // A fresh engine on the data directory serves every item with sensible neighbours.
-    let engine = Engine::open_embedded(config, encoder(), std::sync::Arc::new(Metrics::new()))
-        .await
-        .unwrap();
+    let engine =
+        core_api::bootstrap::open_embedded(config, encoder(), std::sync::Arc::new(Metrics::new()))
+            .await
+            .unwrap();
     assert_eq!(engine.catalog_len(), 40);
     let similar = engine.similar("ing-0", 5, None).await.unwrap();
     let sci_fi = similar

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use core_api::metrics::Metrics;
-use core_api::{app, AppState, Engine};
+use core_api::{app, AppState};
 
 use crate::common::{demo_config, encoder, get, post, temp_dir};
 
@@ -18,7 +18,7 @@ async fn rewards_teach_the_policy_which_is_reported_evaluated_and_persisted() {
     config.policy.epsilon = 0.2;
     config.policy.save_every = 1_000_000;
     let metrics = Arc::new(Metrics::new());
-    let engine = Engine::open_embedded(config.clone(), encoder(), metrics.clone())
+    let engine = core_api::bootstrap::open_embedded(config.clone(), encoder(), metrics.clone())
         .await
         .unwrap();
     let router = app(AppState::ready(engine.clone(), metrics.clone()));
@@ -102,7 +102,7 @@ async fn rewards_teach_the_policy_which_is_reported_evaluated_and_persisted() {
     engine.graph_filled().await;
     drop(router);
     drop(engine);
-    let reopened = Engine::open_embedded(config, encoder(), Arc::new(Metrics::new()))
+    let reopened = core_api::bootstrap::open_embedded(config, encoder(), Arc::new(Metrics::new()))
         .await
         .unwrap();
     let restored = reopened.policy_report(None);
@@ -114,7 +114,7 @@ async fn rewards_teach_the_policy_which_is_reported_evaluated_and_persisted() {
 async fn a_switched_off_policy_keeps_the_static_order() {
     let mut config = demo_config(&temp_dir("policy-off"), 200);
     config.policy.enabled = false;
-    let engine = Engine::open_embedded(config, encoder(), Arc::new(Metrics::new()))
+    let engine = core_api::bootstrap::open_embedded(config, encoder(), Arc::new(Metrics::new()))
         .await
         .unwrap();
     let router = app(AppState::ready(engine, Arc::new(Metrics::new())));

@@ -153,7 +153,7 @@ async fn recommendations_keep_answering_while_redis_is_down() {
     use crate::common::{demo_config, encoder, get, post, temp_dir};
     use axum::http::StatusCode;
     use core_api::metrics::Metrics;
-    use core_api::{app, AppState, Engine};
+    use core_api::{app, AppState};
     use std::sync::Arc;
 
     let port = free_port();
@@ -162,7 +162,7 @@ async fn recommendations_keep_answering_while_redis_is_down() {
     config.index.shards = 2;
     config.redis.url = server.url();
     let metrics = Arc::new(Metrics::new());
-    let engine = Engine::open_embedded(config, encoder(), metrics.clone())
+    let engine = core_api::bootstrap::open_embedded(config, encoder(), metrics.clone())
         .await
         .unwrap();
     // Answers are compared across the outage: let the graph fill finish first.

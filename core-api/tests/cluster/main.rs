@@ -446,7 +446,7 @@ async fn hedged_requests_complete_searches_despite_a_slow_replica() {
     for (name, slow) in [("slow", true), ("fast", false)] {
         let mut config = Config::default();
         config.index.shards = 1;
-        config.cluster.role = "shard".into();
+        config.cluster.role = core_api::config::Role::Shard;
         config.cluster.dim = DIM;
         config.storage.data_dir = dir.join(name);
         let node = ShardNode::open(&config, Arc::new(Metrics::new()))
@@ -477,7 +477,7 @@ async fn hedged_requests_complete_searches_despite_a_slow_replica() {
     for hedge_after_ms in [50, 3000] {
         let mut config = Config::default();
         config.index.shards = 1;
-        config.cluster.role = "router".into();
+        config.cluster.role = core_api::config::Role::Router;
         config.cluster.nodes = addrs.clone();
         config.cluster.shard_deadline_ms = 3000;
         config.cluster.hedge_after_ms = hedge_after_ms;

@@ -19,7 +19,7 @@ use common::{
 };
 use core_api::metrics::Metrics;
 use core_api::store::{InteractionStore, ScyllaInteractionStore};
-use core_api::{app, AppState, Engine};
+use core_api::{app, AppState};
 
 /// Runs `scripts/servers/{server}.sh {args}` for the server listening on `address`.
 async fn server_ctl(server: &str, address: &str, args: &[&str]) {
@@ -69,7 +69,7 @@ async fn cql_server_crash_degrades_then_recovers_and_loses_no_acknowledged_event
     config.scylla = scylla_test_config(&nodes);
     config.scylla.timeout_ms = 2_000;
     let metrics = Arc::new(Metrics::new());
-    let engine = Engine::open_embedded(config, encoder(), metrics.clone())
+    let engine = core_api::bootstrap::open_embedded(config, encoder(), metrics.clone())
         .await
         .unwrap();
     engine.graph_filled().await;
@@ -156,7 +156,7 @@ async fn neo4j_crash_degrades_graph_candidates_then_recovers() {
     config.neo4j = neo4j_test_config(&uri);
     config.neo4j.timeout_ms = 2_000;
     let metrics = Arc::new(Metrics::new());
-    let engine = Engine::open_embedded(config, encoder(), metrics.clone())
+    let engine = core_api::bootstrap::open_embedded(config, encoder(), metrics.clone())
         .await
         .unwrap();
     engine.graph_filled().await;
