@@ -6,11 +6,11 @@
 #                                with an FP16 copy of the model (45 MB instead of 87: all of it
 #                                must fit the 64 MiB that can travel)
 #   scripts/gpu-check.sh run     (on the GPU machine, from the repository root) prints the GPUs,
-#                                runs the gpu-batch tests (the encoder and scoring parity tests
-#                                then run on the GPUs, the kernels compile with NVRTC), then
-#                                MiniLM embedding at batch 32/128/256 on the GPUs and on the CPU,
-#                                and batched scoring on GPU and CPU at 100K and 1M candidates,
-#                                printing every figure as JSON lines
+#                                runs the gpu-batch tests (the encoder and scorer parity tests
+#                                then run on the GPUs, the encoder's CUDA kernels compile with
+#                                NVRTC), then MiniLM embedding at batch 32/128/256 on the GPUs and
+#                                on the CPU, and batched scoring on GPU and CPU at 100K and 1M
+#                                candidates, printing every figure as JSON lines
 #
 # cudarc loads libcuda, libcublas and libnvrtc at run time, so the binaries run unchanged
 # wherever the driver and the CUDA 13 libraries are installed.
@@ -48,7 +48,7 @@ PY
       { echo "run '$0 build' first" >&2; exit 1; }
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "nvidia-smi not found"
     export GPU_BATCH_MODEL_DIR=$out/model REQUIRE_NVRTC=1
-    echo "== gpu-batch tests (encoder and scoring parity on the backend the crate selects)"
+    echo "== gpu-batch tests (encoder and scorer parity on the backend the crate selects)"
     "$out/gpu-batch-tests" --test-threads 1 2>&1 | tail -25
     echo "== MiniLM embedding: all GPUs (FP16), then the CPU, same texts"
     "$out/embed_score" --model "$out/model" --texts 30000 --candidates 1000 --queries 16 --gpus 0
@@ -59,5 +59,5 @@ PY
       "$out/embed_score" --texts 0 --candidates $n --queries 256
     done
     ;;
-  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

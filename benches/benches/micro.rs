@@ -8,7 +8,7 @@ use std::sync::Arc;
 use core_api::index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gpu_batch::kernels::{best_dot, best_dot_f32, best_dot_i8};
-use gpu_batch::scoring::{quantize_i8, CandidateMatrix, Precision};
+use gpu_batch::scorer::{quantize_i8, CandidateMatrix, Precision};
 use half::f16;
 use reco_benches::clustered_vectors;
 use shared_types::{cache_key, cache_window, context_hash, parse_query, RecommendationQuery};

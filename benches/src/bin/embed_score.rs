@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use gpu_batch::scoring::{BatchScorer, CandidateMatrix, Precision, Scored};
+use gpu_batch::scorer::{BatchScorer, CandidateMatrix, Precision, Scored};
 use gpu_batch::{DeviceChoice, TextEncoder};
 use reco_benches::clustered_vectors;
 

@@ -1,25 +1,14 @@
-//! all-MiniLM-L6-v2 (a 6-layer BERT) forward pass on candle tensors, with mean pooling.
+//! The encoder's CPU forward pass: all-MiniLM-L6-v2 (a 6-layer BERT) on candle tensors in
+//! FP32, with mean pooling. It is also the reference the GPU forward pass is checked against.
 //!
 //! Written out here rather than taken from `candle-transformers` because the model is small
-//! and fixed, the whole-zoo crate is expensive to build, and the GPU backend mirrors these
-//! exact steps kernel by kernel.
+//! and fixed, the whole-zoo crate is expensive to build, and the GPU forward pass mirrors
+//! these exact steps kernel by kernel.
 
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
-use serde::Deserialize;
 
-/// The subset of the Hugging Face `config.json` that the forward pass needs.
-#[derive(Debug, Clone, Deserialize)]
-pub struct BertConfig {
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    pub intermediate_size: usize,
-    pub max_position_embeddings: usize,
-    pub type_vocab_size: usize,
-    pub layer_norm_eps: f64,
-}
+use super::BertConfig;
 
 struct Layer {
     query: Linear,
@@ -32,7 +21,8 @@ struct Layer {
     output_norm: LayerNorm,
 }
 
-pub(crate) struct MiniLm {
+/// MiniLM with its weights as candle tensors on the CPU.
+pub(crate) struct CpuMiniLm {
     word: Embedding,
     position: Embedding,
     token_type: Embedding,
@@ -43,7 +33,7 @@ pub(crate) struct MiniLm {
     device: Device,
 }
 
-impl MiniLm {
+impl CpuMiniLm {
     pub(crate) fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;

@@ -1,6 +1,6 @@
-// Runs the kernels of kernels.cu on the host, one emulated thread after another over the
-// launch grid, so the tests can compare their exact semantics with the host reference.
-//   kernel_driver KERNEL DIR [int or float arguments...]
+// Runs the kernels of encoder_kernels.cu on the host, one emulated thread after another over
+// the launch grid, so the tests can compare their exact semantics with the host reference.
+//   encoder_kernels_host KERNEL DIR [int or float arguments...]
 // Pointer argument i is read from DIR/argI.bin (raw little-endian) and written back to
 // DIR/argI.out after the kernel ran; scalar arguments come on the command line in order.
 #include <cmath>
@@ -29,7 +29,7 @@ static inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
 // erff, fmaxf and sqrtf come from math.h; CUDA's fast exp is the plain one here.
 #define __expf expf
 
-#include "kernels.cu"
+#include "encoder_kernels.cu"
 
 static std::string dir;
 

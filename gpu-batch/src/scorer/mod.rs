@@ -2,8 +2,13 @@
 //! the candidates stored in FP32, FP16 (half the memory) or INT8 (a quarter, with a per-row
 //! scale).
 //!
-//! This is the CPU path (SIMD kernels, rayon across queries); it is what the ranker uses when
-//! many candidates must be scored, and the reference the GPU path is checked against.
+//! [`CandidateMatrix`] is the CPU path (the SIMD inner products of [`crate::kernels`], rayon
+//! across queries) and the reference the GPU path (`scorer::gpu`, feature `cuda`) is checked
+//! against; [`BatchScorer`] picks between them. The benchmarks use the scorer, and it is
+//! there for any caller with many queries to score at once. The service's ranking does not
+//! use it: core-api ranks each request's candidates with its own dot products, the request's
+//! query against each candidate's stored FP16 vector, through `kernels::best_dot`, the SIMD
+//! kernel its vector index uses too.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -14,7 +19,7 @@ use rayon::prelude::*;
 use crate::kernels::{best_dot, best_dot_f32, best_dot_i8};
 
 #[cfg(feature = "cuda")]
-pub mod cuda;
+pub mod gpu;
 
 /// Storage precision of the candidate matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -245,7 +250,7 @@ impl CandidateMatrix {
 pub enum BatchScorer {
     Cpu(CandidateMatrix),
     #[cfg(feature = "cuda")]
-    Gpu(cuda::GpuScorer),
+    Gpu(gpu::GpuScorer),
 }
 
 impl BatchScorer {
@@ -254,7 +259,7 @@ impl BatchScorer {
     pub fn new(vectors: &[f32], dim: usize, precision: Precision, max_gpus: Option<usize>) -> Self {
         #[cfg(feature = "cuda")]
         if let Some(max) = max_gpus {
-            match cuda::GpuScorer::new(vectors, dim, precision, max) {
+            match gpu::GpuScorer::new(vectors, dim, precision, max) {
                 Ok(gpu) => return Self::Gpu(gpu),
                 Err(e) => tracing::info!(reason = %e, "batched scoring on the CPU"),
             }
@@ -382,7 +387,7 @@ mod tests {
         ] {
             let scorer = BatchScorer::new(&rows, dim, precision, Some(0));
             #[cfg(feature = "cuda")]
-            if cuda::GpuScorer::devices().is_err() {
+            if crate::cuda::device_count().is_err() {
                 assert_eq!(
                     scorer.device(),
                     "cpu",

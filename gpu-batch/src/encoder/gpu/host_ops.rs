@@ -1,5 +1,5 @@
 //! A host executor of [`Ops`] with the GPU's semantics: column-major strided-batched GEMMs
-//! as cuBLAS computes them, the fused kernels as `kernels.cu` writes them, and (with
+//! as cuBLAS computes them, the fused kernels as `encoder_kernels.cu` writes them, and (with
 //! `half_storage`) every stored value rounded to FP16 as the GPU's buffers hold it, with
 //! f32 arithmetic in between. Slow and simple on purpose: it is the reference the forward
 //! pass is checked with.
@@ -274,20 +274,24 @@ mod tests {
         v.iter().flat_map(|x| x.to_le_bytes()).collect()
     }
 
-    /// Builds kernel_driver.cpp (kernels.cu compiled for the host) in `work`. The sources are
-    /// compiled into the test so it runs from any directory (e.g. on a GPU machine).
+    /// Builds encoder_kernels_host.cpp (encoder_kernels.cu compiled for the host) in `work`.
+    /// The sources are compiled into the test so it runs from any directory (e.g. on a GPU
+    /// machine).
     fn driver(work: &Path) -> PathBuf {
-        std::fs::write(work.join("kernels.cu"), super::super::cuda_source()).unwrap();
-        let src = work.join("kernel_driver.cpp");
-        std::fs::write(&src, include_str!("kernel_driver.cpp")).unwrap();
-        let exe = work.join("kernel_driver");
+        std::fs::write(work.join("encoder_kernels.cu"), super::super::KERNEL_SOURCE).unwrap();
+        let src = work.join("encoder_kernels_host.cpp");
+        std::fs::write(&src, include_str!("encoder_kernels_host.cpp")).unwrap();
+        let exe = work.join("encoder_kernels_host");
         let status = Command::new("c++")
             .args(["-std=c++17", "-O1", "-o"])
             .arg(&exe)
             .arg(&src)
             .status()
             .expect("a C++ compiler (c++) to build the host kernel driver");
-        assert!(status.success(), "kernel_driver.cpp failed to compile");
+        assert!(
+            status.success(),
+            "encoder_kernels_host.cpp failed to compile"
+        );
         exe
     }
 
@@ -335,10 +339,11 @@ mod tests {
 
     /// Every CUDA kernel, compiled for the host and run thread by thread over its launch
     /// grid, computes what the host reference computes (which the forward-pass test ties to
-    /// the CPU encoder). Catches indexing, masking and formula mistakes in kernels.cu.
+    /// the CPU encoder). Catches indexing, masking and formula mistakes in encoder_kernels.cu.
     #[test]
     fn cuda_kernels_run_on_the_host_match_the_reference_ops() {
-        let work = std::env::temp_dir().join(format!("gpu-batch-kernels-{}", std::process::id()));
+        let work =
+            std::env::temp_dir().join(format!("gpu-batch-encoder-kernels-{}", std::process::id()));
         std::fs::create_dir_all(&work).unwrap();
         let exe = driver(&work);
         let run = Run {

@@ -2,45 +2,21 @@
 //! uploaded once per device (split by rows over all visible GPUs); each batch of queries is
 //! one GEMM per device — SGEMM for FP32, FP16 inputs with FP32 accumulation on tensor cores,
 //! INT8 inputs with INT32 accumulation — and the per-query top-k is taken on the host from
-//! the score columns.
-//!
-//! cudarc loads libcuda and libcublas when first used, so this builds without a CUDA install;
-//! [`GpuScorer::devices`] probes for the driver first, because a missing library would
-//! otherwise abort the process.
+//! the score columns. No CUDA C of its own: cuBLAS does all the device work. Device setup and
+//! errors come from [`crate::cuda`].
 
 use std::sync::Arc;
 
 use cudarc::cublas::{result as blas, sys as blas_sys, CudaBlas};
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use half::f16;
 use rayon::prelude::*;
 
 use super::{quantize_i8, Precision, Scored, TopK};
+use crate::cuda::{cublas, devices_to_use, driver, CudaError, OpenDevice};
 
 /// Queries scored per GEMM: bounds the score buffer (rows × 256 × 4 B per device).
 const QUERY_BATCH: usize = 256;
-
-#[derive(Debug, thiserror::Error)]
-pub enum GpuError {
-    #[error("no CUDA driver library on this machine")]
-    NoDriver,
-    #[error("no CUDA device visible")]
-    NoDevice,
-    #[error("CUDA driver: {0}")]
-    Driver(String),
-    #[error("cuBLAS: {0}")]
-    Blas(String),
-    #[error("NVRTC could not compile the kernels: {0}")]
-    Compile(String),
-}
-
-pub(crate) fn driver(e: impl std::fmt::Debug) -> GpuError {
-    GpuError::Driver(format!("{e:?}"))
-}
-
-pub(crate) fn cublas(e: impl std::fmt::Debug) -> GpuError {
-    GpuError::Blas(format!("{e:?}"))
-}
 
 enum DeviceRows {
     F32(CudaSlice<f32>),
@@ -60,6 +36,7 @@ struct DevicePart {
     rows: DeviceRows,
 }
 
+/// The candidate matrix on one or more GPUs, scored with cuBLAS.
 pub struct GpuScorer {
     dim: usize,
     len: usize,
@@ -68,18 +45,6 @@ pub struct GpuScorer {
 }
 
 impl GpuScorer {
-    /// Visible CUDA devices, or why there are none. Never panics.
-    pub fn devices() -> Result<usize, GpuError> {
-        // SAFETY: only looks for the driver library; loads nothing if it is absent.
-        if !unsafe { cudarc::driver::sys::is_culib_present() } {
-            return Err(GpuError::NoDriver);
-        }
-        match CudaContext::device_count().map_err(driver)? {
-            n if n > 0 => Ok(n as usize),
-            _ => Err(GpuError::NoDevice),
-        }
-    }
-
     /// Uploads `vectors` (row-major, `dim` per row) at `precision`, split by rows over the
     /// first `max_devices` GPUs (0 = all).
     pub fn new(
@@ -87,20 +52,14 @@ impl GpuScorer {
         dim: usize,
         precision: Precision,
         max_devices: usize,
-    ) -> Result<Self, GpuError> {
+    ) -> Result<Self, CudaError> {
         assert!(dim > 0 && vectors.len().is_multiple_of(dim));
-        let visible = Self::devices()?;
-        let count = match max_devices {
-            0 => visible,
-            n => n.min(visible),
-        };
+        let count = devices_to_use(max_devices)?;
         let len = vectors.len() / dim;
         let per_device = len.div_ceil(count.max(1)).max(1);
         let mut parts = Vec::with_capacity(count);
         for (ordinal, chunk) in vectors.chunks(per_device * dim).enumerate() {
-            let ctx = CudaContext::new(ordinal).map_err(driver)?;
-            let stream = ctx.default_stream();
-            let blas = CudaBlas::new(stream.clone()).map_err(cublas)?;
+            let OpenDevice { stream, blas, .. } = OpenDevice::new(ordinal)?;
             let rows = match precision {
                 Precision::F32 => DeviceRows::F32(stream.clone_htod(chunk).map_err(driver)?),
                 Precision::F16 => {
@@ -156,7 +115,7 @@ impl GpuScorer {
     /// Top-k rows for every query (row-major, `dim` per query), best first, ties by lower
     /// row — the same contract as the CPU matrix. Devices work in parallel; their per-query
     /// lists are merged.
-    pub fn top_k_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Scored>>, GpuError> {
+    pub fn top_k_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Scored>>, CudaError> {
         assert!(
             queries.len().is_multiple_of(self.dim),
             "queries must be rows of {}",
@@ -192,7 +151,7 @@ impl GpuScorer {
         part: &DevicePart,
         queries: &[f32],
         k: usize,
-    ) -> Result<Vec<Vec<Scored>>, GpuError> {
+    ) -> Result<Vec<Vec<Scored>>, CudaError> {
         let dim = self.dim;
         let mut out = Vec::with_capacity(queries.len() / dim);
         for batch in queries.chunks(QUERY_BATCH * dim) {
@@ -211,7 +170,7 @@ impl GpuScorer {
     }
 
     /// One GEMM: scores[r + j·len] = row r · query j, as f32.
-    fn scores(&self, part: &DevicePart, batch: &[f32], q: usize) -> Result<Vec<f32>, GpuError> {
+    fn scores(&self, part: &DevicePart, batch: &[f32], q: usize) -> Result<Vec<f32>, CudaError> {
         let stream = &part.stream;
         match &part.rows {
             DeviceRows::F32(a) => {
@@ -289,7 +248,7 @@ impl GpuScorer {
         q: usize,
         [a_type, b_type]: [blas_sys::cudaDataType_t; 2],
         integer: bool,
-    ) -> Result<(), GpuError>
+    ) -> Result<(), CudaError>
     where
         A: DevicePtr<TA>,
         B: DevicePtr<TB>,

@@ -1,29 +1,30 @@
 //! [`Ops`] on an NVIDIA GPU: FP16 buffers, cuBLAS `GemmStridedBatchedEx` with FP32
 //! accumulation (tensor cores) for every matrix product, and the element-wise kernels of
-//! `kernels.cu` compiled once per device with NVRTC. [`GpuMiniLm`] holds one copy of the
-//! weights per GPU and spreads mini-batches over them (data parallel, results in order).
+//! `encoder_kernels.cu` compiled once per device with NVRTC. [`GpuMiniLm`] holds one copy of
+//! the weights per GPU and spreads mini-batches over them (data parallel, results in order).
+//! Device setup and errors come from [`crate::cuda`].
 
 use std::sync::Arc;
 
 use cudarc::cublas::{result as blas, sys as blas_sys, CudaBlas};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig,
-    PushKernelArg,
+    CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
 };
 use half::f16;
 
-use super::{forward, Gemm, HostWeights, Norm, Ops, TokenBatch, Weights};
-use crate::scoring::cuda::{cublas, driver, GpuError, GpuScorer};
+use super::{forward, Gemm, HostWeights, Norm, Ops, Weights, KERNEL_SOURCE};
+use crate::cuda::{cublas, devices_to_use, driver, CudaError, OpenDevice};
+use crate::encoder::TokenBatch;
 
 const THREADS: u32 = 128;
 
-/// Compiles the kernels to PTX. Needs only libnvrtc, no GPU.
-pub(crate) fn compile_kernels() -> Result<cudarc::nvrtc::Ptx, GpuError> {
-    cudarc::nvrtc::compile_ptx(super::cuda_source())
-        .map_err(|e| GpuError::Compile(format!("{e:?}")))
+/// Compiles the encoder's kernels to PTX. Needs only libnvrtc, no GPU.
+fn compile_kernels() -> Result<cudarc::nvrtc::Ptx, CudaError> {
+    crate::cuda::compile(KERNEL_SOURCE)
 }
 
-struct Kernels {
+/// The element-wise kernels of `encoder_kernels.cu`, loaded on one GPU.
+struct ElementwiseKernels {
     embed_layernorm: CudaFunction,
     bias_activation: CudaFunction,
     bias_residual_layernorm: CudaFunction,
@@ -35,7 +36,7 @@ struct Kernels {
 pub(crate) struct CudaOps {
     stream: Arc<CudaStream>,
     blas: CudaBlas,
-    kernels: Kernels,
+    kernels: ElementwiseKernels,
 }
 
 fn grid(threads: usize) -> LaunchConfig {
@@ -47,14 +48,12 @@ fn grid(threads: usize) -> LaunchConfig {
 }
 
 impl CudaOps {
-    fn new(ordinal: usize, ptx: &cudarc::nvrtc::Ptx) -> Result<Self, GpuError> {
-        let ctx = CudaContext::new(ordinal).map_err(driver)?;
-        let stream = ctx.default_stream();
-        let blas = CudaBlas::new(stream.clone()).map_err(cublas)?;
+    fn new(ordinal: usize, ptx: &cudarc::nvrtc::Ptx) -> Result<Self, CudaError> {
+        let OpenDevice { ctx, stream, blas } = OpenDevice::new(ordinal)?;
         let module = ctx.load_module(ptx.clone()).map_err(driver)?;
         let load = |name: &str| module.load_function(name).map_err(driver);
         Ok(Self {
-            kernels: Kernels {
+            kernels: ElementwiseKernels {
                 embed_layernorm: load("embed_layernorm")?,
                 bias_activation: load("bias_activation")?,
                 bias_residual_layernorm: load("bias_residual_layernorm")?,
@@ -74,18 +73,18 @@ fn int(n: usize) -> i32 {
 impl Ops for CudaOps {
     type Buf = CudaSlice<f16>;
     type Ids = CudaSlice<u32>;
-    type Error = GpuError;
+    type Error = CudaError;
 
-    fn upload(&self, host: &[f32]) -> Result<CudaSlice<f16>, GpuError> {
+    fn upload(&self, host: &[f32]) -> Result<CudaSlice<f16>, CudaError> {
         let half: Vec<f16> = host.iter().map(|&x| f16::from_f32(x)).collect();
         self.stream.clone_htod(&half).map_err(driver)
     }
 
-    fn upload_ids(&self, host: &[u32]) -> Result<CudaSlice<u32>, GpuError> {
+    fn upload_ids(&self, host: &[u32]) -> Result<CudaSlice<u32>, CudaError> {
         self.stream.clone_htod(host).map_err(driver)
     }
 
-    fn zeros(&self, len: usize) -> Result<CudaSlice<f16>, GpuError> {
+    fn zeros(&self, len: usize) -> Result<CudaSlice<f16>, CudaError> {
         self.stream.alloc_zeros(len.max(1)).map_err(driver)
     }
 
@@ -95,7 +94,7 @@ impl Ops for CudaOps {
         (a, a0): (&CudaSlice<f16>, usize),
         (b, b0): (&CudaSlice<f16>, usize),
         (c, c0): (&mut CudaSlice<f16>, usize),
-    ) -> Result<(), GpuError> {
+    ) -> Result<(), CudaError> {
         let op = |t: bool| match t {
             true => blas_sys::cublasOperation_t::CUBLAS_OP_T,
             false => blas_sys::cublasOperation_t::CUBLAS_OP_N,
@@ -146,7 +145,7 @@ impl Ops for CudaOps {
         out: &mut CudaSlice<f16>,
         tokens: usize,
         seq: usize,
-    ) -> Result<(), GpuError> {
+    ) -> Result<(), CudaError> {
         let (tokens_i, seq_i, hidden) = (int(tokens), int(seq), int(w.hidden));
         let mut launch = self.stream.launch_builder(&self.kernels.embed_layernorm);
         launch
@@ -175,7 +174,7 @@ impl Ops for CudaOps {
         rows: usize,
         cols: usize,
         gelu: bool,
-    ) -> Result<(), GpuError> {
+    ) -> Result<(), CudaError> {
         let (rows_i, cols_i, gelu) = (int(rows), int(cols), i32::from(gelu));
         let mut launch = self.stream.launch_builder(&self.kernels.bias_activation);
         launch.arg(y).arg(bias).arg(&rows_i).arg(&cols_i).arg(&gelu);
@@ -194,7 +193,7 @@ impl Ops for CudaOps {
         rows: usize,
         hidden: usize,
         eps: f32,
-    ) -> Result<(), GpuError> {
+    ) -> Result<(), CudaError> {
         let (rows_i, hidden_i) = (int(rows), int(hidden));
         let mut launch = self
             .stream
@@ -222,7 +221,7 @@ impl Ops for CudaOps {
         batch: usize,
         heads: usize,
         seq: usize,
-    ) -> Result<(), GpuError> {
+    ) -> Result<(), CudaError> {
         let (batch_i, heads_i, seq_i) = (int(batch), int(heads), int(seq));
         let mut launch = self.stream.launch_builder(&self.kernels.masked_softmax);
         launch
@@ -243,7 +242,7 @@ impl Ops for CudaOps {
         batch: usize,
         seq: usize,
         hidden: usize,
-    ) -> Result<Vec<f32>, GpuError> {
+    ) -> Result<Vec<f32>, CudaError> {
         let mut out = self
             .stream
             .alloc_zeros::<f32>(batch * hidden)
@@ -272,12 +271,8 @@ pub(crate) struct GpuMiniLm {
 
 impl GpuMiniLm {
     /// Compiles the kernels and uploads the weights to the first `max_devices` GPUs (0 = all).
-    pub(crate) fn new(weights: &HostWeights, max_devices: usize) -> Result<Self, GpuError> {
-        let visible = GpuScorer::devices()?;
-        let count = match max_devices {
-            0 => visible,
-            n => n.min(visible),
-        };
+    pub(crate) fn new(weights: &HostWeights, max_devices: usize) -> Result<Self, CudaError> {
+        let count = devices_to_use(max_devices)?;
         let ptx = compile_kernels()?;
         let devices = (0..count)
             .map(|ordinal| {
@@ -285,7 +280,7 @@ impl GpuMiniLm {
                 let w = weights.upload(&ops)?;
                 Ok((ops, w))
             })
-            .collect::<Result<Vec<_>, GpuError>>()?;
+            .collect::<Result<Vec<_>, CudaError>>()?;
         Ok(Self { devices })
     }
 
@@ -295,7 +290,7 @@ impl GpuMiniLm {
 
     /// Pooled embeddings (`batch × hidden` each) of every mini-batch, in order; mini-batch
     /// `i` runs on GPU `i mod devices`, all GPUs at once.
-    pub(crate) fn embed(&self, batches: &[TokenBatch]) -> Result<Vec<Vec<f32>>, GpuError> {
+    pub(crate) fn embed(&self, batches: &[TokenBatch]) -> Result<Vec<Vec<f32>>, CudaError> {
         super::data_parallel(&self.devices, batches, |(ops, w), t| {
             forward(ops, w, &t.ids, &t.mask, t.batch, t.seq)
         })

@@ -1,31 +1,33 @@
-//! The MiniLM forward pass written once against a small set of device primitives ([`Ops`]):
-//! column-major strided-batched GEMMs with cuBLAS semantics plus five fused element-wise
-//! kernels. The CUDA backend (feature `cuda`) runs them as cuBLAS FP16 GEMMs (FP32
-//! accumulation, tensor cores) and NVRTC-compiled kernels; a host executor with the same
-//! semantics, rounding every stored value to FP16, checks the orchestration (shapes, strides,
-//! transposes, masking) against the candle CPU encoder on any machine, and the tests compile
-//! `kernels.cu` for the host and run it thread by thread against that executor.
+//! The encoder's GPU forward pass, written once against a small set of device primitives
+//! ([`Ops`]): column-major strided-batched GEMMs with cuBLAS semantics plus five fused
+//! element-wise kernels. On a GPU (feature `cuda`, `cuda_ops.rs`) they run as cuBLAS FP16
+//! GEMMs (FP32 accumulation, tensor cores) and the CUDA C kernels of `encoder_kernels.cu`,
+//! compiled with NVRTC. A host executor with the same semantics (`host_ops.rs`), rounding
+//! every stored value to FP16, checks the orchestration (shapes, strides, transposes,
+//! masking) against the candle CPU encoder on any machine, and the tests compile
+//! `encoder_kernels.cu` for the host and run it thread by thread against that executor.
 //!
 //! Why this design: cudarc loads the CUDA libraries at run time and NVRTC compiles the
 //! kernels at start, so the crate builds and tests without a CUDA install, and the only code
 //! that can go wrong on a GPU alone is the thin mapping of each primitive to one call.
 
 #[cfg(feature = "cuda")]
-pub(crate) mod cuda;
+mod cuda_ops;
 #[cfg(test)]
-mod host;
+mod host_ops;
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::BertConfig;
+use super::BertConfig;
 
-/// CUDA C source of the element-wise kernels (compiled with NVRTC on the GPU, and for the
-/// host in the tests).
-pub(crate) const fn cuda_source() -> &'static str {
-    include_str!("kernels.cu")
-}
+#[cfg(feature = "cuda")]
+pub(crate) use cuda_ops::GpuMiniLm;
+
+/// CUDA C source of the encoder's element-wise kernels (compiled with NVRTC on the GPU, and
+/// for the host in the tests).
+pub(crate) const KERNEL_SOURCE: &str = include_str!("encoder_kernels.cu");
 
 /// One GEMM in cuBLAS terms (column-major): for every `p < batch`,
 /// `C_p = alpha · op(A_p) · op(B_p) + beta · C_p` with `op(A_p)` m × k, `op(B_p)` k × n and
@@ -463,19 +465,11 @@ where
         .collect())
 }
 
-/// Tokenised mini-batch: ids and mask, `batch × seq` row-major.
-pub(crate) struct TokenBatch {
-    pub ids: Vec<u32>,
-    pub mask: Vec<u32>,
-    pub batch: usize,
-    pub seq: usize,
-}
-
 #[cfg(test)]
 mod tests {
-    use super::host::HostOps;
+    use super::host_ops::HostOps;
     use super::*;
-    use crate::{DeviceChoice, TextEncoder};
+    use crate::encoder::{test_model_dir, DeviceChoice, TextEncoder};
 
     fn cosine(a: &[f32], b: &[f32]) -> f32 {
         let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
@@ -507,7 +501,7 @@ mod tests {
     /// the candle encoder: the orchestration must be exact and FP16 within cosine 0.999.
     #[test]
     fn forward_pass_on_device_primitives_matches_the_cpu_encoder() {
-        let dir = crate::test_model_dir();
+        let dir = test_model_dir();
         let encoder = TextEncoder::load_on(&dir, DeviceChoice::Cpu)
             .expect("model present (run scripts/fetch-model.sh)");
         let cfg: BertConfig =

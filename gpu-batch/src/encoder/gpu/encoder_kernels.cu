@@ -5,8 +5,8 @@
 //
 // FP16 values are carried as their 16 bits and converted with the PTX instructions
 // cuda_fp16.h itself uses, so the source needs no header (NVRTC has no include path here).
-// The tests compile this file for the host too (kernel_driver.cpp), which brings its own
-// definitions of these.
+// The tests compile this file for the host too (encoder_kernels_host.cpp), which brings its
+// own definitions of these.
 #ifndef KERNELS_ON_HOST
 typedef unsigned short half_t;
 typedef unsigned long long u64;
