@@ -21,7 +21,8 @@ fn config_path() -> Result<Option<PathBuf>, String> {
                 println!(
                     "usage: core-api [--config FILE]\n       core-api keygen --id NAME --scopes \
                      SCOPE[,SCOPE...]\n\nEnvironment overrides: RECO__SECTION__KEY=value (see \
-                     README). Scopes: catalog:write, events:write, admin:read, admin:write."
+                     docs/operating.md). Scopes: catalog:write, events:write, admin:read, \
+                     admin:write."
                 );
                 std::process::exit(0);
             }

@@ -1409,7 +1409,7 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// The protocol in prose, for the results file and the README.
+/// The protocol in prose, for the results file and docs/evaluation.md.
 pub fn protocol_text(r: &EvalReport) -> String {
     let d = &r.dataset;
     let held = if r.holdout == 1 {
