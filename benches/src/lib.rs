@@ -1,11 +1,6 @@
 //! Shared helpers of the benchmark binaries: a seeded RNG, percentile summaries and the
 //! end-user tokens personalised requests through the edge need.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 /// HS256 key of the benchmarks' end-user tokens: a benchmark-only value, never a
 /// deployment's. The edge under test gets it, with [`BENCH_JWT_ISSUER`] and
 /// [`BENCH_JWT_AUDIENCE`], from `benches/edge/serve-miniflare.mjs` and `benches/run.sh`.
@@ -19,18 +14,13 @@ pub fn bench_bearer(user: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
         + 86_400;
-    let b64 = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
-    let input = format!(
-        "{}.{}",
-        b64(serde_json::json!({"alg": "HS256", "typ": "JWT"})),
-        b64(serde_json::json!({
+    let token = test_support::jwt::hs256(
+        BENCH_JWT_SECRET.as_bytes(),
+        &serde_json::json!({
             "iss": BENCH_JWT_ISSUER, "aud": BENCH_JWT_AUDIENCE, "sub": user, "exp": exp,
-        }))
+        }),
     );
-    let mut mac = Hmac::<Sha256>::new_from_slice(BENCH_JWT_SECRET.as_bytes()).expect("any key");
-    mac.update(input.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("Bearer {input}.{signature}")
+    format!("Bearer {token}")
 }
 
 /// xorshift64*: deterministic, dependency-free, good enough to pick requests.

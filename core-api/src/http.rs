@@ -9,10 +9,11 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{
     ConnectInfo, DefaultBodyLimit, Extension, MatchedPath, Path, RawQuery, Request, State,
 };
+use axum::handler::Handler;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use shared_types::{
@@ -193,27 +194,82 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Every route the router serves, as (method, path template). [`app`] registers routes only
+/// through `listed`, which refuses one missing here, and the tests check this list against
+/// `docs/openapi.json` both ways: no route is served undocumented.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/recommendations"),
+    ("GET", "/v1/similar/{item_id}"),
+    ("POST", "/v1/events"),
+    ("POST", "/v1/items"),
+    ("GET", "/v1/items/{item_id}"),
+    ("DELETE", "/v1/items/{item_id}"),
+    ("DELETE", "/v1/users/{user_id}"),
+    ("GET", "/v1/users/{user_id}/events"),
+    ("GET", "/admin/policy"),
+    ("GET", "/admin/model"),
+    ("POST", "/admin/model/retrain"),
+    ("POST", "/admin/policy/evaluate"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+/// The OpenAPI 3.1 description of [`ROUTES`], served at `GET /openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
+
+/// Route registration that keeps [`ROUTES`] complete.
+trait Listed {
+    fn listed<H: Handler<T, AppState>, T: 'static>(
+        self,
+        method: &str,
+        path: &str,
+        handler: H,
+    ) -> Self;
+}
+
+impl Listed for Router<AppState> {
+    /// Adds `handler` for `method` on `path`; panics (so every router test fails) when the
+    /// route is not in [`ROUTES`].
+    fn listed<H: Handler<T, AppState>, T: 'static>(
+        self,
+        method: &str,
+        path: &str,
+        handler: H,
+    ) -> Self {
+        assert!(
+            ROUTES.contains(&(method, path)),
+            "{method} {path} is missing from http::ROUTES and docs/openapi.json"
+        );
+        let filter = axum::http::Method::from_bytes(method.as_bytes())
+            .ok()
+            .and_then(|m| MethodFilter::try_from(m).ok())
+            .unwrap_or_else(|| panic!("{method} is not a routable method"));
+        self.route(path, on(filter, handler))
+    }
+}
+
 /// Builds the router; tests drive it with `oneshot`, `main` serves it.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.server.max_body_bytes;
     Router::new()
-        .route("/v1/recommendations", get(recommendations))
-        .route("/v1/similar/{item_id}", get(similar))
-        .route("/v1/events", axum::routing::post(post_events))
-        .route("/v1/items", axum::routing::post(post_items))
-        .route("/v1/items/{item_id}", get(get_item).delete(delete_item))
-        .route("/v1/users/{user_id}", axum::routing::delete(erase_user))
-        .route("/v1/users/{user_id}/events", get(export_user))
-        .route("/admin/policy", get(policy_report))
-        .route("/admin/model", get(model_status))
-        .route("/admin/model/retrain", axum::routing::post(retrain_model))
-        .route(
-            "/admin/policy/evaluate",
-            axum::routing::post(evaluate_policy),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .listed("GET", "/v1/recommendations", recommendations)
+        .listed("GET", "/v1/similar/{item_id}", similar)
+        .listed("POST", "/v1/events", post_events)
+        .listed("POST", "/v1/items", post_items)
+        .listed("GET", "/v1/items/{item_id}", get_item)
+        .listed("DELETE", "/v1/items/{item_id}", delete_item)
+        .listed("DELETE", "/v1/users/{user_id}", erase_user)
+        .listed("GET", "/v1/users/{user_id}/events", export_user)
+        .listed("GET", "/admin/policy", policy_report)
+        .listed("GET", "/admin/model", model_status)
+        .listed("POST", "/admin/model/retrain", retrain_model)
+        .listed("POST", "/admin/policy/evaluate", evaluate_policy)
+        .listed("GET", "/healthz", || async { "ok" })
+        .listed("GET", "/readyz", readyz)
+        .listed("GET", "/metrics", metrics)
+        .listed("GET", "/openapi.json", openapi)
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
@@ -273,15 +329,16 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Probes and metrics are open to the cluster network; everything else is identified.
-fn is_probe(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics")
+/// Probes, metrics and the API description are open to the cluster network; everything else
+/// is identified.
+fn is_open(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json")
 }
 
 /// Identifies the caller (operator key, edge-signed user, anonymous; see `auth.rs`), applies
 /// the per-identity rate limit, and hands the [`Principal`] to the handlers.
 async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if is_probe(req.uri().path()) {
+    if is_open(req.uri().path()) {
         return next.run(req).await;
     }
     match identify(&state, req).await {
@@ -666,4 +723,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// The API description, `docs/openapi.json` as compiled in.
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }

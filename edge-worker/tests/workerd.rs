@@ -7,17 +7,14 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use shared_types::edge_auth::{body_digest, SignedParts};
+use test_support::edge::Forwarded;
+use test_support::http::{loopback, Reply};
 
 const SECRET: &str = "edge-test-secret";
 /// TEST-ONLY token settings; the RS256/ES256 fixtures (tests/fixtures) use the same issuer
@@ -38,25 +35,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Reply {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", String::as_str)
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// Minimal HTTP/1.1 client (one request per connection) that keeps the headers.
+/// One request to a loopback port with an optional JSON body.
 fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<Reply> {
-    request(port, method, path, &[], body.unwrap_or("").as_bytes())
+    test_support::http::http(loopback(port), method, path, body)
 }
 
 /// [`http`] with extra request headers (a JSON body unless they name another type).
@@ -67,65 +48,7 @@ fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Reply> {
-    let mut s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-    {
-        head.push_str("Content-Type: application/json\r\n");
-    }
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    s.write_all(head.as_bytes())?;
-    s.write_all(b"\r\n")?;
-    // The edge may answer (413) before reading all of a large body.
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw);
-    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.get(9..12))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let body = if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
+    test_support::http::request(loopback(port), method, path, headers, body)
 }
 
 /// A child process killed (with its process group) when dropped; its log is printed when
@@ -288,19 +211,11 @@ fn unix_now() -> i64 {
 
 /// A TEST-ONLY HS256 token for `user`, expiring `expires_in` seconds from now.
 fn hs256_token(user: &str, expires_in: i64) -> String {
-    let b64 = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
-    let input = format!(
-        "{}.{}",
-        b64(serde_json::json!({"alg": "HS256", "typ": "JWT"})),
-        b64(serde_json::json!({
+    test_support::jwt::hs256(
+        JWT_SECRET.as_bytes(),
+        &serde_json::json!({
             "iss": ISSUER, "aud": AUDIENCE, "sub": user, "exp": unix_now() + expires_in,
-        }))
-    );
-    let mut mac = Hmac::<Sha256>::new_from_slice(JWT_SECRET.as_bytes()).unwrap();
-    mac.update(input.as_bytes());
-    format!(
-        "{input}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        }),
     )
 }
 
@@ -577,17 +492,16 @@ impl Origin {
         };
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let get = |name: &str| headers.get(name).map_or("", String::as_str);
-        let signed = SignedParts {
+        let signed = Forwarded {
             method: &method,
             host: get("host"),
-            path,
-            query,
-            body_sha256: &body_digest(&body),
-            user: get("x-edge-user"),
+            target: &target,
+            body: &body,
+            user: Some(get("x-edge-user")),
             timestamp: get("x-edge-timestamp").parse().unwrap_or(0),
             nonce: get("x-edge-nonce"),
         }
-        .verify(SECRET.as_bytes(), get("x-edge-signature"));
+        .verifies(SECRET.as_bytes(), get("x-edge-signature"));
         let seen = Seen {
             method: method.clone(),
             path: path.to_string(),

@@ -5,7 +5,6 @@ use core_api::metrics::Metrics;
 use core_api::{app, AppState, Config};
 use std::future::IntoFuture;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 
@@ -403,17 +402,14 @@ async fn serves_over_a_real_socket() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(axum::serve(listener, demo_app()).into_future());
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /v1/similar/tt0076759?limit=3 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.to_lowercase().contains("x-cache-tier: popular"));
-    let body = response.split("\r\n\r\n").nth(1).unwrap();
-    let json: serde_json::Value = serde_json::from_str(body).unwrap();
-    assert_eq!(json["items"].as_array().unwrap().len(), 3);
+    let response = tokio::task::spawn_blocking(move || {
+        test_support::http::http(addr, "GET", "/v1/similar/tt0076759?limit=3", None)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("x-cache-tier"), "popular");
+    assert_eq!(response.json()["items"].as_array().unwrap().len(), 3);
     server.abort();
 }

@@ -1,5 +1,6 @@
 //! Integration tests of core-api, one binary: the index, the HTTP API through the router
-//! (`oneshot`) and over a real socket, and durability across restarts of the real binary.
+//! (`oneshot`) and over a real socket, its OpenAPI document, and durability across restarts
+//! of the real binary.
 
 mod backends;
 mod common;
@@ -9,6 +10,7 @@ mod http_api;
 mod index;
 mod ingest;
 mod learning;
+mod openapi;
 mod policy;
 mod restart;
 mod security;

@@ -1,41 +1,14 @@
 //! Durability: the real binary is killed with SIGKILL right after acknowledging writes, then
 //! restarted on the same data directory.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, repo_root, temp_dir};
+use test_support::http::http;
 
-/// Minimal HTTP/1.1 client: (status, body).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    s.read_to_string(&mut response)?;
-    let status = response
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
+use crate::common::{free_port, repo_root, temp_dir};
 
 /// Kills the server when dropped, so a failing assertion leaves no process behind.
 struct Server(Child);
@@ -78,7 +51,7 @@ fn wait_ready(addr: SocketAddr, server: &mut Server) {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("core-api exited early: {status}");
         }
-        if matches!(http(addr, "GET", "/readyz", None), Ok((200, _))) {
+        if http(addr, "GET", "/readyz", None).is_ok_and(|r| r.status == 200) {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -95,7 +68,7 @@ fn acknowledged_writes_and_the_index_survive_kill_9() {
     let mut child = start(&data, port, &first_log);
     wait_ready(addr, &mut child);
 
-    let (status, body) = http(
+    let r = http(
         addr,
         "POST",
         "/v1/items",
@@ -105,31 +78,35 @@ fn acknowledged_writes_and_the_index_survive_kill_9() {
         ),
     )
     .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = http(
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http(
         addr,
         "POST",
         "/v1/events",
         Some(r#"[{"user_id":"durable-user","item_id":"durable-1","action":"like"},{"user_id":"durable-user","item_id":"durable-2","action":"like"}]"#),
     )
     .unwrap();
-    assert_eq!(status, 202, "{body}");
+    assert_eq!(r.status, 202, "{}", r.body);
     drop(child); // SIGKILL: no graceful shutdown, no flush.
 
     let second_log = data.join("second.log");
     let mut child = start(&data, port, &second_log);
     wait_ready(addr, &mut child);
-    let (status, item) = http(addr, "GET", "/v1/items/durable-1", None).unwrap();
-    assert_eq!(status, 200, "acknowledged item survived: {item}");
-    let (status, recs) = http(
+    let item = http(addr, "GET", "/v1/items/durable-1", None).unwrap();
+    assert_eq!(
+        item.status, 200,
+        "acknowledged item survived: {}",
+        item.body
+    );
+    let recs = http(
         addr,
         "GET",
         "/v1/recommendations?user_id=durable-user&limit=10",
         None,
     )
     .unwrap();
-    assert_eq!(status, 200);
-    let recs: serde_json::Value = serde_json::from_str(&recs).unwrap();
+    assert_eq!(recs.status, 200);
+    let recs = recs.json();
     assert_eq!(
         recs["cold_start"], false,
         "acknowledged events survived: {recs}"
@@ -144,8 +121,8 @@ fn acknowledged_writes_and_the_index_survive_kill_9() {
         !ids.contains(&"durable-1") && !ids.contains(&"durable-2"),
         "history excludes seen: {ids:?}"
     );
-    let (status, similar) = http(addr, "GET", "/v1/similar/durable-1?limit=3", None).unwrap();
-    assert_eq!(status, 200, "{similar}");
+    let similar = http(addr, "GET", "/v1/similar/durable-1?limit=3", None).unwrap();
+    assert_eq!(similar.status, 200, "{}", similar.body);
     drop(child);
 
     let first = std::fs::read_to_string(&first_log).unwrap();

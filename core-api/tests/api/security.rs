@@ -7,10 +7,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use core_api::auth::{key_digest, Authenticator, OperatorKey, Scope};
 use core_api::{app, AppState};
-use shared_types::edge_auth::{
-    body_digest, SignedParts, API_KEY_HEADER, EDGE_NONCE_HEADER, EDGE_SIGNATURE_HEADER,
-    EDGE_TIMESTAMP_HEADER, EDGE_USER_HEADER,
-};
+use shared_types::edge_auth::{API_KEY_HEADER, EDGE_USER_HEADER};
+use test_support::edge::Forwarded;
 
 use crate::common::*;
 
@@ -98,28 +96,22 @@ impl<'a> Edge<'a> {
 
     /// Signed for `self.body` but carrying `body`.
     fn request_with_body(&self, body: &str) -> Request<Body> {
-        let (path, query) = self.uri.split_once('?').unwrap_or((self.uri, ""));
-        let signature = SignedParts {
+        let signed = Forwarded {
             method: self.method,
             host: HOST,
-            path,
-            query,
-            body_sha256: &body_digest(self.body.as_bytes()),
-            user: self.user.unwrap_or(""),
+            target: self.uri,
+            body: self.body.as_bytes(),
+            user: self.user,
             timestamp: self.timestamp,
             nonce: &self.nonce,
-        }
-        .sign(self.secret);
+        };
         let mut req = Request::builder()
             .method(self.method)
             .uri(self.uri)
             .header("host", HOST)
-            .header("content-type", "application/json")
-            .header(EDGE_TIMESTAMP_HEADER, self.timestamp.to_string())
-            .header(EDGE_NONCE_HEADER, &self.nonce)
-            .header(EDGE_SIGNATURE_HEADER, signature);
-        if let Some(user) = self.user {
-            req = req.header(EDGE_USER_HEADER, user);
+            .header("content-type", "application/json");
+        for (name, value) in signed.headers(self.secret) {
+            req = req.header(name, value);
         }
         req.body(Body::from(body.to_string())).unwrap()
     }
