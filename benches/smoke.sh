@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q -p reco-benches --bins -p core-api --bin core-api
+cargo build -q -p vector-index --example ann_bench
 bin=${CARGO_TARGET_DIR:-target}/debug
 work=$(mktemp -d)
 core=""
@@ -49,7 +50,7 @@ open(os.path.join(out, "gt.i32"), "wb").write(gt)
 json.dump({"dim": dim, "name": "smoke"}, open(os.path.join(out, "meta.json"), "w"))
 PY
 for pass in build load; do  # the second pass loads the graphs the first one saved
-  "$bin/ann_bench" "$work/ann" --efs 10,40 --rounds 1 --precisions fp32,fp16,int8 --threads 1,2 --shards 2 \
+  "$bin/examples/ann_bench" "$work/ann" --efs 10,40 --rounds 1 --precisions fp32,fp16,int8 --threads 1,2 --shards 2 \
     --index-dir "$work/ann-indexes" | tee -a "$work/ann.jsonl" | expect_keys library ef recall_at_10 qps
 done
 if python3 -c 'import matplotlib' 2>/dev/null; then

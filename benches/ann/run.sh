@@ -11,6 +11,8 @@ cd "$(dirname "$0")/../.."
 set_name=${1:-glove}
 python3 -m pip install --quiet --disable-pip-version-check hnswlib faiss-cpu matplotlib numpy
 cargo build --release -p reco-benches
+# The ANN benchmark depends on the index crate alone.
+cargo build --release -p vector-index --example ann_bench
 bin=${CARGO_TARGET_DIR:-target}/release
 case $set_name in
   glove)
@@ -41,7 +43,7 @@ for round in $(seq 1 "$rounds"); do
   echo "== round $round of $rounds" >&2
   python3 benches/ann/peers.py "$data" --efs "$efs" --rounds 1 --build-threads "$cores" --threads "$threads" \
     --index-dir "$indexes" | tee -a "$out"
-  "$bin/ann_bench" "$data" --efs "$efs" --rounds 1 --precisions fp32,fp16,int8 --threads "$threads" $skip \
+  "$bin/examples/ann_bench" "$data" --efs "$efs" --rounds 1 --precisions fp32,fp16,int8 --threads "$threads" $skip \
     --index-dir "$indexes" | tee -a "$out"
 done
 rm -rf "$indexes"

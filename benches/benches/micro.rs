@@ -5,13 +5,13 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use core_api::index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gpu_batch::kernels::{best_dot, best_dot_f32, best_dot_i8};
-use gpu_batch::scorer::{quantize_i8, CandidateMatrix, Precision};
+use gpu_batch::scorer::{CandidateMatrix, Precision};
 use half::f16;
 use reco_benches::clustered_vectors;
 use shared_types::{cache_key, cache_window, context_hash, parse_query, RecommendationQuery};
+use vector_index::distance::{best_dot, best_dot_f32, best_dot_i8, quantize_i8};
+use vector_index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 
 const DIM: usize = 384;
 

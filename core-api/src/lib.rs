@@ -1,5 +1,5 @@
 //! Core recommendation API: a thin HTTP layer ([`http`]) over a deep domain ([`engine`]):
-//! sharded HNSW vector search ([`index`]), the ranking pipeline, storage traits with
+//! sharded HNSW vector search (the `vector-index` crate), the ranking pipeline, storage traits with
 //! embedded defaults ([`store`]) and Prometheus metrics ([`metrics`]).
 
 pub mod auth;
@@ -16,7 +16,6 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod http;
-pub mod index;
 pub mod ingest;
 pub mod intent;
 pub mod learn;

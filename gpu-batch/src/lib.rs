@@ -12,20 +12,14 @@
 //!   query, on the CPU or (feature `cuda`) through cuBLAS on the GPUs.
 //! - `cuda` (feature `cuda`): the CUDA plumbing both GPU paths share — device probe,
 //!   context, stream and cuBLAS setup, NVRTC compilation — and their error type, `CudaError`.
-//! - [`kernels`]: the CPU SIMD inner-product kernels the scorer and core-api's vector index
-//!   use (CPU code only; the CUDA kernels are the encoder's `encoder_kernels.cu`).
+//!
+//! The scorer's CPU path uses the SIMD inner-product kernels of the vector index's crate
+//! (`vector_index::distance`), the same kernels the index searches with.
 
 pub mod batcher;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod encoder;
-pub mod kernels;
 pub mod scorer;
 
 pub use encoder::{Backend, BertConfig, DeviceChoice, EmbedError, TextEncoder, DEFAULT_MODEL_DIR};
-
-/// The INT8 quantisation at the path core-api's vector index imports it from; it moves out
-/// with [`kernels`] into the index's own crate.
-pub mod scoring {
-    pub use crate::scorer::quantize_i8;
-}

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use core_api::index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 use reco_benches::clustered_vectors;
+use vector_index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 
 const DIM: usize = 384;
 

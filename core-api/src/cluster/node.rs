@@ -22,9 +22,9 @@ use super::{discover, NodeInfo, CHANGES_PAGE, CHANGE_WINDOW_US};
 use crate::compute::on_rayon;
 use crate::config::{ClusterConfig, Config};
 use crate::error::EngineError;
-use crate::index::{shard_of, IndexParams, LocalShard, Shard, ShardItem};
 use crate::metrics::Metrics;
 use crate::store::StoreError;
+use vector_index::{shard_of, IndexParams, LocalShard, Shard, ShardItem};
 
 /// Errors of the internal API, mapped to statuses in one place.
 #[derive(Debug, thiserror::Error)]

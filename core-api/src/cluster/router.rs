@@ -14,9 +14,9 @@ use super::rpc::{RpcClient, RpcError};
 use super::wire::{Cursor, ItemRecord, SearchRequest, SearchResponse};
 use super::{discover, NodeInfo, CHANGES_PAGE};
 use crate::config::Config;
-use crate::index::{shard_of, Hit};
 use crate::metrics::Metrics;
 use crate::store::StoreError;
+use vector_index::{shard_of, Hit};
 
 /// The merged top-k and the shards that did not answer in time (a partial answer).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::index::Hit;
+use vector_index::Hit;
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed internal message: {0}")]

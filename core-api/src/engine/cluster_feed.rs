@@ -14,9 +14,9 @@ use crate::cluster::wire::{Cursor, ItemRecord};
 use crate::cluster::{ClusterIndex, SearchOutcome, CHANGE_WINDOW_US};
 use crate::config::Config;
 use crate::error::EngineError;
-use crate::index::{Hit, ShardedIndex};
 use crate::metrics::Metrics;
 use crate::store::{StoreError, StoredItem};
+use vector_index::{Hit, ShardedIndex};
 
 use super::vectors::Vectors;
 use super::Engine;

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use crate::catalog::CatalogEntry;
 use crate::error::EngineError;
-use crate::index::Hit;
 use crate::store::ContentNode;
+use vector_index::Hit;
 
 use super::Engine;
 

@@ -30,13 +30,13 @@ use shared_types::{validate_item_id, Item};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::error::EngineError;
-use crate::index::ShardedIndex;
 use crate::intent::IntentModel;
 use crate::learn::learner::Learner;
 use crate::metrics::Metrics;
 use crate::ontology::Ontology;
 use crate::policy::{ImpressionLog, Policy};
 use crate::store::{InteractionStore, ItemGraph, ItemStore, StoreError, UserEmbeddingCache};
+use vector_index::ShardedIndex;
 
 pub use crate::embedding::{item_text, Embedder};
 pub(crate) use cluster_feed::connect as connect_cluster;

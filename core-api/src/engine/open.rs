@@ -14,13 +14,13 @@ use crate::catalog::Catalog;
 use crate::cluster::ClusterIndex;
 use crate::config::{Config, Role};
 use crate::error::EngineError;
-use crate::index::IndexParams;
 use crate::intent::IntentModel;
 use crate::learn::learner::Learner;
 use crate::metrics::Metrics;
 use crate::ontology::Ontology;
 use crate::policy::ImpressionLog;
 use crate::store::InProcessItemGraph;
+use vector_index::IndexParams;
 
 use super::cluster_feed::{self, ClusterVectors};
 use super::graph_sync::{content_node, FillDone};

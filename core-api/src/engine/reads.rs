@@ -16,13 +16,13 @@ use crate::catalog::CatalogEntry;
 use crate::cluster::SearchOutcome;
 use crate::compute::on_rayon;
 use crate::error::EngineError;
-use crate::index::distance::best_dot;
-use crate::index::Hit;
 use crate::learn::features::{content_similarity, freshness, rank_features};
 use crate::learn::train::{stretch_semantic, CONTENT_SEEDS};
 use crate::learn::ItemSignals;
 use crate::metrics::Stage;
 use crate::store::{GraphNeighbour, Interaction, StoreError};
+use vector_index::distance::best_dot;
+use vector_index::Hit;
 
 use super::pipeline::{
     candidates, diversity, explanations, scoring, Candidate, HardFilters, LearnedInputs,

@@ -12,9 +12,9 @@ use crate::catalog::{Catalog, CatalogEntry};
 use crate::cluster::SearchOutcome;
 use crate::compute::on_rayon;
 use crate::error::EngineError;
-use crate::index::{Hit, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 use crate::metrics::Metrics;
 use crate::store::{ItemStore, StoredItem};
+use vector_index::{Hit, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 
 /// Vector search over every shard, and the catalogue's durable writes.
 #[async_trait]
@@ -70,7 +70,7 @@ impl LocalVectors {
         let mut per_shard: Vec<Vec<ShardItem>> = vec![Vec::new(); shard_count];
         for s in stored {
             let id = catalog.insert(CatalogEntry::new(s.item, s.version, &s.vector));
-            per_shard[crate::index::shard_of(&id, shard_count)].push((id, s.version, s.vector));
+            per_shard[vector_index::shard_of(&id, shard_count)].push((id, s.version, s.vector));
         }
         let snapshot_dir = data_dir.join(format!(
             "index-d{}-m{}-efc{}",

@@ -234,7 +234,7 @@ pub fn log_popularity(count: f32, max: f32) -> f32 {
 /// Highest cosine between `v` and any of `seeds` (unit vectors): how close a candidate is
 /// in content to what the user just liked. Uses the SIMD kernel of the index.
 pub fn content_similarity(v: &[f16], seeds: &[Vec<f32>]) -> f32 {
-    let dot = gpu_batch::kernels::best_dot();
+    let dot = vector_index::distance::best_dot();
     seeds.iter().map(|s| dot(s, v)).fold(0.0, f32::max)
 }
 

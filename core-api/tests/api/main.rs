@@ -7,7 +7,6 @@ mod common;
 mod erasure;
 mod eval;
 mod http_api;
-mod index;
 mod ingest;
 mod learning;
 mod openapi;

@@ -9,11 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use core_api::cluster::rpc::RpcClient;
-use core_api::index::shard_of;
 use hyper::Method;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use vector_index::shard_of;
 
 const SHARDS: usize = 4;
 const DIM: usize = 384;

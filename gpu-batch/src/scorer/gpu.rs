@@ -12,8 +12,9 @@ use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use half::f16;
 use rayon::prelude::*;
 
-use super::{quantize_i8, Precision, Scored, TopK};
+use super::{Precision, Scored, TopK};
 use crate::cuda::{cublas, devices_to_use, driver, CudaError, OpenDevice};
+use vector_index::distance::quantize_i8;
 
 /// Queries scored per GEMM: bounds the score buffer (rows × 256 × 4 B per device).
 const QUERY_BATCH: usize = 256;

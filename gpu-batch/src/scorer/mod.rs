@@ -2,12 +2,12 @@
 //! the candidates stored in FP32, FP16 (half the memory) or INT8 (a quarter, with a per-row
 //! scale).
 //!
-//! [`CandidateMatrix`] is the CPU path (the SIMD inner products of [`crate::kernels`], rayon
+//! [`CandidateMatrix`] is the CPU path (the SIMD inner products of [`vector_index::distance`], rayon
 //! across queries) and the reference the GPU path (`scorer::gpu`, feature `cuda`) is checked
 //! against; [`BatchScorer`] picks between them. The benchmarks use the scorer, and it is
 //! there for any caller with many queries to score at once. The service's ranking does not
 //! use it: core-api ranks each request's candidates with its own dot products, the request's
-//! query against each candidate's stored FP16 vector, through `kernels::best_dot`, the SIMD
+//! query against each candidate's stored FP16 vector, through `distance::best_dot`, the SIMD
 //! kernel its vector index uses too.
 
 use std::cmp::Ordering;
@@ -16,7 +16,7 @@ use std::collections::BinaryHeap;
 use half::f16;
 use rayon::prelude::*;
 
-use crate::kernels::{best_dot, best_dot_f32, best_dot_i8};
+use vector_index::distance::{best_dot, best_dot_f32, best_dot_i8, quantize_i8};
 
 #[cfg(feature = "cuda")]
 pub mod gpu;
@@ -82,17 +82,6 @@ impl Ord for Weakest {
             .total_cmp(&self.0.score)
             .then(self.0.row.cmp(&other.0.row))
     }
-}
-
-/// Symmetric INT8 quantisation of one vector: (codes, scale).
-pub fn quantize_i8(v: &[f32]) -> (Vec<i8>, f32) {
-    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-    let codes = v
-        .iter()
-        .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
-        .collect();
-    (codes, scale)
 }
 
 impl CandidateMatrix {
@@ -470,17 +459,5 @@ mod tests {
         for (a, b) in exact.scores(q).iter().zip(int8.scores(q)) {
             assert!((a - b).abs() < 0.02, "{a} vs {b}");
         }
-    }
-
-    #[test]
-    fn quantisation_round_trips_within_half_a_step() {
-        let v = [0.5f32, -1.0, 0.25, 0.0, 0.999];
-        let (codes, scale) = quantize_i8(&v);
-        assert_eq!(codes[1], -127);
-        for (x, c) in v.iter().zip(&codes) {
-            assert!((x - f32::from(*c) * scale).abs() <= scale / 2.0 + 1e-7);
-        }
-        let (zeros, s) = quantize_i8(&[0.0; 4]);
-        assert_eq!((zeros, s), (vec![0; 4], 1.0));
     }
 }

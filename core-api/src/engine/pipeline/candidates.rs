@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::catalog::CatalogEntry;
-use crate::index::distance::dot_f32;
-use crate::index::Hit;
 use crate::store::{GraphNeighbour, Interaction};
+use vector_index::distance::dot_f32;
+use vector_index::Hit;
 
 use super::Candidate;
 

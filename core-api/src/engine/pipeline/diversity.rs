@@ -1,7 +1,7 @@
 //! Diversity: maximal marginal relevance over the ranked list, so ten picks are not ten
 //! near-duplicates of the best one.
 
-use crate::index::distance::best_dot;
+use vector_index::distance::best_dot;
 
 use super::Ranked;
 

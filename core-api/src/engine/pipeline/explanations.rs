@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::catalog::CatalogEntry;
 use crate::config::RankingConfig;
-use crate::index::distance::best_dot;
 use crate::learn::learner::Learner;
+use vector_index::distance::best_dot;
 
 use super::{LearnedInputs, RankRequest, Ranked};
 

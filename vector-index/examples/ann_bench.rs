@@ -21,10 +21,10 @@ use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use core_api::index::graph::{ClampedDot, FrozenGraph};
-use core_api::index::{Fp16, Fp32, Int8, Storage};
 use hnsw_rs::prelude::Hnsw;
 use rayon::prelude::*;
+use vector_index::graph::{ClampedDot, FrozenGraph};
+use vector_index::{Fp16, Fp32, Int8, Storage};
 
 fn read_f32(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

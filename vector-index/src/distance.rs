@@ -217,6 +217,17 @@ unsafe fn dot_i8_avx2_impl(a: &[i8], b: &[i8]) -> i32 {
     _mm_cvtsi128_si32(s) + dot_i8_portable(&a[i..n], &b[i..n])
 }
 
+/// Symmetric INT8 quantisation of one vector: (codes, scale).
+pub fn quantize_i8(v: &[f32]) -> (Vec<i8>, f32) {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    let codes = v
+        .iter()
+        .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
+        .collect();
+    (codes, scale)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +270,17 @@ mod tests {
         }
         let extreme = vec![-127i8; 384];
         assert_eq!(best_dot_i8()(&extreme, &extreme), 127 * 127 * 384);
+    }
+
+    #[test]
+    fn quantisation_round_trips_within_half_a_step() {
+        let v = [0.5f32, -1.0, 0.25, 0.0, 0.999];
+        let (codes, scale) = quantize_i8(&v);
+        assert_eq!(codes[1], -127);
+        for (x, c) in v.iter().zip(&codes) {
+            assert!((x - f32::from(*c) * scale).abs() <= scale / 2.0 + 1e-7);
+        }
+        let (zeros, s) = quantize_i8(&[0.0; 4]);
+        assert_eq!((zeros, s), (vec![0; 4], 1.0));
     }
 }

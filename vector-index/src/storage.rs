@@ -2,8 +2,7 @@
 //! at a negligible recall cost); FP32 and INT8 exist so the trade-off can be measured on the
 //! same graph (`benches/ann`) and chosen per deployment.
 
-use gpu_batch::kernels::{best_dot, best_dot_f32, best_dot_i8, DotF32Fn, DotFn, DotI8Fn};
-use gpu_batch::scoring::quantize_i8;
+use crate::distance::{best_dot, best_dot_f32, best_dot_i8, quantize_i8, DotF32Fn, DotFn, DotI8Fn};
 use half::f16;
 
 /// A vector storage precision: the element type of a stored row, how rows are encoded and

@@ -7,7 +7,7 @@
 //! replaced and deleted vectors act as tombstones until the shard is rebuilt in the
 //! background and its snapshot rewritten.
 
-pub use gpu_batch::kernels as distance;
+pub mod distance;
 pub mod graph;
 mod shard;
 pub mod storage;

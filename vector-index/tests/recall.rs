@@ -3,14 +3,26 @@
 
 use std::sync::Arc;
 
-use core_api::index::graph::{BuildParams, ClampedDot, FrozenGraph};
-use core_api::index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
-use core_api::index::{Fp16, Fp32, Int8, Storage};
 use hnsw_rs::prelude::Hnsw;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use vector_index::graph::{BuildParams, ClampedDot, FrozenGraph};
+use vector_index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
+use vector_index::{Fp16, Fp32, Int8, Storage};
 
-use crate::common::temp_dir;
+/// A fresh directory for one test's snapshots.
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "vector-index-test-{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
 
 const DIM: usize = 384;
 
