@@ -44,6 +44,7 @@ wait_server() {
 }
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+bash scripts/check-layout.sh
 # The GPU path (feature cuda): lints, and its tests on this machine's backend (the CPU fallback
 # when there is no driver; the GPUs where there are); the CUDA kernels must compile with NVRTC
 # (no GPU needed for that).

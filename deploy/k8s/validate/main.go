@@ -13,7 +13,7 @@
 //     serviceName is a headless Service, the HPA targets an existing workload whose containers
 //     request CPU, PDBs and NetworkPolicies select pods that exist;
 //   - core-api specifics: every *.toml in a ConfigMap parses and uses only the sections and
-//     keys of core-api's configuration structs (read from core-api/src/config.rs), RECO__
+//     keys of core-api's configuration structs (read from core-api/src/config/), RECO__
 //     variables have the RECO__SECTION__KEY form and name existing keys, and
 //     cluster.shard_nodes equals the replicas of the StatefulSet that mounts the config.
 //
@@ -596,15 +596,25 @@ func checkWorkload(c *checker, w workload, configMaps map[string]*corev1.ConfigM
 	}
 }
 
-// configSchema reads core-api's configuration structs from core-api/src/config.rs: the
-// sections of `struct Config` and the fields of each section's struct (all of them
-// deny_unknown_fields). Nil when the file is not there.
+// configSchema reads core-api's configuration structs from the files of core-api/src/config/
+// (one per group of sections): the sections of `struct Config` and the fields of each
+// section's struct (all of them deny_unknown_fields). Nil when the folder is not there.
 func configSchema() (map[string]map[string]bool, string) {
-	path := filepath.Join(configRsRoot, "core-api", "src", "config.rs")
-	src, err := os.ReadFile(path)
-	if err != nil {
+	path := filepath.Join(configRsRoot, "core-api", "src", "config")
+	files, err := filepath.Glob(filepath.Join(path, "*.rs"))
+	if err != nil || len(files) == 0 {
 		return nil, path
 	}
+	var all bytes.Buffer
+	for _, file := range files {
+		text, err := os.ReadFile(file)
+		if err != nil {
+			return nil, file
+		}
+		all.Write(text)
+		all.WriteByte('\n')
+	}
+	src := all.Bytes()
 	structs := map[string]map[string]bool{}
 	for _, m := range structRe.FindAllStringSubmatch(string(src), -1) {
 		fields := map[string]bool{}

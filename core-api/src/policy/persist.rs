@@ -1,0 +1,96 @@
+//! Saving and restoring the learned state, so a restart keeps what the policy has learned;
+//! a state written for another feature set is refused rather than misread.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Policy, SegmentModel, FEATURES, FEATURE_NAMES};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PersistedState {
+    features: Vec<String>,
+    segments: HashMap<String, SegmentModel>,
+}
+
+impl Policy {
+    /// Writes the state atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let state = PersistedState {
+            features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            segments: self.segments.read().expect("policy lock").clone(),
+        };
+        let bytes = serde_json::to_vec(&state).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Restores a state written by [`Policy::save`]; a missing file leaves the prior.
+    pub fn restore(&self, path: &Path) -> std::io::Result<bool> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let state: PersistedState =
+            serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+        let valid = state.features == FEATURE_NAMES
+            && state.segments.values().all(|m| {
+                m.a.len() == FEATURES * FEATURES
+                    && m.b.len() == FEATURES
+                    && m.theta.len() == FEATURES
+            });
+        if !valid {
+            return Err(std::io::Error::other(
+                "policy state was written for other features",
+            ));
+        }
+        *self.segments.write().expect("policy lock") = state.segments;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::tests::{settings, Sim, STATIC};
+    use crate::policy::Policy;
+
+    #[test]
+    fn state_persists_and_restores_exactly() {
+        let policy = Policy::new(settings(0.1), STATIC, 9);
+        let mut sim = Sim(4);
+        for i in 0..500 {
+            let c = sim.candidates();
+            let segment = if i % 2 == 0 {
+                "device:mobile"
+            } else {
+                "global"
+            };
+            policy.update(segment, &c[i % 5], (i % 3) as f32 - 1.0);
+        }
+        let dir = std::env::temp_dir().join(format!("policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy.json");
+        policy.save(&path).unwrap();
+        let restored = Policy::new(settings(0.1), STATIC, 9);
+        assert!(restored.restore(&path).unwrap());
+        for segment in ["device:mobile", "global", "never-seen"] {
+            assert_eq!(restored.weights(segment), policy.weights(segment));
+        }
+        assert_eq!(
+            *restored.segments.read().unwrap(),
+            *policy.segments.read().unwrap()
+        );
+        assert!(!Policy::new(settings(0.1), STATIC, 9)
+            .restore(&dir.join("missing.json"))
+            .unwrap());
+        std::fs::write(&path, b"{\"features\":[\"x\"],\"segments\":{}}").unwrap();
+        assert!(
+            restored.restore(&path).is_err(),
+            "other features are refused"
+        );
+    }
+}
