@@ -9,6 +9,7 @@ mod access;
 mod backends;
 mod cluster;
 mod error;
+mod learning;
 mod policy;
 mod service;
 #[cfg(test)]
@@ -18,10 +19,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use access::{AuthConfig, EdgeConfig};
+pub use access::{is_loopback_bind, validate_keys, AuthConfig, EdgeConfig, OperatorKey, Scope};
 pub use backends::{Consistency, GraphConfig, Neo4jConfig, RedisConfig, ScyllaConfig};
 pub use cluster::{ClusterConfig, Role};
 pub use error::ConfigError;
+pub use learning::{CollabMethod, CollabParams, LearningConfig, RankerParams, TransitionParams};
 pub use policy::{PolicyConfig, SegmentBy};
 pub use service::{
     DemoConfig, IndexConfig, ModelConfig, RankingConfig, ServerConfig, StorageConfig,
@@ -44,7 +46,7 @@ pub struct Config {
     pub graph: GraphConfig,
     pub policy: PolicyConfig,
     pub cluster: ClusterConfig,
-    pub learning: crate::learn::LearningConfig,
+    pub learning: LearningConfig,
 }
 
 const ENV_PREFIX: &str = "RECO__";
@@ -124,7 +126,7 @@ impl Config {
         if let Err(why) = self.learning.validate() {
             return invalid(&why);
         }
-        if let Err(why) = crate::auth::validate_keys(&self.auth.operator_keys) {
+        if let Err(why) = validate_keys(&self.auth.operator_keys) {
             return invalid(&why);
         }
         if !(self.auth.requests_per_sec > 0.0 && self.auth.burst >= 1.0)
@@ -135,7 +137,7 @@ impl Config {
             );
         }
         if self.cluster.role != Role::Shard
-            && !crate::auth::is_loopback_bind(&self.server.bind)
+            && !is_loopback_bind(&self.server.bind)
             && self.edge.shared_secret.is_empty()
             && self.auth.operator_keys.is_empty()
             && !self.auth.insecure_development

@@ -14,47 +14,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-/// Which item-item model is learned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CollabMethod {
-    /// EASE restricted to each item's `neighbours` strongest co-occurring items: one small
-    /// ridge regression per item (see [`ItemNeighbours::train`]).
-    SparseEase,
-    /// The RP3β random walk.
-    Rp3Beta,
-}
-
-/// How neighbours are learned.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct CollabParams {
-    pub method: CollabMethod,
-    /// Neighbours kept per item.
-    pub neighbours: usize,
-    /// Ridge penalty of the sparse EASE regressions.
-    pub lambda: f32,
-    /// Exponent on the walk's transition probabilities (1 = plain random walk).
-    pub alpha: f32,
-    /// Popularity penalty: a neighbour's weight is divided by its degree^beta.
-    pub beta: f32,
-    /// A user's latest positive items used in training (bounds the quadratic cost of very
-    /// long histories).
-    pub max_user_items: usize,
-}
-
-impl Default for CollabParams {
-    fn default() -> Self {
-        Self {
-            method: CollabMethod::SparseEase,
-            neighbours: 100,
-            lambda: 100.0,
-            alpha: 1.0,
-            beta: 0.3,
-            max_user_items: 500,
-        }
-    }
-}
+pub use crate::config::{CollabMethod, CollabParams};
 
 /// Top-k item → item weights in compressed sparse rows, indexed by item ordinal.
 #[derive(Debug, Clone, Default, PartialEq)]

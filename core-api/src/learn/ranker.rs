@@ -5,6 +5,7 @@
 //! present, popularity that helps cold histories and hurts rich ones. Splits are searched
 //! on quantile bins (as LightGBM and XGBoost's `hist` do); leaves take Newton steps.
 
+pub use crate::config::RankerParams;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -29,34 +30,6 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
 pub struct RankGroup {
     pub candidates: Vec<RankFeatures>,
     pub chosen: usize,
-}
-
-/// How the trees are grown.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RankerParams {
-    pub trees: usize,
-    pub depth: usize,
-    pub learning_rate: f32,
-    /// L2 penalty on leaf values (in Newton units).
-    pub l2: f32,
-    /// Smallest hessian mass a leaf may hold.
-    pub min_leaf_hessian: f32,
-    /// Quantile bins per feature.
-    pub bins: usize,
-}
-
-impl Default for RankerParams {
-    fn default() -> Self {
-        Self {
-            trees: 50,
-            depth: 3,
-            learning_rate: 0.1,
-            l2: 1.0,
-            min_leaf_hessian: 1.0,
-            bins: 32,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

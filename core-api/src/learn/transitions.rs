@@ -5,27 +5,7 @@
 
 use std::collections::HashMap;
 
-/// How transitions are counted and scored.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TransitionParams {
-    /// Earlier items a new item is linked from (1 = first-order only).
-    pub window: usize,
-    /// Weight of a link from the item `g` steps back is `decay^(g-1)`, both when counting
-    /// and when scoring.
-    pub decay: f32,
-    /// Successors kept per item (the weakest is evicted), which bounds memory.
-    pub max_successors: usize,
-}
-
-impl Default for TransitionParams {
-    fn default() -> Self {
-        Self {
-            window: 3,
-            decay: 0.6,
-            max_successors: 200,
-        }
-    }
-}
+pub use crate::config::TransitionParams;
 
 #[derive(Default, Clone)]
 struct Successors {
