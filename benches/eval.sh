@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/semrec-target}"
 bash scripts/fetch-model.sh
 movielens=$(bash scripts/fetch-movielens.sh)
-cargo build --release -q -p core-api --bin reco-eval
+cargo build --release -q -p reco-eval --bin reco-eval
 bin="$CARGO_TARGET_DIR/release/reco-eval"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

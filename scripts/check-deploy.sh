@@ -6,7 +6,8 @@
 #      types, builds the kustomization and checks references (see its main.go);
 #   3. Grafana: the dashboard is valid JSON with unique panel ids, a sane layout, the datasource
 #      variable, metrics that core-api exports, and PromQL that parses;
-#   4. Docker: every file the Dockerfile copies exists and is not excluded by .dockerignore;
+#   4. Docker: every file the Dockerfile copies exists and is not excluded by .dockerignore,
+#      and every workspace member is copied;
 #   5. the capacity sheet: prints it, runs its self-test, and checks that deploy/CAPACITY.md
 #      and the shard memory request are up to date.
 #
@@ -190,6 +191,7 @@ lines = re.sub(r"\\\n", " ", text).splitlines()
 ignore = [l.strip().rstrip("/") for l in pathlib.Path(ignore_file).read_text().splitlines()
           if l.strip() and not l.startswith("#")]
 problems, notes, copied = [], [], 0
+sources = set()
 known = {"FROM", "RUN", "COPY", "ADD", "WORKDIR", "ENV", "ARG", "USER", "EXPOSE", "ENTRYPOINT", "CMD",
          "LABEL", "HEALTHCHECK", "VOLUME", "STOPSIGNAL", "SHELL", "ONBUILD"}
 froms = []
@@ -206,6 +208,7 @@ for n, line in enumerate(lines, 1):
         args = [a for a in rest.split() if not a.startswith("--")]
         for src in args[:-1]:
             copied += 1
+            sources.add(src.rstrip("/"))
             if any(fnmatch.fnmatch(src, pat) or src == pat or src.startswith(pat + "/") for pat in ignore):
                 problems.append(f"line {n}: COPY {src} is excluded by {ignore_file}")
             if not pathlib.Path(src).exists():
@@ -213,6 +216,11 @@ for n, line in enumerate(lines, 1):
                     notes.append(f"{src} is absent: run scripts/fetch-model.sh before docker build")
                 else:
                     problems.append(f"line {n}: COPY source {src} does not exist")
+# cargo loads the whole workspace: every member's manifest and sources must be in the image.
+members = re.search(r"^members\s*=\s*\[(.*?)\]", pathlib.Path("Cargo.toml").read_text(), re.S | re.M)
+for member in re.findall(r'"([^"]+)"', members.group(1) if members else ""):
+    if member not in sources:
+        problems.append(f"workspace member {member} is not copied (COPY {member} {member})")
 if froms[:2] != ["rust:1.91-bookworm", "debian:bookworm-slim"]:
     problems.append(f"base images {froms}, expected rust:1.91-bookworm then debian:bookworm-slim")
 for want in ("cargo build --release --locked -p core-api", "EXPOSE 8080 8081", "USER 10001"):

@@ -14,7 +14,6 @@ pub mod edge_auth;
 pub mod embedding;
 pub mod engine;
 pub mod error;
-pub mod eval;
 pub mod http;
 pub mod ingest;
 pub mod intent;
@@ -23,6 +22,7 @@ pub mod metrics;
 pub mod ontology;
 pub mod policy;
 pub mod store;
+pub mod vector_cache;
 
 use std::sync::{Arc, OnceLock};
 

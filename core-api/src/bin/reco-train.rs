@@ -117,7 +117,7 @@ async fn measure(
     items.sort_by(|a, b| a.id.cmp(&b.id));
     items.dedup_by(|a, b| a.id == b.id);
     let (vectors, ..) =
-        core_api::eval::catalogue_vectors(&items, cache_dir, &config.model.dir, &|l| {
+        core_api::vector_cache::catalogue_vectors(&items, cache_dir, &config.model.dir, &|l| {
             eprintln!("{l}")
         })
         .await

@@ -5,7 +5,6 @@
 mod backends;
 mod common;
 mod erasure;
-mod eval;
 mod http_api;
 mod ingest;
 mod learning;

@@ -1,13 +1,13 @@
 //! `reco-eval`: offline evaluation of the engine against popularity, item-kNN, RP3β, EASE,
 //! implicit ALS, next-item transitions, an ALS + transitions blend and random, all tuned on
 //! a validation split, on a time-ordered ratings file, with an ablation of the engine's
-//! stages. The protocol is documented in `core_api::eval`.
+//! stages. The protocol is documented in the `reco_eval` library.
 
 use std::path::PathBuf;
 
 use clap::Parser;
-use core_api::eval::{self, EvalOptions};
 use core_api::Config;
+use reco_eval::EvalOptions;
 
 /// Leave-last-out evaluation: HR@k, NDCG@k, coverage and intra-list diversity.
 #[derive(Parser)]
@@ -85,15 +85,15 @@ async fn run(args: Args) -> Result<(), String> {
         engine_settings: args.engine_settings,
         ..EvalOptions::default()
     };
-    let report = eval::run(&opts, &|line| eprintln!("{line}"))
+    let report = reco_eval::run(&opts, &|line| eprintln!("{line}"))
         .await
         .map_err(|e| e.to_string())?;
     if args.json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         println!("{json}");
     } else {
-        print!("{}", eval::markdown_table(&report.rows, report.k));
-        let notes = eval::notes(&report);
+        print!("{}", reco_eval::markdown_table(&report.rows, report.k));
+        let notes = reco_eval::notes(&report);
         if !notes.is_empty() {
             println!();
             for note in notes {
@@ -106,7 +106,7 @@ async fn run(args: Args) -> Result<(), String> {
         let command = format!("reco-eval {}", command[1..].join(" "))
             .trim_end()
             .to_string();
-        std::fs::write(&path, eval::results_markdown(&report, &command))
+        std::fs::write(&path, reco_eval::results_markdown(&report, &command))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
