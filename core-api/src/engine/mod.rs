@@ -19,6 +19,9 @@ mod reads;
 mod vectors;
 mod writes;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
