@@ -10,6 +10,7 @@
 //! scale freely. A replica that missed writes (down, or unreachable) pulls them from its
 //! peers before it reports ready, and every `sync_interval_ms` after that.
 
+pub mod auth;
 pub mod node;
 pub mod router;
 pub mod rpc;
@@ -30,6 +31,10 @@ pub const CHANGES_PAGE: usize = 1000;
 /// How far back (µs of version) each round re-reads a feed: a write can reach a replica
 /// after later-versioned ones (two routers, a retry), and must not be skipped.
 pub const CHANGE_WINDOW_US: u64 = 10_000_000;
+
+/// How far ahead of a shard node's clock a record's version (µs since the epoch) may be:
+/// a version far in the future would win every later write of the item.
+pub const MAX_VERSION_AHEAD_US: u64 = 60_000_000;
 
 /// What a shard node says about itself on `/internal/v1/info`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,10 +15,11 @@ use axum::{Json, Router};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::auth::ClusterAuth;
 use super::rpc::RpcClient;
 use super::store::NodeStore;
 use super::wire::{Cursor, ItemRecord, SearchRequest, SearchResponse, WireError};
-use super::{discover, NodeInfo, CHANGES_PAGE, CHANGE_WINDOW_US};
+use super::{discover, NodeInfo, CHANGES_PAGE, CHANGE_WINDOW_US, MAX_VERSION_AHEAD_US};
 use crate::compute::on_rayon;
 use crate::config::{ClusterConfig, Config};
 use crate::error::EngineError;
@@ -78,6 +79,8 @@ pub struct ShardNode {
     /// Keeps a record's store write and its index update in the same order on this node.
     write_lock: tokio::sync::Mutex<()>,
     client: RpcClient,
+    /// Verifies that internal calls come from a holder of the cluster secret.
+    auth: ClusterAuth,
     metrics: Arc<Metrics>,
 }
 
@@ -143,7 +146,8 @@ impl ShardNode {
                 .map_or(0, |d| d.as_nanos() as u64),
             ready: AtomicBool::new(false),
             write_lock: tokio::sync::Mutex::new(()),
-            client: RpcClient::default(),
+            client: RpcClient::new(&config.cluster.secret),
+            auth: ClusterAuth::new(&config.cluster.secret),
             metrics,
         }))
     }
@@ -175,7 +179,14 @@ impl ShardNode {
         records: Vec<ItemRecord>,
     ) -> Result<usize, NodeError> {
         let index = self.shard(shard)?.clone();
+        let latest_version = now_micros() + MAX_VERSION_AHEAD_US;
         for r in &records {
+            if r.version > latest_version {
+                return Err(NodeError::BadRequest(format!(
+                    "item '{}' has version {}, beyond this node's clock",
+                    r.id, r.version
+                )));
+            }
             if shard_of(&r.id, self.total_shards) as u32 != shard {
                 return Err(NodeError::BadRequest(format!(
                     "item '{}' does not belong to shard {shard}",
@@ -325,6 +336,10 @@ impl ShardNode {
             .route("/internal/v1/shards/{shard}/items", post(apply))
             .route("/internal/v1/shards/{shard}/changes", get(changes))
             .route("/healthz", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                verify_call,
+            ))
             .with_state(self.clone())
     }
 
@@ -432,6 +447,61 @@ async fn metrics(State(node): State<Arc<ShardNode>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         node.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Microseconds since the epoch on this node's clock.
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Refuses internal calls not signed with the cluster secret (when one is configured).
+async fn verify_call(
+    State(node): State<Arc<ShardNode>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !node.auth.enabled() || request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_INTERNAL_BODY).await else {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "body too large",
+        );
+    };
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    if let Err(why) = node.auth.verify(
+        parts.method.as_str(),
+        path,
+        header(super::auth::TIME_HEADER),
+        header(super::auth::SIGNATURE_HEADER),
+        &body,
+        crate::clock::now_secs(),
+    ) {
+        tracing::warn!(reason = %why, path, "internal call refused");
+        return refuse(StatusCode::UNAUTHORIZED, "unauthorized", &why.to_string());
+    }
+    next.run(axum::extract::Request::from_parts(parts, body.into()))
+        .await
+}
+
+/// Largest internal call body (a write of many items with their vectors).
+const MAX_INTERNAL_BODY: usize = 256 << 20;
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(shared_types::ErrorBody {
+            code: code.into(),
+            message: message.into(),
+        }),
     )
         .into_response()
 }

@@ -74,7 +74,7 @@ impl ClusterIndex {
             total_shards: config.index.shards,
             ef_search: config.index.ef_search,
             dim,
-            client: RpcClient::default(),
+            client: RpcClient::new(&config.cluster.secret),
             nodes: RwLock::new(Vec::new()),
             rotation: AtomicUsize::new(0),
             clock: AtomicU64::new(0),

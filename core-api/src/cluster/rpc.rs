@@ -11,6 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::auth::ClusterAuth;
 use super::wire::WireError;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +31,13 @@ const BINARY: &str = "application/octet-stream";
 #[derive(Clone)]
 pub struct RpcClient {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Signs every call when the cluster has a secret.
+    auth: ClusterAuth,
 }
 
-impl Default for RpcClient {
-    fn default() -> Self {
+impl RpcClient {
+    /// A client whose calls are signed with `secret` (unsigned when empty).
+    pub fn new(secret: &str) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(1)));
@@ -41,11 +45,12 @@ impl Default for RpcClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
             .build(connector);
-        Self { client }
+        Self {
+            client,
+            auth: ClusterAuth::new(secret),
+        }
     }
-}
 
-impl RpcClient {
     pub async fn get(&self, addr: &str, path: &str, timeout: Duration) -> Result<Bytes, RpcError> {
         self.call(Method::GET, addr, path, Bytes::new(), BINARY, timeout)
             .await
@@ -72,10 +77,19 @@ impl RpcClient {
         content_type: &str,
         timeout: Duration,
     ) -> Result<Bytes, RpcError> {
-        let request = Request::builder()
-            .method(method)
+        let mut request = Request::builder()
+            .method(method.clone())
             .uri(format!("http://{addr}{path}"))
-            .header("content-type", content_type)
+            .header("content-type", content_type);
+        if let Some(headers) =
+            self.auth
+                .sign(method.as_str(), path, crate::clock::now_secs(), &body)
+        {
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+        }
+        let request = request
             .body(Full::new(body))
             .map_err(|e| RpcError::Transport(e.to_string()))?;
         let call = async {

@@ -37,6 +37,9 @@ pub struct ClusterConfig {
     pub min_write_replicas: usize,
     /// Vector dimension on shard nodes (they load no model); routers check it against theirs.
     pub dim: usize,
+    /// Key shared by routers and shard nodes: every internal RPC call is signed with it
+    /// (HMAC-SHA256). Required unless the internal RPC stays on loopback.
+    pub secret: String,
 }
 
 impl Default for ClusterConfig {
@@ -56,6 +59,7 @@ impl Default for ClusterConfig {
             sync_interval_ms: 2000,
             min_write_replicas: 1,
             dim: 384,
+            secret: String::new(),
         }
     }
 }

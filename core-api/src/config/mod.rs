@@ -150,6 +150,14 @@ impl Config {
                 self.server.bind
             )));
         }
+        if let Some(exposed) = self.unsigned_cluster_rpc() {
+            return Err(ConfigError::Invalid(format!(
+                "refusing an unauthenticated internal RPC on {exposed}: set cluster.secret \
+                 (RECO__CLUSTER__SECRET, the same on every router and shard node), or keep the \
+                 cluster on 127.0.0.1; auth.insecure_development = true allows it for \
+                 development only"
+            )));
+        }
         if self.ranking.ann_candidates == 0 || self.ranking.history_half_life_days <= 0.0 {
             return invalid(
                 "ranking.ann_candidates and ranking.history_half_life_days must be positive",
@@ -228,5 +236,31 @@ fn parse_env_value(raw: &str) -> toml::Value {
         toml::Value::Boolean(b)
     } else {
         toml::Value::String(raw.to_string())
+    }
+}
+
+impl Config {
+    /// The address an unsigned internal RPC would be reachable on from other machines, if
+    /// any: a shard node listening off loopback, or a router calling shard nodes off it,
+    /// with no `cluster.secret` (and no development switch).
+    fn unsigned_cluster_rpc(&self) -> Option<String> {
+        if !self.cluster.secret.is_empty() || self.auth.insecure_development {
+            return None;
+        }
+        match self.cluster.role {
+            Role::Single => None,
+            Role::Shard => (!is_loopback_bind(&self.cluster.internal_bind))
+                .then(|| self.cluster.internal_bind.clone()),
+            Role::Router => {
+                if !self.cluster.nodes_dns.is_empty() {
+                    return Some(self.cluster.nodes_dns.clone());
+                }
+                self.cluster
+                    .nodes
+                    .iter()
+                    .find(|node| !is_loopback_bind(node))
+                    .cloned()
+            }
+        }
     }
 }

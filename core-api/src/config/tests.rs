@@ -20,6 +20,7 @@ fn cluster_placement_and_list_overrides() {
             ("RECO__CLUSTER__SHARD_NODES", "10"),
             ("RECO__CLUSTER__ORDINAL", "3"),
             ("RECO__CLUSTER__NODES", "10.0.0.2:8081, 10.0.0.3:8081"),
+            ("RECO__CLUSTER__SECRET", "cluster-secret"),
         ]),
     )
     .unwrap();
@@ -125,6 +126,7 @@ fn kubernetes_config_loads_for_both_roles() {
         Some(&file),
         env(&[
             ("RECO__CLUSTER__ROLE", "shard"),
+            ("RECO__CLUSTER__SECRET", "from-the-secret"),
             ("HOSTNAME", "core-shard-3"),
         ]),
     )
@@ -139,6 +141,7 @@ fn kubernetes_config_loads_for_both_roles() {
         env(&[
             ("RECO__CLUSTER__ROLE", "router"),
             ("RECO__EDGE__SHARED_SECRET", "from-the-secret"),
+            ("RECO__CLUSTER__SECRET", "from-the-secret"),
         ]),
     )
     .unwrap();
@@ -170,8 +173,36 @@ fn a_public_bind_needs_authentication_or_the_explicit_switch() {
         env(&[public, ("RECO__AUTH__INSECURE_DEVELOPMENT", "true")])
     )
     .is_ok());
+    let shard = ("RECO__CLUSTER__ROLE", "shard");
+    let cluster_secret = ("RECO__CLUSTER__SECRET", "cluster-secret");
     assert!(
-        Config::load(None, env(&[public, ("RECO__CLUSTER__ROLE", "shard")])).is_ok(),
+        Config::load(None, env(&[public, shard, cluster_secret])).is_ok(),
         "shard nodes serve no public API on server.bind"
     );
+}
+
+#[test]
+fn an_internal_rpc_off_loopback_needs_the_cluster_secret() {
+    let shard = ("RECO__CLUSTER__ROLE", "shard");
+    let err = Config::load(None, env(&[shard])).unwrap_err().to_string();
+    assert!(err.contains("cluster.secret"), "{err}");
+    let local = ("RECO__CLUSTER__INTERNAL_BIND", "127.0.0.1:8081");
+    assert!(Config::load(None, env(&[shard, local])).is_ok());
+    assert!(Config::load(None, env(&[shard, ("RECO__CLUSTER__SECRET", "s")])).is_ok());
+    let router = ("RECO__CLUSTER__ROLE", "router");
+    let remote = ("RECO__CLUSTER__NODES", "127.0.0.1:8081,10.0.0.7:8081");
+    let err = Config::load(None, env(&[router, remote]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("10.0.0.7:8081"), "{err}");
+    assert!(Config::load(
+        None,
+        env(&[router, ("RECO__CLUSTER__NODES", "127.0.0.1:8081")])
+    )
+    .is_ok());
+    assert!(Config::load(
+        None,
+        env(&[router, remote, ("RECO__AUTH__INSECURE_DEVELOPMENT", "true")])
+    )
+    .is_ok());
 }

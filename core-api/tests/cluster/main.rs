@@ -261,7 +261,7 @@ async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
     let dir = std::env::temp_dir().join(format!("core-api-cluster-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let client = Client(RpcClient::default());
+    let client = Client(RpcClient::new(CLUSTER_SECRET));
 
     // Shard nodes: A holds shards 0 and 1, B holds 2 and 3, C replicates all four.
     let internal: BTreeMap<&str, String> =
@@ -270,7 +270,10 @@ async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
             .map(|(n, ip)| (n, free_addr(ip)))
             .collect();
     let nodes_list = format!("{:?}", internal.values().collect::<Vec<_>>());
-    let timing = "health_interval_ms = 200\nsync_interval_ms = 300\nshard_deadline_ms = 1500\nhedge_after_ms = 300";
+    // Every internal call in this cluster is signed with the cluster secret.
+    let timing = format!(
+        "health_interval_ms = 200\nsync_interval_ms = 300\nshard_deadline_ms = 1500\nhedge_after_ms = 300\nsecret = \"{CLUSTER_SECRET}\""
+    );
     let shard_node = |name: &str, ip: &str, hosted: &str| {
         Node::new(
             &dir,
@@ -524,6 +527,91 @@ async fn hedged_requests_complete_searches_despite_a_slow_replica() {
             );
             assert_eq!(hedges, 0);
         }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The secret shared by the routers and shard nodes of the test clusters.
+const CLUSTER_SECRET: &str = "cluster-test-secret";
+
+#[tokio::test]
+async fn shard_nodes_refuse_unsigned_calls_and_versions_from_the_future() {
+    use core_api::cluster::rpc::RpcError;
+    use core_api::cluster::wire::ItemRecord;
+    use core_api::cluster::ShardNode;
+    use core_api::config::Config;
+    use core_api::metrics::Metrics;
+    use std::sync::Arc;
+
+    let dir = std::env::temp_dir().join(format!("core-api-rpc-auth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = Config::default();
+    config.index.shards = 1;
+    config.cluster.role = core_api::config::Role::Shard;
+    config.cluster.dim = 4;
+    config.cluster.secret = CLUSTER_SECRET.into();
+    config.storage.data_dir = dir.clone();
+    let node = ShardNode::open(&config, Arc::new(Metrics::new()))
+        .await
+        .unwrap();
+    node.spawn_sync();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let app = node.internal_app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let timeout = Duration::from_secs(5);
+    let record = |version: u64| {
+        ItemRecord::encode_all(&[ItemRecord {
+            id: "i1".into(),
+            version,
+            item: Some(br#"{}"#.to_vec()),
+            vector: vec![0.5; 4],
+        }])
+    };
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let path = "/internal/v1/shards/0/items";
+    for (name, client) in [
+        ("no secret", RpcClient::new("")),
+        ("another secret", RpcClient::new("not-the-cluster-secret")),
+    ] {
+        match client.get(&addr, "/internal/v1/info", timeout).await {
+            Err(RpcError::Status(status, body)) => {
+                assert_eq!(status.as_u16(), 401, "{name}: {body}");
+                assert!(body.contains("unauthorized"), "{name}: {body}");
+            }
+            other => panic!("{name}: an unsigned call must be refused, got {other:?}"),
+        }
+        assert!(
+            client
+                .post(&addr, path, record(now_us), timeout)
+                .await
+                .is_err(),
+            "{name}: writes are refused too"
+        );
+    }
+    let signed = RpcClient::new(CLUSTER_SECRET);
+    signed
+        .get(&addr, "/internal/v1/info", timeout)
+        .await
+        .expect("a signed call is served");
+    signed
+        .post(&addr, path, record(now_us), timeout)
+        .await
+        .expect("a current version is stored");
+    let year_us = 365 * 86_400 * 1_000_000;
+    match signed
+        .post(&addr, path, record(now_us + year_us), timeout)
+        .await
+    {
+        Err(RpcError::Status(status, body)) => {
+            assert_eq!(status.as_u16(), 400, "{body}");
+            assert!(body.contains("beyond this node's clock"), "{body}");
+        }
+        other => panic!("a version a year ahead must be refused, got {other:?}"),
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
