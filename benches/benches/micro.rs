@@ -118,7 +118,7 @@ fn cache_contract(c: &mut Criterion) {
                 .unwrap()
                 .normalise()
                 .unwrap();
-            let (start, _) = cache_window(3600, 1_700_000_000);
+            let (start, _) = cache_window(3600, 1_700_000_000, "u42");
             cache_key(1, req.user_id.as_deref(), &context_hash(&req), start)
         })
     });

@@ -120,16 +120,18 @@ mod tests {
     #[test]
     fn freshness_ends_with_the_window_or_the_tier() {
         // A user-session answer stored 10 minutes into its hour lives to the window's end.
-        let r = route("user_id=u1", 3_600 + 600);
-        let p = storage_plan(&config(), &r, None, 3_600 + 600);
+        let (start, end) = shared_types::cache_window(3600, 3_600 + 600, "u1");
+        let now = start + 600;
+        let r = route("user_id=u1", now);
+        let p = storage_plan(&config(), &r, None, now);
         assert_eq!(p.tier, TtlTier::UserSession);
-        assert_eq!(p.fresh_until_secs, 7_200);
+        assert_eq!(p.fresh_until_secs, end);
         assert_eq!(p.fresh_max_age, 3_000);
         assert_eq!(p.stale_max_age, 3_000 + 86_400);
         // The core shortens it to the popular tier: five minutes from now.
-        let p = storage_plan(&config(), &r, Some(TtlTier::Popular), 3_600 + 600);
+        let p = storage_plan(&config(), &r, Some(TtlTier::Popular), now);
         assert_eq!(p.tier, TtlTier::Popular);
-        assert_eq!(p.fresh_until_secs, 3_600 + 900);
+        assert_eq!(p.fresh_until_secs, now + 300);
     }
 
     #[test]

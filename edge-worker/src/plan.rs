@@ -260,8 +260,9 @@ fn cached(
     query: String,
 ) -> Plan {
     let version = config.cache_version;
-    let (start, end) = cache_window(config.ttl_secs(tier), now_secs);
     let user = user_id.as_deref();
+    // Each user's (or anonymous context's) long windows end at their own five-minute mark.
+    let (start, end) = cache_window(config.ttl_secs(tier), now_secs, user.unwrap_or(ctx_hash));
     Plan::Cached(CachedRoute {
         key: cache_key(version, user, ctx_hash, start),
         stale_key: format!(
@@ -414,8 +415,10 @@ mod tests {
         assert_eq!(c.tier, TtlTier::UserSession);
         assert_eq!(c.user_id.as_deref(), Some("u42"));
         let hash = &c.key["rec:v1:uu42:ctx".len()..][..16];
-        assert_eq!(c.key, format!("rec:v1:uu42:ctx{hash}:t997200"));
-        assert_eq!(c.window_end, 1_000_800);
+        // The user's hour window, offset by the user's stable hash.
+        let (start, end) = shared_types::cache_window(3600, 1_000_000, "u42");
+        assert_eq!(c.key, format!("rec:v1:uu42:ctx{hash}:t{start}"));
+        assert_eq!(c.window_end, end);
         assert_eq!(c.stale_key, format!("rec:v1:uu42:ctx{hash}:stale"));
         assert_eq!(c.query, "user_id=u42&limit=5");
     }

@@ -61,14 +61,18 @@ pub fn stable_hash(canonical: &str) -> String {
 
 /// The cache window holding `unix_secs` for an entry that lives `ttl_secs`: `[start, end)`.
 ///
-/// Windows are whole five-minute buckets (the TTL rounded up), aligned to the epoch, so the
-/// key's `t` is always a five-minute timestamp: popular entries get a new key every bucket,
-/// one-hour tiers every twelfth bucket. Aligned windows let every edge location compute the
-/// same key without coordination.
-pub fn cache_window(ttl_secs: u32, unix_secs: i64) -> (i64, i64) {
+/// Windows are whole five-minute buckets (the TTL rounded up), so the key's `t` is always a
+/// five-minute timestamp and every edge location computes the same key without coordination.
+/// Windows longer than one bucket are offset by a stable hash of `spread` (the user, or the
+/// context of an anonymous request) by a whole number of buckets: one-hour entries of
+/// different users expire at different five-minute marks, not all at the top of the hour,
+/// which would send every user's next request to the core at once.
+pub fn cache_window(ttl_secs: u32, unix_secs: i64, spread: &str) -> (i64, i64) {
     let width = (i64::from(ttl_secs.max(1)) + CACHE_BUCKET_SECS - 1) / CACHE_BUCKET_SECS
         * CACHE_BUCKET_SECS;
-    let start = unix_secs.div_euclid(width) * width;
+    let buckets = (width / CACHE_BUCKET_SECS) as u64;
+    let offset = (fnv1a64(spread.as_bytes()) % buckets) as i64 * CACHE_BUCKET_SECS;
+    let start = (unix_secs - offset).div_euclid(width) * width + offset;
     (start, start + width)
 }
 
@@ -143,13 +147,13 @@ mod tests {
     #[test]
     fn key_has_the_documented_shape() {
         let req = normalised(r#"{"user_id":"u42","limit":5}"#);
-        let (start, _) = cache_window(300, 1_700_000_123);
+        let (start, _) = cache_window(300, 1_700_000_123, "u42");
         let key = cache_key(3, req.user_id.as_deref(), &context_hash(&req), start);
         let hash = context_hash(&req);
         assert_eq!(key, format!("rec:v3:uu42:ctx{hash}:t1700000100"));
         assert_eq!(hash.len(), 16);
         assert_eq!(
-            cache_key(1, None, "abc", cache_window(300, 299).0),
+            cache_key(1, None, "abc", cache_window(300, 299, "abc").0),
             "rec:v1:u~:ctxabc:t0",
             "anonymous users get a key no user id can collide with"
         );
@@ -195,25 +199,41 @@ mod tests {
 
     #[test]
     fn popular_keys_change_every_five_minutes_session_keys_every_hour() {
-        let key_at = |ttl, now| cache_key(1, Some("u1"), "h", cache_window(ttl, now).0);
+        let key_at = |ttl, now| cache_key(1, Some("u1"), "h", cache_window(ttl, now, "u1").0);
         // Popular (5 min): same key within a bucket, a new one at the boundary.
         assert_eq!(key_at(300, 1_200), key_at(300, 1_499));
         assert_ne!(key_at(300, 1_499), key_at(300, 1_500));
         assert!(key_at(300, 1_500).ends_with(":t1500"));
-        // One hour: twelve buckets share a key; `t` stays a five-minute timestamp.
-        assert_eq!(key_at(3600, 3_600), key_at(3600, 7_199));
-        assert_ne!(key_at(3600, 7_199), key_at(3600, 7_200));
-        assert_eq!(cache_window(3600, 7_000), (3_600, 7_200));
+        // One hour: twelve buckets share a key, starting at this user's offset; `t` stays a
+        // five-minute timestamp.
+        let (start, end) = cache_window(3600, 1_700_000_000, "u1");
+        assert_eq!(end - start, 3600);
+        assert_eq!(key_at(3600, start), key_at(3600, end - 1));
+        assert_ne!(key_at(3600, end - 1), key_at(3600, end));
         // A TTL that is not a whole number of buckets is rounded up to one.
-        assert_eq!(cache_window(90, 1_000), (900, 1_200));
+        assert_eq!(cache_window(90, 1_000, "u1"), (900, 1_200));
         for ttl in [1, 90, 300, 301, 3600, 86_400] {
             for now in [0_i64, 1, 299, 12_345, 1_700_000_123] {
-                let (start, end) = cache_window(ttl, now);
-                assert!(start <= now && now < end, "{ttl} {now}");
-                assert_eq!(start % CACHE_BUCKET_SECS, 0);
-                assert!(end - start >= i64::from(ttl));
+                for spread in ["", "u1", "u2", "0123abcd"] {
+                    let (start, end) = cache_window(ttl, now, spread);
+                    assert!(start <= now && now < end, "{ttl} {now} {spread}");
+                    assert_eq!(start % CACHE_BUCKET_SECS, 0);
+                    assert!(end - start >= i64::from(ttl));
+                }
             }
         }
+    }
+
+    #[test]
+    fn hour_windows_of_different_users_expire_at_different_times() {
+        let now = 1_700_000_000;
+        let ends: std::collections::BTreeSet<i64> = (0..1_000)
+            .map(|u| cache_window(3600, now, &format!("user-{u}")).1)
+            .collect();
+        // A thousand users spread over the twelve five-minute marks of the hour.
+        assert_eq!(ends.len(), 12, "{ends:?}");
+        // Five-minute windows need no spreading: they are one bucket.
+        assert_eq!(cache_window(300, now, "a"), cache_window(300, now, "b"));
     }
 
     #[test]
