@@ -2,7 +2,7 @@
 //! (`http::ApiError`).
 
 use gpu_batch::EmbedError;
-use shared_types::ValidationError;
+use shared_types::{ErrorCode, ValidationError};
 
 use crate::store::StoreError;
 
@@ -10,13 +10,13 @@ use crate::store::StoreError;
 pub enum EngineError {
     /// The client sent something the engine cannot accept.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid { code: ErrorCode, message: String },
     /// The client referred to something that does not exist.
     #[error("{message}")]
-    NotFound { code: &'static str, message: String },
+    NotFound { code: ErrorCode, message: String },
     /// The request conflicts with the current state (e.g. a training already running).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -29,21 +29,24 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
+        debug_assert_eq!(code.status(), 400, "{code} is not a 400 code");
         Self::Invalid {
             code,
             message: message.into(),
         }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
+        debug_assert_eq!(code.status(), 409, "{code} is not a 409 code");
         Self::Conflict {
             code,
             message: message.into(),
         }
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
+        debug_assert_eq!(code.status(), 404, "{code} is not a 404 code");
         Self::NotFound {
             code,
             message: message.into(),

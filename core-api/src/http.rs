@@ -17,8 +17,8 @@ use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use shared_types::{
-    ErrorBody, EventsAccepted, InteractionEvent, ItemInput, ItemsUpserted, RecommendationQuery,
-    SimilarQuery, TtlTier, CACHE_TIER_HEADER, DEFAULT_LIMIT,
+    ErrorBody, ErrorCode, EventsAccepted, InteractionEvent, ItemInput, ItemsUpserted,
+    RecommendationQuery, SimilarQuery, TtlTier, CACHE_TIER_HEADER, DEFAULT_LIMIT,
 };
 
 use crate::auth::{Authenticator, Credentials, Denied, Principal, Scope};
@@ -53,7 +53,7 @@ impl AppState {
 #[derive(Debug)]
 pub enum ApiError {
     Engine(EngineError),
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     PayloadTooLarge { limit: usize },
     UnsupportedMediaType,
     RouteNotFound,
@@ -78,7 +78,7 @@ impl From<EngineError> for ApiError {
 }
 
 impl ApiError {
-    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+    fn bad(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             message: message.into(),
@@ -92,21 +92,16 @@ impl IntoResponse for ApiError {
             Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
-        let (status, code, message): (StatusCode, &str, String) = match self {
-            Self::Engine(EngineError::Invalid { code, message }) => {
-                (StatusCode::BAD_REQUEST, code, message)
-            }
-            Self::Engine(EngineError::NotFound { code, message }) => {
-                (StatusCode::NOT_FOUND, code, message)
-            }
-            Self::Engine(EngineError::Conflict { code, message }) => {
-                (StatusCode::CONFLICT, code, message)
-            }
+        let (code, message): (ErrorCode, String) = match self {
+            Self::Engine(
+                EngineError::Invalid { code, message }
+                | EngineError::NotFound { code, message }
+                | EngineError::Conflict { code, message },
+            ) => (code, message),
             Self::Engine(EngineError::Overloaded(why)) => {
                 tracing::warn!(%why, "shedding load");
                 (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "overloaded",
+                    ErrorCode::Overloaded,
                     "the service is busy; try again shortly".into(),
                 )
             }
@@ -114,72 +109,44 @@ impl IntoResponse for ApiError {
                 e @ (EngineError::Store(_) | EngineError::Embed(_) | EngineError::Internal(_)),
             ) => {
                 tracing::error!(error = %e, "request failed");
-                let (status, code) = match e {
-                    EngineError::Store(_) => {
-                        (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
-                    }
-                    _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                let code = match e {
+                    EngineError::Store(_) => ErrorCode::StorageUnavailable,
+                    _ => ErrorCode::Internal,
                 };
                 (
-                    status,
                     code,
                     "the request could not be completed; try again later".into(),
                 )
             }
-            Self::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message),
+            Self::BadRequest { code, message } => (code, message),
             Self::PayloadTooLarge { limit } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("request body exceeds {limit} bytes"),
             ),
             Self::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send application/json or application/x-ndjson".into(),
             ),
-            Self::RouteNotFound => (
-                StatusCode::NOT_FOUND,
-                "route_not_found",
-                "no such endpoint".into(),
-            ),
+            Self::RouteNotFound => (ErrorCode::RouteNotFound, "no such endpoint".into()),
             Self::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "method not allowed on this endpoint".into(),
             ),
-            Self::NotReady => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "the index is still loading".into(),
-            ),
-            Self::Timeout => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                "the request took too long".into(),
-            ),
-            Self::Denied(Denied::Unauthenticated(why)) => {
-                (StatusCode::UNAUTHORIZED, "unauthorized", why)
-            }
-            Self::Denied(Denied::Forbidden(why)) => (StatusCode::FORBIDDEN, "forbidden", why),
+            Self::NotReady => (ErrorCode::NotReady, "the index is still loading".into()),
+            Self::Timeout => (ErrorCode::Timeout, "the request took too long".into()),
+            Self::Denied(Denied::Unauthenticated(why)) => (ErrorCode::Unauthorized, why),
+            Self::Denied(Denied::Forbidden(why)) => (ErrorCode::Forbidden, why),
             Self::RateLimited { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "too many requests; retry after the Retry-After delay".into(),
             ),
             Self::UriTooLong { limit } => (
-                StatusCode::URI_TOO_LONG,
-                "uri_too_long",
+                ErrorCode::UriTooLong,
                 format!("the request URI exceeds {limit} bytes"),
             ),
         };
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                code: code.to_string(),
-                message,
-            }),
-        )
-            .into_response();
+        let status = status_of(code);
+        let mut response = (status, Json(ErrorBody::new(code, message))).into_response();
         if let Some(secs) = retry_after {
             response
                 .headers_mut()
@@ -192,6 +159,11 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The HTTP status of an error code (every code's status is a valid one).
+fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// Every route the router serves, as (method, path template). [`app`] registers routes only
@@ -409,7 +381,7 @@ fn parse_query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, 
 
 fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     p.map(|Path(v)| v)
-        .map_err(|e| ApiError::bad("invalid_path", e.body_text()))
+        .map_err(|e| ApiError::bad(ErrorCode::InvalidPath, e.body_text()))
 }
 
 fn with_tier(tier: TtlTier, body: impl IntoResponse) -> Response {
@@ -525,7 +497,7 @@ fn decode_many<T: DeserializeOwned>(
 ) -> Result<Vec<T>, ApiError> {
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit },
-        _ => ApiError::bad("invalid_body", e.body_text()),
+        _ => ApiError::bad(ErrorCode::InvalidBody, e.body_text()),
     })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -538,7 +510,7 @@ fn decode_many<T: DeserializeOwned>(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    let invalid = |e: serde_json::Error| ApiError::bad("invalid_json", e.to_string());
+    let invalid = |e: serde_json::Error| ApiError::bad(ErrorCode::InvalidJson, e.to_string());
     match content_type.as_str() {
         "application/json" => {
             let first = body.iter().find(|b| !b.is_ascii_whitespace());
@@ -553,8 +525,9 @@ fn decode_many<T: DeserializeOwned>(
             .enumerate()
             .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
             .map(|(i, line)| {
-                serde_json::from_slice(line)
-                    .map_err(|e| ApiError::bad("invalid_json", format!("line {}: {e}", i + 1)))
+                serde_json::from_slice(line).map_err(|e| {
+                    ApiError::bad(ErrorCode::InvalidJson, format!("line {}: {e}", i + 1))
+                })
             })
             .collect(),
         _ => Err(ApiError::UnsupportedMediaType),
@@ -612,7 +585,7 @@ async fn evaluate_policy(
     let [candidate]: [Candidate; 1] =
         decode_many(&headers, body, state.config.server.max_body_bytes)?
             .try_into()
-            .map_err(|_| ApiError::bad("invalid_body", "send one object"))?;
+            .map_err(|_| ApiError::bad(ErrorCode::InvalidBody, "send one object"))?;
     let mut weights = [0.0f32; crate::policy::FEATURES];
     for (name, value) in candidate.weights {
         let i = crate::policy::FEATURE_NAMES
@@ -620,7 +593,7 @@ async fn evaluate_policy(
             .position(|n| *n == name)
             .ok_or_else(|| {
                 ApiError::bad(
-                    "invalid_weights",
+                    ErrorCode::InvalidWeights,
                     format!(
                         "unknown feature '{name}'; known: {}",
                         crate::policy::FEATURE_NAMES.join(", ")
@@ -629,7 +602,7 @@ async fn evaluate_policy(
             })?;
         if !value.is_finite() {
             return Err(ApiError::bad(
-                "invalid_weights",
+                ErrorCode::InvalidWeights,
                 format!("'{name}' must be a finite number"),
             ));
         }
@@ -707,11 +680,11 @@ async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
             .into_response()
         }
         None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(ErrorBody {
-                code: "not_ready".into(),
-                message: "the index is still loading".into(),
-            }),
+            status_of(ErrorCode::NotReady),
+            Json(ErrorBody::new(
+                ErrorCode::NotReady,
+                "the index is still loading",
+            )),
         )
             .into_response(),
     }

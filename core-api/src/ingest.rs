@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use shared_types::ItemInput;
+use shared_types::{ErrorCode, ItemInput};
 
 use crate::embedding::item_text;
 use crate::engine::{validate_item, Backends};
@@ -50,7 +50,7 @@ pub fn read_catalogue(path: &Path) -> Result<Vec<ItemInput>, EngineError> {
 fn read_text(path: &Path) -> Result<String, EngineError> {
     std::fs::read_to_string(path).map_err(|e| {
         EngineError::invalid(
-            "invalid_catalogue",
+            ErrorCode::InvalidCatalogue,
             format!("cannot read {}: {e}", path.display()),
         )
     })
@@ -58,7 +58,7 @@ fn read_text(path: &Path) -> Result<String, EngineError> {
 
 /// Parses catalogue `text`; the format follows `path`'s extension.
 fn parse_catalogue(path: &Path, text: &str) -> Result<Vec<ItemInput>, EngineError> {
-    let invalid = |m: String| EngineError::invalid("invalid_catalogue", m);
+    let invalid = |m: String| EngineError::invalid(ErrorCode::InvalidCatalogue, m);
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext.to_ascii_lowercase().as_str() {
         "jsonl" | "ndjson" | "json" => text

@@ -1,6 +1,6 @@
 //! The edge's one error type, mapped to a status and a `{code, message}` body in one place.
 
-use shared_types::{ErrorBody, ValidationError};
+use shared_types::{ErrorBody, ErrorCode, ValidationError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EdgeError {
@@ -39,18 +39,16 @@ impl EdgeError {
     /// (`Retry-After` or `WWW-Authenticate`).
     pub fn response_parts(&self) -> (u16, ErrorBody, Option<(&'static str, String)>) {
         let retry = || Some(("retry-after", RETRY_AFTER_SECS.to_string()));
-        let (status, code, message, header) = match self {
-            Self::Invalid(e) => (400, e.code, e.message.clone(), None),
+        let (code, message, header) = match self {
+            Self::Invalid(e) => (e.code, e.message.clone(), None),
             Self::Unauthorized(why) => (
-                401,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 why.clone(),
                 Some(("www-authenticate", "Bearer".into())),
             ),
-            Self::Forbidden(why) => (403, "forbidden", why.clone(), None),
+            Self::Forbidden(why) => (ErrorCode::Forbidden, why.clone(), None),
             Self::PayloadTooLarge => (
-                413,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!(
                     "request bodies are limited to {} bytes",
                     crate::plan::MAX_BODY_BYTES
@@ -58,39 +56,28 @@ impl EdgeError {
                 None,
             ),
             Self::UnsupportedMediaType => (
-                415,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send application/json or application/x-ndjson".into(),
                 None,
             ),
-            Self::RouteNotFound => (404, "route_not_found", "no such endpoint".into(), None),
+            Self::RouteNotFound => (ErrorCode::RouteNotFound, "no such endpoint".into(), None),
             Self::MethodNotAllowed => (
-                405,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "method not allowed on this endpoint".into(),
                 None,
             ),
             Self::OriginUnavailable => (
-                503,
-                "origin_unavailable",
+                ErrorCode::OriginUnavailable,
                 "recommendations are temporarily unavailable; try again shortly".into(),
                 retry(),
             ),
             Self::KeysUnavailable => (
-                503,
-                "auth_unavailable",
+                ErrorCode::AuthUnavailable,
                 "tokens cannot be checked right now; try again shortly".into(),
                 retry(),
             ),
-            Self::Misconfigured(why) => (500, "edge_misconfigured", why.clone(), None),
+            Self::Misconfigured(why) => (ErrorCode::EdgeMisconfigured, why.clone(), None),
         };
-        (
-            status,
-            ErrorBody {
-                code: code.into(),
-                message,
-            },
-            header,
-        )
+        (code.status(), ErrorBody::new(code, message), header)
     }
 }

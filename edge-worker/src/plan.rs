@@ -10,7 +10,7 @@
 use serde_json::Value;
 use shared_types::{
     cache_key, cache_window, context_hash, effective_limit, parse_query, stable_hash,
-    validate_item_id, validate_user_id, RecommendationQuery, SimilarQuery, TtlTier,
+    validate_item_id, validate_user_id, ErrorCode, RecommendationQuery, SimilarQuery, TtlTier,
     ValidationError,
 };
 
@@ -221,7 +221,7 @@ pub fn event_users(
                 None => e.to_string(),
             };
             EdgeError::Invalid(ValidationError {
-                code: "invalid_json",
+                code: ErrorCode::InvalidJson,
                 message,
             })
         })
@@ -338,7 +338,7 @@ fn item_page(
     validate_item_id(item)?;
     if query.is_some_and(|q| !q.is_empty()) {
         return Err(EdgeError::Invalid(shared_types::ValidationError {
-            code: "invalid_query",
+            code: ErrorCode::InvalidQuery,
             message: "item pages take no query parameters".into(),
         }));
     }

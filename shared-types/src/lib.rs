@@ -7,6 +7,7 @@
 
 mod cache;
 pub mod edge_auth;
+mod error_code;
 mod query;
 mod validate;
 mod wire;
@@ -15,6 +16,7 @@ pub use cache::{
     cache_key, cache_window, context_hash, stable_hash, TtlTier, CACHE_BUCKET_SECS,
     CACHE_TIER_HEADER,
 };
+pub use error_code::{ErrorCode, Exposure};
 pub use query::parse_query;
 pub use validate::{
     effective_limit, normalise_query_text, validate_item_id, validate_user_id, NormalisedRequest,

@@ -3,13 +3,13 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::ValidationError;
+use crate::{ErrorCode, ValidationError};
 
 /// Decodes a raw query string (without `?`) into `T`; an absent or empty query gives
 /// `T::default()`. Invalid percent-encoded UTF-8, unknown and duplicate fields are errors.
 pub fn parse_query<T: DeserializeOwned + Default>(raw: Option<&str>) -> Result<T, ValidationError> {
     let invalid = |message: String| ValidationError {
-        code: "invalid_query",
+        code: ErrorCode::InvalidQuery,
         message,
     };
     match raw {
@@ -66,7 +66,7 @@ mod tests {
         assert_eq!(empty, SimilarQuery::default());
         for bad in ["limit=abc", "nope=1", "limit=1&limit=2", "q=%FF%FE"] {
             let err = parse_query::<RecommendationQuery>(Some(bad)).unwrap_err();
-            assert_eq!(err.code, "invalid_query", "{bad}");
+            assert_eq!(err.code, ErrorCode::InvalidQuery, "{bad}");
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::ErrorCode;
+
 /// Results returned when a request gives no `limit`.
 pub const DEFAULT_LIMIT: u32 = 10;
 /// Largest `limit` a client may ask for.
@@ -14,7 +16,7 @@ const MAX_ID_BYTES: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationError {
     /// Stable machine-readable code, used as the error body's `code`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -26,7 +28,7 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
-fn validate_id(kind: &'static str, code: &'static str, id: &str) -> Result<(), ValidationError> {
+fn validate_id(kind: &'static str, code: ErrorCode, id: &str) -> Result<(), ValidationError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ID_BYTES
         && id
@@ -46,12 +48,12 @@ fn validate_id(kind: &'static str, code: &'static str, id: &str) -> Result<(), V
 
 /// User ids become part of cache keys, so they are restricted to a safe alphabet.
 pub fn validate_user_id(id: &str) -> Result<(), ValidationError> {
-    validate_id("user_id", "invalid_user_id", id)
+    validate_id("user_id", ErrorCode::InvalidUserId, id)
 }
 
 /// Item ids appear in URLs and cache keys; same alphabet as user ids.
 pub fn validate_item_id(id: &str) -> Result<(), ValidationError> {
-    validate_id("item id", "invalid_item_id", id)
+    validate_id("item id", ErrorCode::InvalidItemId, id)
 }
 
 /// Checks `limit` and returns the effective value.
@@ -59,7 +61,7 @@ pub fn effective_limit(limit: Option<u32>) -> Result<u32, ValidationError> {
     match limit.unwrap_or(DEFAULT_LIMIT) {
         l @ 1..=MAX_LIMIT => Ok(l),
         l => Err(ValidationError {
-            code: "invalid_limit",
+            code: ErrorCode::InvalidLimit,
             message: format!("limit must be between 1 and {MAX_LIMIT}, got {l}"),
         }),
     }
@@ -71,7 +73,7 @@ pub fn normalise_query_text(q: Option<&str>) -> Result<Option<String>, Validatio
     let Some(q) = q else { return Ok(None) };
     if q.len() > MAX_QUERY_TEXT_BYTES {
         return Err(ValidationError {
-            code: "query_too_long",
+            code: ErrorCode::QueryTooLong,
             message: format!("q must be at most {MAX_QUERY_TEXT_BYTES} bytes"),
         });
     }
@@ -90,7 +92,10 @@ mod tests {
     #[test]
     fn ids_accept_safe_alphabet_only() {
         assert!(validate_user_id("user_42-a.b").is_ok());
-        assert_eq!(validate_user_id("").unwrap_err().code, "invalid_user_id");
+        assert_eq!(
+            validate_user_id("").unwrap_err().code,
+            ErrorCode::InvalidUserId
+        );
         assert!(
             validate_user_id("a:b").is_err(),
             "':' would break cache keys"
@@ -149,7 +154,7 @@ fn normalise_tag(field: &'static str, v: Option<&str>) -> Result<Option<String>,
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !ok {
         return Err(ValidationError {
-            code: "invalid_context",
+            code: ErrorCode::InvalidContext,
             message: format!(
                 "{field} must be a short tag of letters, digits, '-' or '_' (e.g. 'en-US', 'sci-fi')"
             ),
@@ -172,7 +177,7 @@ impl crate::RecommendationQuery {
             }
             if genre.len() > 40 || exclude_genres.len() >= 32 {
                 return Err(ValidationError {
-                    code: "invalid_context",
+                    code: ErrorCode::InvalidContext,
                     message: "exclude_genres takes at most 32 genres of at most 40 bytes".into(),
                 });
             }

@@ -10,6 +10,16 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+impl ErrorBody {
+    /// The body of an error answered with `code`.
+    pub fn new(code: crate::ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code: code.as_str().to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Audience rating. Ordered: a request's `max_maturity` admits everything up to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

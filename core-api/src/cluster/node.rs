@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use shared_types::{ErrorBody, ErrorCode};
 
 use super::auth::ClusterAuth;
 use super::rpc::RpcClient;
@@ -48,23 +49,18 @@ impl From<WireError> for NodeError {
 
 impl IntoResponse for NodeError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::NotHosted(_) => (StatusCode::NOT_FOUND, "shard_not_hosted"),
-            Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
-            Self::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+        let code = match &self {
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::NotHosted(_) => ErrorCode::ShardNotHosted,
+            Self::NotReady => ErrorCode::NotReady,
+            Self::Store(_) => ErrorCode::StorageUnavailable,
         };
+        let status =
+            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if matches!(self, Self::Store(_)) {
             tracing::error!(error = %self, "internal request failed");
         }
-        (
-            status,
-            Json(shared_types::ErrorBody {
-                code: code.into(),
-                message: self.to_string(),
-            }),
-        )
-            .into_response()
+        (status, Json(ErrorBody::new(code, self.to_string()))).into_response()
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use shared_types::{Action, NormalisedRequest, ScoreComponents, ScoredItem};
+use shared_types::{Action, ErrorCode, NormalisedRequest, ScoreComponents, ScoredItem};
 
 use crate::config::Config;
 use crate::error::EngineError;
@@ -106,8 +106,8 @@ pub struct PolicyReport {
 /// A training that could not run, as the engine's error.
 fn train_error(e: TrainError) -> EngineError {
     match e {
-        TrainError::Busy => EngineError::conflict("training_in_progress", e.to_string()),
-        TrainError::TooFew(..) => EngineError::conflict("not_enough_data", e.to_string()),
+        TrainError::Busy => EngineError::conflict(ErrorCode::TrainingInProgress, e.to_string()),
+        TrainError::TooFew(..) => EngineError::conflict(ErrorCode::NotEnoughData, e.to_string()),
         TrainError::Store(e) => EngineError::Store(e),
         TrainError::Io(e) => EngineError::Internal(e),
     }

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use gpu_batch::batcher::{BatchError, Batcher};
-use shared_types::{validate_item_id, Item};
+use shared_types::{validate_item_id, ErrorCode, Item};
 
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -142,7 +142,7 @@ impl Engine {
     pub fn get_item(&self, id: &str) -> Result<Item, EngineError> {
         validate_item_id(id)?;
         self.catalog.get(id).map(|e| e.item.clone()).ok_or_else(|| {
-            EngineError::not_found("item_not_found", format!("no item with id '{id}'"))
+            EngineError::not_found(ErrorCode::ItemNotFound, format!("no item with id '{id}'"))
         })
     }
 

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use shared_types::{
-    validate_item_id, validate_user_id, Action, NormalisedRequest, RecommendationResponse,
-    ScoredItem,
+    validate_item_id, validate_user_id, Action, ErrorCode, NormalisedRequest,
+    RecommendationResponse, ScoredItem,
 };
 
 use crate::catalog::CatalogEntry;
@@ -240,7 +240,10 @@ impl Engine {
         }
         let limit = shared_types::effective_limit(Some(limit))? as usize;
         let seed = self.catalog.get(item_id).ok_or_else(|| {
-            EngineError::not_found("item_not_found", format!("no item with id '{item_id}'"))
+            EngineError::not_found(
+                ErrorCode::ItemNotFound,
+                format!("no item with id '{item_id}'"),
+            )
         })?;
         let cfg = &self.config.ranking;
         let query = seed.vector_f32();

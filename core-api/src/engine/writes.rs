@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use shared_types::{validate_item_id, validate_user_id, InteractionEvent, Item, ItemInput};
+use shared_types::{
+    validate_item_id, validate_user_id, ErrorCode, InteractionEvent, Item, ItemInput,
+};
 
 use crate::catalog::CatalogEntry;
 use crate::clock::now_secs;
@@ -40,7 +42,7 @@ impl Engine {
     pub async fn record_events(&self, events: Vec<InteractionEvent>) -> Result<usize, EngineError> {
         if events.is_empty() || events.len() > MAX_EVENTS_PER_REQUEST {
             return Err(EngineError::invalid(
-                "invalid_batch",
+                ErrorCode::InvalidBatch,
                 format!("send between 1 and {MAX_EVENTS_PER_REQUEST} events"),
             ));
         }
@@ -51,7 +53,7 @@ impl Engine {
             validate_item_id(&e.item_id)?;
             if self.catalog.get(&e.item_id).is_none() {
                 return Err(EngineError::not_found(
-                    "item_not_found",
+                    ErrorCode::ItemNotFound,
                     format!("no item with id '{}'", e.item_id),
                 ));
             }
@@ -59,7 +61,7 @@ impl Engine {
             // Future timestamps would outrank every real event in recency-weighted signals.
             if !(0..=now + MAX_EVENT_CLOCK_SKEW_SECS).contains(&timestamp) {
                 return Err(EngineError::invalid(
-                    "invalid_timestamp",
+                    ErrorCode::InvalidTimestamp,
                     format!(
                         "timestamp must be unix seconds, at most {MAX_EVENT_CLOCK_SKEW_SECS} s \
                          in the future"
@@ -68,7 +70,7 @@ impl Engine {
             }
             if e.recommendation_id.as_ref().is_some_and(|r| r.len() > 64) {
                 return Err(EngineError::invalid(
-                    "invalid_recommendation_id",
+                    ErrorCode::InvalidRecommendationId,
                     "recommendation_id is at most 64 bytes",
                 ));
             }
@@ -208,7 +210,7 @@ impl Engine {
     pub async fn upsert_items(&self, inputs: Vec<ItemInput>) -> Result<usize, EngineError> {
         if inputs.is_empty() || inputs.len() > MAX_ITEMS_PER_REQUEST {
             return Err(EngineError::invalid(
-                "invalid_batch",
+                ErrorCode::InvalidBatch,
                 format!("send between 1 and {MAX_ITEMS_PER_REQUEST} items"),
             ));
         }
@@ -268,7 +270,7 @@ impl Engine {
         let known = self.catalog.get(item_id).map(|e| e.id.clone());
         if !self.vectors.delete(item_id, known).await? {
             return Err(EngineError::not_found(
-                "item_not_found",
+                ErrorCode::ItemNotFound,
                 format!("no item with id '{item_id}'"),
             ));
         }
@@ -289,7 +291,9 @@ pub(crate) fn validate_item(
     dim: usize,
 ) -> Result<(Item, Option<Vec<f32>>), EngineError> {
     validate_item_id(&input.id)?;
-    let bad = |m: String| EngineError::invalid("invalid_item", format!("item '{}': {m}", input.id));
+    let bad = |m: String| {
+        EngineError::invalid(ErrorCode::InvalidItem, format!("item '{}': {m}", input.id))
+    };
     if input.title.trim().is_empty() || input.title.len() > 512 {
         return Err(bad("title must be 1-512 bytes".into()));
     }

@@ -617,7 +617,8 @@ async fn retraining_without_enough_data_is_refused() {
     let err = loop {
         match engine.retrain().await {
             Err(EngineError::Conflict { code, .. })
-                if code == "training_in_progress" && Instant::now() < deadline =>
+                if code == shared_types::ErrorCode::TrainingInProgress
+                    && Instant::now() < deadline =>
             {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -627,7 +628,7 @@ async fn retraining_without_enough_data_is_refused() {
     };
     match &err {
         EngineError::Conflict { code, message } => {
-            assert_eq!(*code, "not_enough_data", "{message}");
+            assert_eq!(code.as_str(), "not_enough_data", "{message}");
             assert!(
                 message.contains("10") && message.contains("50"),
                 "{message}"

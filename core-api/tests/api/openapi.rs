@@ -427,3 +427,74 @@ fn the_schema_check_catches_missing_mistyped_and_undocumented_fields() {
         );
     }
 }
+
+/// The `backquoted` words of a description.
+fn backquoted(text: &str) -> impl Iterator<Item = &str> {
+    text.split('`').skip(1).step_by(2)
+}
+
+/// Every error code the document names (a response's `Codes: ...` and backquoted codes, the
+/// overview's `NNN code`) is a public code answered with that status, and every code the core
+/// answers is named somewhere, so the document follows `ErrorCode`.
+#[test]
+fn the_documented_error_codes_match_the_error_code_table() {
+    use shared_types::{ErrorCode, Exposure};
+    let doc = document();
+    // (code, documented status, where) of every mention.
+    let mut mentions: Vec<(ErrorCode, u16, String)> = Vec::new();
+    let mut errors = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
+            let responses = item[*method]["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                let at = format!("{method} {path} {status}");
+                let description = resolve(&doc, response)["description"]
+                    .as_str()
+                    .unwrap_or("");
+                let Ok(status) = status.parse::<u16>() else {
+                    continue;
+                };
+                for word in backquoted(description) {
+                    if let Some(code) = ErrorCode::parse(word) {
+                        mentions.push((code, status, at.clone()));
+                    }
+                }
+                if let Some((_, listed)) = description.split_once("Codes:") {
+                    for word in backquoted(listed).filter(|w| ErrorCode::parse(w).is_none()) {
+                        errors.push(format!("{at}: `{word}` is not an error code"));
+                    }
+                }
+            }
+        }
+    }
+    let overview = doc["info"]["description"]
+        .as_str()
+        .expect("info.description");
+    for word in backquoted(overview) {
+        if let Some((status, code)) = word.split_once(' ') {
+            if let (Ok(status), Some(code)) = (status.parse::<u16>(), ErrorCode::parse(code)) {
+                mentions.push((code, status, "info.description".into()));
+            }
+        }
+    }
+    for (code, status, at) in &mentions {
+        if code.status() != *status || !code.is_public() {
+            errors.push(format!(
+                "{at}: `{code}` is answered {} ({:?}), documented {status}",
+                code.status(),
+                code.exposure()
+            ));
+        }
+    }
+    let named: BTreeSet<ErrorCode> = mentions.iter().map(|(c, ..)| *c).collect();
+    let unnamed: Vec<&str> = ErrorCode::ALL
+        .iter()
+        .filter(|c| c.exposure() == Exposure::Core && !named.contains(c))
+        .map(|c| c.as_str())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(
+        unnamed.is_empty(),
+        "codes the document never names: {unnamed:?}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Hard filters: constraints a pick must meet whatever its score (maturity, language,
 //! excluded genres, the ontology's audience filters and genre/theme expansion).
 
-use shared_types::{Maturity, NormalisedRequest};
+use shared_types::{ErrorCode, Maturity, NormalisedRequest};
 
 use crate::catalog::CatalogEntry;
 use crate::error::EngineError;
@@ -24,7 +24,7 @@ impl HardFilters {
         let audience = match req.audience.as_deref() {
             Some(name) => Some(ontology.filter(name).ok_or_else(|| {
                 EngineError::invalid(
-                    "unknown_audience",
+                    ErrorCode::UnknownAudience,
                     format!(
                         "unknown audience '{name}'; known: {}",
                         ontology.filter_names().join(", ")
@@ -39,7 +39,7 @@ impl HardFilters {
                     .genres_under(name)
                     .ok_or_else(|| {
                         EngineError::invalid(
-                            "unknown_genre",
+                            ErrorCode::UnknownGenre,
                             format!(
                                 "unknown genre or theme '{name}'; known: {}",
                                 ontology.theme_names().join(", ")
@@ -184,7 +184,7 @@ mod tests {
         else {
             panic!("an unknown genre must be refused");
         };
-        assert_eq!(code, "unknown_genre");
+        assert_eq!(code, ErrorCode::UnknownGenre);
         let bad_audience = NormalisedRequest {
             audience: Some("not-an-audience".into()),
             ..request()
@@ -194,7 +194,7 @@ mod tests {
         else {
             panic!("an unknown audience must be refused");
         };
-        assert_eq!(code, "unknown_audience");
+        assert_eq!(code, ErrorCode::UnknownAudience);
         assert!(!HardFilters::of_request(&ontology, &request())
             .unwrap()
             .is_selective());
