@@ -465,11 +465,7 @@ async fn verify_call(
     }
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_INTERNAL_BODY).await else {
-        return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "body too large",
-        );
+        return refuse(ErrorCode::PayloadTooLarge, "body too large");
     };
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -482,7 +478,7 @@ async fn verify_call(
         crate::clock::now_secs(),
     ) {
         tracing::warn!(reason = %why, path, "internal call refused");
-        return refuse(StatusCode::UNAUTHORIZED, "unauthorized", &why.to_string());
+        return refuse(ErrorCode::Unauthorized, &why.to_string());
     }
     next.run(axum::extract::Request::from_parts(parts, body.into()))
         .await
@@ -491,13 +487,7 @@ async fn verify_call(
 /// Largest internal call body (a write of many items with their vectors).
 const MAX_INTERNAL_BODY: usize = 256 << 20;
 
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(shared_types::ErrorBody {
-            code: code.into(),
-            message: message.into(),
-        }),
-    )
-        .into_response()
+fn refuse(code: ErrorCode, message: &str) -> Response {
+    let status = StatusCode::from_u16(code.status()).expect("error codes carry valid statuses");
+    (status, Json(ErrorBody::new(code, message))).into_response()
 }
