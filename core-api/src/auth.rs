@@ -202,6 +202,11 @@ impl OperatorKeys {
 pub struct Authenticator {
     trusted: bool,
     edge: Option<crate::edge_auth::EdgeVerifier>,
+    /// Edge nonces shared by every core process (Redis, when configured); each process also
+    /// remembers its own.
+    shared_nonces: Option<crate::store::RedisNonces>,
+    /// How long a nonce is claimed: the signature's validity window on both sides of now.
+    nonce_ttl_secs: u64,
     keys: OperatorKeys,
     /// Requests per identity.
     pub requests: RateLimiter,
@@ -225,10 +230,22 @@ impl Authenticator {
         );
         let keys = OperatorKeys::new(&config.auth.operator_keys);
         let per_minute = f64::from(config.auth.events_per_minute);
+        let shared_nonces = match (&edge, config.redis.url.is_empty()) {
+            (Some(_), false) => crate::store::RedisNonces::new(
+                &config.redis.url,
+                config.redis.pool_size,
+                std::time::Duration::from_millis(config.redis.timeout_ms),
+            )
+            .inspect_err(|e| tracing::error!(error = %e, "edge nonces not shared through Redis"))
+            .ok(),
+            _ => None,
+        };
         Self {
             // Config validation guarantees this is loopback or the explicit switch.
             trusted: edge.is_none() && keys.is_empty(),
             edge,
+            shared_nonces,
+            nonce_ttl_secs: 2 * config.edge.max_clock_skew_secs + 1,
             keys,
             requests: RateLimiter::new(config.auth.requests_per_sec, config.auth.burst),
             events: RateLimiter::new(per_minute / 60.0, per_minute),
@@ -287,6 +304,28 @@ impl Authenticator {
         Ok(operator
             .or_else(|| user.map(|u| Principal::User(u.to_string())))
             .unwrap_or(Principal::Anonymous))
+    }
+}
+
+impl Authenticator {
+    /// Claims an edge request's nonce across every core process (when Redis is configured),
+    /// after [`Authenticator::identify`] accepted its signature: a request replayed to
+    /// another process is refused as it is by the one that saw it. With Redis unreachable
+    /// the process's own memory still refuses replays to it, and the request is served.
+    pub async fn claim_shared_nonce(&self, nonce: &str) -> Result<(), Denied> {
+        let Some(shared) = &self.shared_nonces else {
+            return Ok(());
+        };
+        match shared.claim(nonce, self.nonce_ttl_secs).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Denied::Unauthenticated(
+                "replayed request (nonce already used)".into(),
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "edge nonce not shared; this process's memory only");
+                Ok(())
+            }
+        }
     }
 }
 

@@ -355,6 +355,10 @@ async fn identify(state: &AppState, req: Request) -> Result<Request, ApiError> {
         },
         now,
     )?;
+    if signed {
+        auth.claim_shared_nonce(header(EDGE_NONCE_HEADER).unwrap_or(""))
+            .await?;
+    }
     let peer = parts
         .extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()

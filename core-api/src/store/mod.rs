@@ -16,7 +16,7 @@ use shared_types::{Action, Item};
 pub use embedded::EmbeddedStore;
 pub use memory::{InProcessItemGraph, InProcessUserCache};
 pub use neo4j::Neo4jGraph;
-pub use redis::RedisUserCache;
+pub use redis::{RedisNonces, RedisUserCache};
 pub use scylla::ScyllaInteractionStore;
 
 #[derive(Debug, thiserror::Error)]

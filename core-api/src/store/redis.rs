@@ -1,5 +1,7 @@
-//! User-embedding cache in Redis (`deadpool-redis`): `user_emb:{user_id}` holds the vector as
-//! FP16 little-endian bytes behind a one-byte format tag, with a TTL.
+//! Redis (`deadpool-redis`) in two roles: the user-embedding cache (`user_emb:{user_id}`
+//! holds the vector as FP16 little-endian bytes behind a one-byte format tag, with a TTL),
+//! and the edge nonces every core process has seen (`edge_nonce:{nonce}`, `SET NX EX`), so a
+//! signed request replayed to another process is refused too.
 //!
 //! A cache never fails a request: with Redis down or slow, reads are misses (the vector is
 //! recomputed from the user's history) and writes are skipped, each bounded by the pool's
@@ -49,6 +51,37 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<f32>> {
     )
 }
 
+/// A connection pool; connections are opened on first use, so Redis may be down at start.
+fn pool(url: &str, pool_size: usize, timeout: Duration) -> Result<Pool, StoreError> {
+    let mut settings = PoolSettings::from_url(url);
+    settings.pool = Some(PoolConfig {
+        max_size: pool_size.max(1),
+        timeouts: Timeouts {
+            wait: Some(timeout),
+            create: Some(timeout),
+            recycle: Some(timeout),
+        },
+        ..PoolConfig::default()
+    });
+    settings
+        .create_pool(Some(Runtime::Tokio1))
+        .map_err(|e| StoreError::Unavailable(format!("redis pool: {e}")))
+}
+
+/// One command on a pooled connection, bounded by `timeout`.
+async fn run<T, F, Fut>(pool: &Pool, timeout: Duration, command: F) -> Result<T, StoreError>
+where
+    F: FnOnce(deadpool_redis::Connection) -> Fut,
+    Fut: std::future::Future<Output = deadpool_redis::redis::RedisResult<T>>,
+{
+    let unavailable = |e: String| StoreError::Unavailable(format!("redis: {e}"));
+    let conn = pool.get().await.map_err(|e| unavailable(e.to_string()))?;
+    tokio::time::timeout(timeout, command(conn))
+        .await
+        .map_err(|_| unavailable("command timed out".into()))?
+        .map_err(|e| unavailable(e.to_string()))
+}
+
 impl RedisUserCache {
     /// Builds the pool; connections are opened on first use, so Redis may be down at start.
     pub fn new(
@@ -57,21 +90,8 @@ impl RedisUserCache {
         timeout: Duration,
         ttl_secs: u64,
     ) -> Result<Self, StoreError> {
-        let mut settings = PoolSettings::from_url(url);
-        settings.pool = Some(PoolConfig {
-            max_size: pool_size.max(1),
-            timeouts: Timeouts {
-                wait: Some(timeout),
-                create: Some(timeout),
-                recycle: Some(timeout),
-            },
-            ..PoolConfig::default()
-        });
-        let pool = settings
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|e| StoreError::Unavailable(format!("redis pool: {e}")))?;
         Ok(Self {
-            pool,
+            pool: pool(url, pool_size, timeout)?,
             ttl_secs: ttl_secs.max(1),
             command_timeout: timeout,
         })
@@ -93,16 +113,39 @@ impl RedisUserCache {
         F: FnOnce(deadpool_redis::Connection) -> Fut,
         Fut: std::future::Future<Output = deadpool_redis::redis::RedisResult<T>>,
     {
-        let unavailable = |e: String| StoreError::Unavailable(format!("redis: {e}"));
-        let conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        tokio::time::timeout(self.command_timeout, command(conn))
-            .await
-            .map_err(|_| unavailable("command timed out".into()))?
-            .map_err(|e| unavailable(e.to_string()))
+        run(&self.pool, self.command_timeout, command).await
+    }
+}
+
+/// Edge request nonces shared by every core process through Redis.
+pub struct RedisNonces {
+    pool: Pool,
+    command_timeout: Duration,
+}
+
+impl RedisNonces {
+    pub fn new(url: &str, pool_size: usize, timeout: Duration) -> Result<Self, StoreError> {
+        Ok(Self {
+            pool: pool(url, pool_size, timeout)?,
+            command_timeout: timeout,
+        })
+    }
+
+    /// Claims `nonce` for `ttl_secs`: true when no process had claimed it before.
+    pub async fn claim(&self, nonce: &str, ttl_secs: u64) -> Result<bool, StoreError> {
+        let key = format!("edge_nonce:{nonce}");
+        let set: Option<String> = run(&self.pool, self.command_timeout, |mut c| async move {
+            deadpool_redis::redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl_secs.max(1))
+                .query_async(&mut c)
+                .await
+        })
+        .await?;
+        Ok(set.is_some())
     }
 }
 

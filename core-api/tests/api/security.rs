@@ -451,3 +451,29 @@ async fn users_export_and_erase_only_their_own_data() {
     .json_ok();
     assert_eq!(answer["cold_start"], true, "{answer}");
 }
+
+#[tokio::test]
+async fn a_request_replayed_to_another_core_process_is_refused_through_redis() {
+    let redis = crate::stores::RedisServer::start(free_port());
+    // Two core processes behind one edge, sharing Redis: each its own app and authenticator.
+    let process = |redis_url: &str| {
+        let (engine, metrics) = demo_engine();
+        let mut config = engine.config().clone();
+        config.edge.shared_secret = String::from_utf8(SECRET.to_vec()).unwrap();
+        config.redis.url = redis_url.to_string();
+        let mut state = AppState::ready(engine, metrics);
+        state.auth = Arc::new(Authenticator::new(&config));
+        app(state)
+    };
+    let (a, b) = (process(&redis.url()), process(&redis.url()));
+    let signed = Edge::new("GET", "/v1/recommendations?limit=3");
+    send(&a, signed.request()).await.json_ok();
+    send(&b, signed.request())
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // Without the shared memory the other process would have served the replay.
+    let alone = process("");
+    let another = Edge::new("GET", "/v1/recommendations?limit=4");
+    send(&a, another.request()).await.json_ok();
+    send(&alone, another.request()).await.json_ok();
+}
