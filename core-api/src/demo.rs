@@ -330,11 +330,7 @@ pub async fn load(
 /// the catalogue are skipped, so a start after an interruption continues where it stopped.
 /// The task holds the engine only while it works on a chunk.
 pub fn spawn_rest(engine: &Arc<Engine>, rest: Rest) {
-    let pending = rest
-        .items
-        .iter()
-        .filter(|i| !engine.has_item(&i.id))
-        .count();
+    let pending = pending(engine, &rest.items);
     engine.report_catalogue_load(CatalogueLoad {
         pending,
         running: true,
@@ -354,6 +350,16 @@ pub fn spawn_rest(engine: &Arc<Engine>, rest: Rest) {
             ),
         }
     });
+}
+
+/// Distinct films of `items` not yet in the catalogue (the catalogue file repeats a few ids).
+fn pending(engine: &Engine, items: &[Item]) -> usize {
+    let missing: HashSet<&str> = items
+        .iter()
+        .filter(|i| !engine.has_item(&i.id))
+        .map(|i| i.id.as_str())
+        .collect();
+    missing.len()
 }
 
 /// Marks the background load stopped however its task ends (done, failed, or dropped with
@@ -425,11 +431,7 @@ async fn load_rest(engine: &Weak<Engine>, rest: Rest) -> Result<bool, EngineErro
                 .collect();
             engine.record_events(events).await?;
         }
-        let pending = rest
-            .items
-            .iter()
-            .filter(|i| !engine.has_item(&i.id))
-            .count();
+        let pending = pending(&engine, &rest.items);
         engine.report_catalogue_load(CatalogueLoad {
             pending,
             running: true,
