@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command to set up and run the core API on the demo film catalogue:
 # fetches the embedding model, builds core-api (release) and starts it on 127.0.0.1:8080.
-# The first start embeds the catalogue (a few minutes on a laptop CPU) and caches the index
-# under var/data; later starts load in seconds. Extra arguments go to core-api.
+# The first start serves once the most rated films are embedded (under a minute on a laptop
+# CPU) and embeds the rest of the catalogue in the background, caching it and the index under
+# var/data; later starts load in seconds. Extra arguments go to core-api.
 #
 #   scripts/run.sh               the core on 127.0.0.1:8080
 #   scripts/run.sh --with-edge   also the edge worker (wrangler dev, local workerd) in front of

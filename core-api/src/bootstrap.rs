@@ -1,8 +1,9 @@
 //! Backend selection for a serving process, in one place: the configuration decides where
 //! interactions (embedded store or ScyllaDB), the item graph (in process or Neo4j), the
 //! user-embedding cache (in process or Redis) and the vectors (this process or the shard
-//! nodes) live; the demo catalogue is loaded into an empty store; then the engine is opened,
-//! the event log replayed and the background work started.
+//! nodes) live; the demo catalogue's first films are loaded into an empty store; then the
+//! engine is opened, the event log replayed and the background work (the rest of the demo
+//! catalogue included) started.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,9 +45,17 @@ pub async fn open_on_store(
     };
     // A router loads the demo only into an empty cluster (it then seeds the shard nodes).
     let cluster_empty = cluster.as_ref().is_none_or(|c| c.item_count() == 0);
-    if config.demo.load_if_empty && cluster_empty && !store.has_items()? {
-        crate::demo::load(&config, &store, embedder.as_ref(), &metrics).await?;
-    }
+    let demo_rest = match config.demo.load_if_empty
+        && cluster_empty
+        && (!store.has_items()? || crate::demo::interrupted(&config))
+    {
+        // A router seeds its shard nodes from the store at open, so it loads all first.
+        true => {
+            let background = cluster.is_none();
+            crate::demo::load(&config, &store, embedder.as_ref(), &metrics, background).await?
+        }
+        false => None,
+    };
     let interactions = interaction_store(&config, store.clone()).await?;
     let in_process_graph = config
         .neo4j
@@ -66,6 +75,9 @@ pub async fn open_on_store(
     let engine = Engine::open_with(config, backends, embedder, metrics, cluster).await?;
     engine.replay_events(in_process_graph.as_deref()).await;
     Engine::start_background(&engine);
+    if let Some(rest) = demo_rest {
+        crate::demo::spawn_rest(&engine, rest);
+    }
     Ok(engine)
 }
 

@@ -673,12 +673,18 @@ async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
                 };
                 dependencies.insert(name.into(), status.into());
             }
+            let (items, load) = (engine.catalog_len(), engine.catalogue_load());
             Json(serde_json::json!({
                 "status": if degraded { "degraded" } else { "ready" },
-                "items": engine.catalog_len(),
+                "items": items,
                 "shards": engine.shard_count(),
                 "graph_backlog": engine.graph_backlog(),
                 "graph_filled": engine.is_graph_filled(),
+                "catalogue": {
+                    "loaded": items,
+                    "total": items + load.pending,
+                    "loading": load.running,
+                },
                 "dependencies": dependencies,
             }))
             .into_response()

@@ -87,6 +87,9 @@ pub struct DemoConfig {
     pub ratings: PathBuf,
     /// Load at most this many catalogue films (0 = all); handy for quick trials.
     pub max_items: usize,
+    /// Films (the most rated first) embedded before the node turns ready; the rest are
+    /// added in the background through the engine's write path (0 = all before ready).
+    pub first_batch: usize,
 }
 
 impl Default for ServerConfig {
@@ -160,6 +163,7 @@ impl Default for DemoConfig {
             catalog: "data/movietweetings/catalog-movies.dat".into(),
             ratings: "data/movietweetings/snapshot-20k/ratings.dat".into(),
             max_items: 0,
+            first_batch: 3_000,
         }
     }
 }

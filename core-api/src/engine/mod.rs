@@ -82,6 +82,16 @@ pub struct Engine {
     graph_filled: Arc<tokio::sync::watch::Sender<bool>>,
     /// Seen sets, transitions, trend and the trained collaborative model and ranker.
     learner: Arc<Learner>,
+    /// The background catalogue load's progress (the demo catalogue's later films).
+    catalogue_load: tokio::sync::watch::Sender<CatalogueLoad>,
+}
+
+/// A background catalogue load, for `/readyz`: items still to be added, and whether the load
+/// still runs (it stops early only on an error; the next start resumes it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatalogueLoad {
+    pub pending: usize,
+    pub running: bool,
 }
 
 impl Engine {
@@ -137,6 +147,26 @@ impl Engine {
 
     pub fn catalog_len(&self) -> usize {
         self.catalog.len()
+    }
+
+    /// Whether the catalogue holds an item with this id.
+    pub fn has_item(&self, id: &str) -> bool {
+        self.catalog.get(id).is_some()
+    }
+
+    /// The background catalogue load's progress (nothing pending when none runs).
+    pub fn catalogue_load(&self) -> CatalogueLoad {
+        *self.catalogue_load.borrow()
+    }
+
+    /// Resolves once no background catalogue load runs.
+    pub async fn catalogue_loaded(&self) {
+        let mut load = self.catalogue_load.subscribe();
+        let _ = load.wait_for(|l| !l.running).await;
+    }
+
+    pub(crate) fn report_catalogue_load(&self, load: CatalogueLoad) {
+        self.catalogue_load.send_replace(load);
     }
 
     pub fn get_item(&self, id: &str) -> Result<Item, EngineError> {

@@ -145,6 +145,7 @@ impl Engine {
             intent_model,
             graph_filled: Arc::new(tokio::sync::watch::Sender::new(true)),
             learner,
+            catalogue_load: tokio::sync::watch::Sender::new(Default::default()),
         });
         if let Some(cluster) = cluster {
             Self::spawn_feed(&engine, cluster);

@@ -49,6 +49,9 @@ pub fn demo_config(data_dir: &Path, max_items: usize) -> Config {
     c.demo.catalog = root.join("data/movietweetings/catalog-movies.dat");
     c.demo.ratings = root.join("data/movietweetings/snapshot-20k/ratings.dat");
     c.demo.max_items = max_items;
+    // Every film before the engine opens, so tests see the whole catalogue at once (the
+    // background load has its own tests in `first_run.rs`).
+    c.demo.first_batch = 0;
     c.server.max_body_bytes = 64 * 1024;
     // Tests run many heavy things at once on few cores; the deadline is not under test here.
     c.server.request_timeout_ms = 120_000;

@@ -1,10 +1,11 @@
-//! Integration tests of core-api, one binary: the index, the HTTP API through the router
-//! (`oneshot`) and over a real socket, its OpenAPI document, and durability across restarts
-//! of the real binary.
+//! Integration tests of core-api, one binary: the HTTP API through the router
+//! (`oneshot`) and over a real socket, its OpenAPI document, the first start's background
+//! catalogue load, and durability across restarts of the real binary.
 
 mod backends;
 mod common;
 mod erasure;
+mod first_run;
 mod http_api;
 mod ingest;
 mod learning;
