@@ -43,7 +43,8 @@ rss_kb=$(ps -o rss= -p $server | tr -d ' ')
 edge_log=$(mktemp)
 # The benchmarks' end-user tokens (benches/src/lib.rs; serve-miniflare.mjs sets the same).
 jwt_vars=(--var JWT_HS256_SECRET:bench-only-hs256-secret-not-for-deployments
-  --var JWT_ISSUER:semrec-bench --var JWT_AUDIENCE:semrec-bench)
+  --var JWT_ISSUER:semrec-bench --var JWT_AUDIENCE:semrec-bench
+  --var RATE_LIMIT_PER_MINUTE:100000000)  # checked on every request, never refusing the load
 WRANGLER_SEND_METRICS=false setsid node_modules/.bin/wrangler dev --ip 127.0.0.1 --port 18787 \
   --persist-to "$(mktemp -d)" --var CORE_ORIGIN:http://127.0.0.1:$port "${jwt_vars[@]}" >"$edge_log" 2>&1 </dev/null &
 wrangler=$!

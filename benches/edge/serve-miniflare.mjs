@@ -19,6 +19,9 @@ const mf = new Miniflare({
   bindings: {
     CORE_ORIGIN: process.env.CORE_ORIGIN ?? "http://127.0.0.1:8080",
     ORIGIN_TIMEOUT_MS: process.env.ORIGIN_TIMEOUT_MS ?? "500",
+    // The rate limit is checked on every request, as deployed, but high enough that the load
+    // generator's single identity is never refused.
+    RATE_LIMIT_PER_MINUTE: "100000000",
     // The benchmarks' end-user tokens (benches/src/lib.rs): a benchmark-only key.
     JWT_HS256_SECRET: "bench-only-hs256-secret-not-for-deployments",
     JWT_ISSUER: "semrec-bench",

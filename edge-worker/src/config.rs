@@ -28,6 +28,9 @@ pub struct EdgeConfig {
     /// Whether catalogue writes are forwarded (the core then checks the caller's API key);
     /// off, the edge refuses them, so the public hostname exposes no write path by default.
     pub forward_catalog_writes: bool,
+    /// Requests per minute per identity where the runtime has no rate-limiting binding (the
+    /// binding's own limit is set in `wrangler.toml`); 0 turns edge rate limiting off.
+    pub rate_limit_per_minute: u32,
 }
 
 /// How `Authorization: Bearer` tokens are verified (see [`crate::auth`]).
@@ -137,6 +140,7 @@ impl EdgeConfig {
             shared_secret: var("EDGE_SHARED_SECRET").filter(|s| !s.is_empty()),
             jwt,
             forward_catalog_writes,
+            rate_limit_per_minute: number("RATE_LIMIT_PER_MINUTE", 600, 0)?,
         })
     }
 

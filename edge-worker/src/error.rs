@@ -21,6 +21,10 @@ pub enum EdgeError {
     OriginUnavailable,
     /// The token-signing keys (JWKS) could not be fetched, so no token can be checked.
     KeysUnavailable,
+    /// The caller's identity (user, else address) spent its request budget.
+    RateLimited {
+        retry_after_secs: u32,
+    },
     /// A `[vars]` value is unusable; an operator must fix the deployment.
     Misconfigured(String),
 }
@@ -75,6 +79,11 @@ impl EdgeError {
                 ErrorCode::AuthUnavailable,
                 "tokens cannot be checked right now; try again shortly".into(),
                 retry(),
+            ),
+            Self::RateLimited { retry_after_secs } => (
+                ErrorCode::RateLimited,
+                "too many requests; slow down".into(),
+                Some(("retry-after", retry_after_secs.to_string())),
             ),
             Self::Misconfigured(why) => (ErrorCode::EdgeMisconfigured, why.clone(), None),
         };

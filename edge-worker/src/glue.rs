@@ -25,12 +25,23 @@ use crate::entry::{
     FRESH_UNTIL_HEADER, STORED_AT_HEADER,
 };
 use crate::plan::{user_marker_key, MAX_BODY_BYTES};
+use crate::ratelimit::{identity, FixedWindow};
 use crate::{plan, CachedRoute, Caller, EdgeConfig, EdgeError, Incoming, JwtConfig, Plan};
 
 /// Headers of the core's answer worth keeping on the way to the client.
 const FORWARDED_RESPONSE_HEADERS: [&str; 2] = ["content-type", "retry-after"];
 /// Deadline of one fetch of the token keys (JWKS).
 const JWKS_TIMEOUT_MS: u32 = 3_000;
+
+/// The Workers rate-limiting binding (`[[ratelimits]]` in `wrangler.toml`).
+const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
+/// Retry-After of a refusal by the binding, which does not say when its window ends.
+const BINDING_PERIOD_SECS: u32 = 60;
+
+thread_local! {
+    /// The isolate's own counts, where the runtime has no rate-limiting binding.
+    static LOCAL_LIMITS: RefCell<Option<FixedWindow>> = const { RefCell::new(None) };
+}
 
 /// Why a request ends early: an answer for the client, or a failure of the runtime itself.
 enum Fail {
@@ -69,6 +80,11 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, 
     let api_key = headers.get(API_KEY_HEADER)?;
     let content_type = headers.get("content-type")?;
     let user = authenticate(&config, authorization.as_deref(), now_ms).await?;
+    if url.path() != "/healthz" {
+        let client = headers.get("cf-connecting-ip")?;
+        let key = identity(user.as_deref(), client.as_deref());
+        check_rate(&config, env, &key, now_secs).await?;
+    }
     let body = read_body(&mut req).await?;
     let method = req.method();
     let incoming = Incoming {
@@ -98,6 +114,28 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, 
             };
             pass_through(&config, &url, &outgoing, &invalidates, now_ms).await?
         }
+    })
+}
+
+/// Counts the request against its identity's budget: through the rate-limiting binding where
+/// the runtime has one, else in this isolate.
+async fn check_rate(config: &EdgeConfig, env: &Env, key: &str, now_secs: i64) -> Result<(), Fail> {
+    if config.rate_limit_per_minute == 0 {
+        return Ok(());
+    }
+    let refused = |retry_after_secs| Fail::Edge(EdgeError::RateLimited { retry_after_secs });
+    if let Ok(binding) = env.rate_limiter(RATE_LIMITER_BINDING) {
+        return match binding.limit(key.to_string()).await?.success {
+            true => Ok(()),
+            false => Err(refused(BINDING_PERIOD_SECS)),
+        };
+    }
+    LOCAL_LIMITS.with(|limits| {
+        limits
+            .borrow_mut()
+            .get_or_insert_with(|| FixedWindow::new(config.rate_limit_per_minute, 60))
+            .allow(key, now_secs)
+            .map_err(refused)
     })
 }
 

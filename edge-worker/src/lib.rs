@@ -4,8 +4,8 @@
 //! ([`plan`]), answers fresh hits from the Cache API, forwards misses to the core with a
 //! signed request, a deadline and one retry, serves the last good answer when the core is
 //! down ([`entry`]), and rejects malformed input before it reaches the core ([`EdgeError`]).
-//! It authenticates end users from their tokens ([`auth`]) and lets each caller read and
-//! write only as themselves.
+//! It authenticates end users from their tokens ([`auth`]), lets each caller read and write
+//! only as themselves, and rate-limits each identity ([`ratelimit`]).
 //!
 //! Everything except the thin Workers glue (`glue`, wasm only) is plain Rust tested natively.
 
@@ -14,6 +14,7 @@ pub mod config;
 pub mod entry;
 mod error;
 pub mod plan;
+pub mod ratelimit;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

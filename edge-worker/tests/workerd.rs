@@ -199,6 +199,10 @@ fn start_edge(port: u16, core_port: u16, state_dir: &Path, log: PathBuf, vars: &
     for var in vars {
         cmd.args(["--var", var]);
     }
+    if !vars.iter().any(|v| v.starts_with("RATE_LIMIT_PER_MINUTE:")) {
+        // The suites send many requests as one identity; the limit is tested on its own.
+        cmd.args(["--var", "RATE_LIMIT_PER_MINUTE:100000000"]);
+    }
     Proc::spawn(&mut cmd, log)
 }
 
@@ -779,4 +783,57 @@ fn edge_authenticates_users_and_signs_for_them() {
         .collect();
     assert!(!methods.contains(&"DELETE".to_string()), "{methods:?}");
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn edge_rate_limits_each_identity() {
+    let tmp = std::env::temp_dir().join(format!("edge-workerd-limits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let origin = Origin::start();
+    let edge_port = free_port();
+    let mut vars = token_vars(None);
+    // No rate-limiting binding under `wrangler dev` here: the worker's own counts apply.
+    vars.push("RATE_LIMIT_PER_MINUTE:3".into());
+    let _edge = start_edge(
+        edge_port,
+        origin.port,
+        &tmp.join("edge"),
+        tmp.join("wrangler.log"),
+        &vars,
+    );
+    wait_for("wrangler dev", Duration::from_secs(180), || {
+        http(edge_port, "GET", "/healthz", None).is_ok_and(|r| r.status == 200)
+    });
+    // A minute's budget of 3 for alice, counted on cache hits too; the 4th is refused.
+    let alice = hs256_token("alice", 3600);
+    let path = "/v1/recommendations?limit=3";
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for _ in 0..4 {
+        let r = get_as(edge_port, path, &alice);
+        statuses.push(r.status);
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+    }
+    // The window is a wall-clock minute: rarely one ends mid-test and grants 3 more.
+    let refused = refused.unwrap_or_else(|| {
+        (0..4)
+            .map(|_| get_as(edge_port, path, &alice))
+            .find(|r| r.status == 429)
+            .expect("alice is refused once her budget is spent")
+    });
+    assert!(statuses.iter().take(3).all(|&s| s == 200), "{statuses:?}");
+    assert_eq!(refused.json()["code"], "rate_limited", "{}", refused.body);
+    let retry: u32 = refused.header("retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // Another identity has its own budget, and the health check is never limited.
+    let bob = get_as(edge_port, path, &hs256_token("bob", 3600));
+    assert_eq!(bob.status, 200, "{}", bob.body);
+    for _ in 0..5 {
+        let health = http(edge_port, "GET", "/healthz", None).unwrap();
+        assert_eq!(health.status, 200);
+    }
 }
