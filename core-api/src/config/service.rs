@@ -76,6 +76,9 @@ pub struct ModelConfig {
     pub query_batch_max: usize,
     /// Longest wait of an intent for others to share its batch, in microseconds.
     pub query_batch_wait_us: u64,
+    /// Catalogue embedding batches (item upserts) run at once; more wait their turn, so
+    /// ingestion cannot take every core from the queries' intent embeddings and ranking.
+    pub ingest_concurrency: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +155,7 @@ impl Default for ModelConfig {
             dir: gpu_batch::DEFAULT_MODEL_DIR.into(),
             query_batch_max: 64,
             query_batch_wait_us: 2_000,
+            ingest_concurrency: 1,
         }
     }
 }

@@ -71,6 +71,8 @@ pub struct Engine {
     query_vectors: Mutex<HashMap<String, Arc<Vec<f32>>>>,
     /// Coalesces concurrent free-text intents into embedding batches.
     query_batcher: Batcher<String, Vec<f32>>,
+    /// Bounds the catalogue embedding running at once (`model.ingest_concurrency`).
+    ingest_permits: tokio::sync::Semaphore,
     response_seq: AtomicU64,
     current_year: i32,
     /// The online-learning ranking policy (`None` when switched off).
@@ -176,8 +178,13 @@ impl Engine {
         })
     }
 
-    /// Embeds texts on the blocking pool.
+    /// Embeds catalogue texts on the blocking pool, one permit of `ingest_permits` at a time.
     async fn embed(&self, texts: Vec<String>, path: &str) -> Result<Vec<Vec<f32>>, EngineError> {
+        let _permit = self
+            .ingest_permits
+            .acquire()
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
         self.metrics.observe_embed_batch(path, texts.len());
         let embedder = self.embedder.clone();
         tokio::task::spawn_blocking(move || embedder.embed_batch(&texts))

@@ -128,6 +128,7 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??
         };
+        let config_ingest_concurrency = config.model.ingest_concurrency.max(1);
         let engine = Arc::new(Self {
             policy: open_policy(&config),
             impressions: ImpressionLog::new(config.policy.impression_capacity),
@@ -139,6 +140,7 @@ impl Engine {
             metrics,
             query_vectors: Mutex::new(HashMap::new()),
             query_batcher,
+            ingest_permits: tokio::sync::Semaphore::new(config_ingest_concurrency),
             response_seq: AtomicU64::new(0),
             current_year: crate::clock::current_year(),
             ontology,

@@ -67,7 +67,16 @@ fn request(user: &str) -> NormalisedRequest {
 }
 
 async fn engine(dir: &std::path::Path) -> Arc<Engine> {
+    engine_with(dir, Arc::new(FakeEmbedder), 1).await
+}
+
+async fn engine_with(
+    dir: &std::path::Path,
+    embedder: Arc<dyn Embedder>,
+    ingest_concurrency: usize,
+) -> Arc<Engine> {
     let mut config = Config::default();
+    config.model.ingest_concurrency = ingest_concurrency;
     config.storage.data_dir = dir.to_path_buf();
     config.index.shards = 2;
     config.policy.enabled = false;
@@ -81,14 +90,9 @@ async fn engine(dir: &std::path::Path) -> Arc<Engine> {
             std::time::Duration::from_secs(60),
         )),
     };
-    Engine::open(
-        config,
-        backends,
-        Arc::new(FakeEmbedder),
-        Arc::new(Metrics::new()),
-    )
-    .await
-    .unwrap()
+    Engine::open(config, backends, embedder, Arc::new(Metrics::new()))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -140,4 +144,55 @@ async fn a_users_taste_picks_the_nearest_unseen_items() {
     assert!(after.items.iter().all(|s| s.item.id != "s3"));
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The fake embedder, slowed down, counting how many calls run at once.
+#[derive(Default)]
+struct CountingEmbedder {
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl Embedder for CountingEmbedder {
+    fn dim(&self) -> usize {
+        FakeEmbedder.dim()
+    }
+
+    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, gpu_batch::EmbedError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        self.running.fetch_sub(1, SeqCst);
+        FakeEmbedder.embed_batch(texts)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catalogue_embedding_runs_within_its_concurrency_bound() {
+    for bound in [1, 2] {
+        let dir =
+            std::env::temp_dir().join(format!("engine-ingest-{bound}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let embedder = Arc::new(CountingEmbedder::default());
+        let engine = engine_with(&dir, embedder.clone(), bound).await;
+        embedder.most.store(0, std::sync::atomic::Ordering::SeqCst);
+        let uploads: Vec<_> = (0..6)
+            .map(|i| {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    let batch = vec![item(&format!("i{i}"), "Space Robot", "Sci-Fi")];
+                    engine.upsert_items(batch).await.unwrap()
+                })
+            })
+            .collect();
+        for upload in uploads {
+            assert_eq!(upload.await.unwrap(), 1);
+        }
+        let most = embedder.most.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(most, bound, "at most {bound} catalogue embeddings at once");
+        drop(engine);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
