@@ -76,6 +76,10 @@ impl Engine {
             .into_iter()
             .filter_map(|ev| self.catalog.get(&ev.item_id).map(|e| (ev, e)))
             .collect();
+        // A cached vector of another model's dimension (or a corrupt one) is not used.
+        let dim = self.embedder.dim();
+        let cached_vector =
+            cached_vector.filter(|v| v.len() == dim && v.iter().all(|x| x.is_finite()));
         let user_vector = match cached_vector {
             Some(v) => Some(v),
             None => {

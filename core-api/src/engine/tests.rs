@@ -196,3 +196,38 @@ async fn catalogue_embedding_runs_within_its_concurrency_bound() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[tokio::test]
+async fn a_cached_taste_vector_of_the_wrong_shape_is_recomputed() {
+    let dir = std::env::temp_dir().join(format!("engine-cached-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let engine = engine(&dir).await;
+    let items = vec![
+        item("s1", "Space Stars", "Sci-Fi"),
+        item("s2", "Space Robot", "Sci-Fi"),
+        item("r1", "Romance Love", "Romance"),
+    ];
+    engine.upsert_items(items).await.unwrap();
+    let like = InteractionEvent {
+        user_id: "u1".into(),
+        item_id: "s1".into(),
+        action: Action::Like,
+        timestamp: None,
+        recommendation_id: None,
+    };
+    engine.record_events(vec![like]).await.unwrap();
+    // What a cache shared with another model (or a corrupt entry) would hold.
+    let cache = &engine.backends().user_cache;
+    for bad in [vec![0.5; 3], vec![f32::NAN; FakeEmbedder.dim()]] {
+        cache.put("u1", &bad).await;
+        let answer = engine.recommend(&request("u1")).await.unwrap();
+        assert!(!answer.cold_start);
+        assert_eq!(
+            answer.items[0].item.id, "s2",
+            "the taste comes from the history"
+        );
+    }
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
