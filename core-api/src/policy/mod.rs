@@ -150,6 +150,8 @@ pub struct Policy {
     prior: Features,
     segments: RwLock<HashMap<String, SegmentModel>>,
     rng: AtomicU64,
+    /// One save at a time: concurrent saves share the temporary file.
+    saving: std::sync::Mutex<()>,
 }
 
 /// splitmix64 step: a fast, seedable source for exploration draws.
@@ -173,6 +175,7 @@ impl Policy {
             prior,
             segments: RwLock::new(HashMap::new()),
             rng: AtomicU64::new(seed),
+            saving: std::sync::Mutex::new(()),
         }
     }
 

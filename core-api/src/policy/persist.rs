@@ -22,10 +22,18 @@ impl Policy {
             segments: self.segments.read().expect("policy lock").clone(),
         };
         let bytes = serde_json::to_vec(&state).map_err(std::io::Error::other)?;
+        // One writer at a time (periodic saves and the one at shutdown may overlap); the
+        // rename is made durable by syncing the directory that holds the file.
+        let _one_writer = self
+            .saving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, bytes)?;
         std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
     }
 
     /// Restores a state written by [`Policy::save`]; a missing file leaves the prior.
@@ -92,5 +100,38 @@ mod tests {
             restored.restore(&path).is_err(),
             "other features are refused"
         );
+    }
+
+    #[test]
+    fn concurrent_saves_leave_a_readable_state() {
+        let policy = std::sync::Arc::new(Policy::new(settings(0.1), STATIC, 9));
+        let mut sim = Sim(4);
+        for i in 0..200 {
+            let c = sim.candidates();
+            policy.update(&format!("segment-{}", i % 20), &c[i % 5], 1.0);
+        }
+        let dir = std::env::temp_dir().join(format!("policy-saves-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy.json");
+        let savers: Vec<_> = (0..8)
+            .map(|_| {
+                let (policy, path) = (policy.clone(), path.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        policy.save(&path).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for saver in savers {
+            saver.join().unwrap();
+        }
+        let restored = Policy::new(settings(0.1), STATIC, 9);
+        assert!(restored.restore(&path).unwrap());
+        assert_eq!(
+            *restored.segments.read().unwrap(),
+            *policy.segments.read().unwrap()
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
