@@ -1,4 +1,4 @@
-"""Measures hnswlib and faiss HNSW on a prepared data set (see prepare_glove.py) with the same
+"""Measures hnswlib, faiss HNSW and usearch (f32 and f16 vectors) on a prepared data set (see prepare_glove.py) with the same
 parameters as our index: M=16, ef_construction=200, inner product. Every measurement is
 repeated for each search thread count (queries spread over the threads by the library itself).
 Prints one JSON object per (library, threads, ef) with recall@10 and queries/s (median of rounds).
@@ -8,7 +8,7 @@ invocations (the build time recorded with it), so benches/ann/run.sh can interle
 measuring rounds of every library instead of measuring one library after the other.
 
 usage: python3 peers.py DATA_DIR --efs 10,20,40,80,120,200 --rounds 3 --build-threads 2 --threads 1,2
-                        [--index-dir DIR]
+                        [--index-dir DIR] [--libs hnswlib,faiss,usearch,usearch-f16]
 """
 import json
 import pathlib
@@ -31,18 +31,27 @@ queries = np.fromfile(data / "queries.f32", dtype="<f4").reshape(-1, dim)
 gt = np.fromfile(data / "gt.i32", dtype="<i4").reshape(-1, 10)
 efs = [int(e) for e in arg("--efs", "10,20,40,80,120,200").split(",")]
 rounds = int(arg("--rounds", "3"))
-build_threads = int(arg("--build-threads", "2"))
+# hnswlib, the reference for build speed, is built once per listed thread count; the other peers
+# on the largest only.
+build_thread_list = [int(t) for t in arg("--build-threads", "2").split(",")]
+build_threads = max(build_thread_list)
 thread_counts = [int(t) for t in arg("--threads", "1").split(",")]
 index_dir = pathlib.Path(arg("--index-dir", "")) if "--index-dir" in sys.argv else None
 
 
-def cached(name, build, save, load):
+def report_build(lib, threads, seconds):
+    print(json.dumps({"library": lib, "build_threads": threads, "build_seconds": seconds,
+                      "vectors": len(base)}), flush=True)
+
+
+def cached(name, build, save, load, lib=None):
     """(index, build seconds): loaded from --index-dir when saved there, else built (and saved)."""
     if index_dir and (index_dir / f"{name}.json").exists():
         return load(str(index_dir / f"{name}.bin")), json.loads((index_dir / f"{name}.json").read_text())["build_seconds"]
     t = time.perf_counter()
     index = build()
     build_s = time.perf_counter() - t
+    report_build(lib or name, build_threads, build_s)
     if index_dir:
         index_dir.mkdir(parents=True, exist_ok=True)
         save(index, str(index_dir / f"{name}.bin"))
@@ -63,12 +72,18 @@ def report(lib, ef, threads, found, times, build_s, size_mib):
 def run_hnswlib():
     import hnswlib
 
-    def build():
+    def build(threads=build_threads):
         index = hnswlib.Index(space="ip", dim=dim)
         index.init_index(max_elements=len(base), M=16, ef_construction=200, random_seed=100)
-        index.set_num_threads(build_threads)
+        index.set_num_threads(threads)
         index.add_items(base, np.arange(len(base)))
         return index
+
+    if not (index_dir and (index_dir / "hnswlib.json").exists()):
+        for threads in [t for t in build_thread_list if t != build_threads]:
+            t = time.perf_counter()
+            build(threads)
+            report_build("hnswlib", threads, time.perf_counter() - t)
 
     def load(path):
         index = hnswlib.Index(space="ip", dim=dim)
@@ -97,7 +112,7 @@ def run_faiss():
         index.add(base)
         return index
 
-    index, build_s = cached("faiss", build, faiss.write_index, faiss.read_index)
+    index, build_s = cached("faiss", build, faiss.write_index, faiss.read_index, "faiss-hnsw")
     mem = faiss.serialize_index(index).nbytes / 2**20
     for threads, ef in [(t, e) for t in thread_counts for e in efs]:
         faiss.omp_set_num_threads(threads)
@@ -110,5 +125,36 @@ def run_faiss():
         report("faiss-hnsw", ef, threads, labels, times, build_s, mem)
 
 
-for lib in arg("--libs", "hnswlib,faiss").split(","):
-    {"hnswlib": run_hnswlib, "faiss": run_faiss}[lib]()
+def run_usearch(dtype):
+    from usearch.index import Index
+
+    def make():
+        return Index(ndim=dim, metric="ip", dtype=dtype, connectivity=16, expansion_add=200)
+
+    def build():
+        index = make()
+        index.add(np.arange(len(base)), base, threads=build_threads)
+        return index
+
+    def load(path):
+        index = make()
+        index.load(path)
+        return index
+
+    index, build_s = cached(f"usearch-{dtype}", build, lambda index, path: index.save(path), load,
+                            f"usearch ({dtype})")
+    mem = index.memory_usage / 2**20
+    for threads, ef in [(t, e) for t in thread_counts for e in efs]:
+        index.expansion_search = ef
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            matches = index.search(queries, 10, threads=threads)
+            times.append(time.perf_counter() - t)
+        report(f"usearch ({dtype})", ef, threads, matches.keys, times, build_s, mem)
+
+
+libraries = {"hnswlib": run_hnswlib, "faiss": run_faiss,
+             "usearch": lambda: run_usearch("f32"), "usearch-f16": lambda: run_usearch("f16")}
+for lib in arg("--libs", "hnswlib,faiss,usearch,usearch-f16").split(","):
+    libraries[lib]()

@@ -9,7 +9,10 @@ from collections import defaultdict
 
 import statistics
 
-raw = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+lines_in = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+# Search rows carry an ef; build rows (one per library and build thread count) do not.
+raw = [r for r in lines_in if "ef" in r]
+builds = [r for r in lines_in if "ef" not in r and "build_threads" in r]
 md_path, png_path = sys.argv[2], sys.argv[3]
 # The run interleaves measuring rounds of every library: one row per (library, threads, ef) with
 # the median QPS over its rounds (recall is the same in every round).
@@ -44,7 +47,7 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
            platform.processor())
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 versions = {}
-for mod in ("hnswlib", "faiss", "numpy"):
+for mod in ("hnswlib", "faiss", "usearch", "numpy"):
     try:
         m = __import__(mod)
         versions[mod] = getattr(m, "__version__", "?")
@@ -62,7 +65,7 @@ lines = [
     + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
     "",
     f"Data: {description} Every index: M=16, ef_construction=200,",
-    f"built with 2 threads; searched with {' and with '.join(map(str, thread_counts))} thread(s) (queries spread",
+    f"built with {cores} threads; searched with {' and with '.join(map(str, thread_counts))} thread(s) (queries spread",
     f"over the threads). QPS is the median over {'/'.join(map(str, round_counts))} rounds of all queries; the rounds of all",
     "libraries are interleaved in time (every library measured once per round, indexes loaded from disk),",
     "so slow drifts of this shared machine hit them alike. \"ours (compact FP32/FP16/INT8)\" are one graph",
@@ -74,6 +77,34 @@ lines = [
 for (threads, lib), rs in curves.items():
     for r in sorted(rs, key=lambda r: r["ef"]):
         lines.append(f"| {lib} | {threads} | {r['ef']} | {r['recall_at_10']:.4f} | {r['qps']:.0f} | {r['build_seconds']:.0f} |")
+if builds:
+    ref_build = {r["build_threads"]: r["build_seconds"] for r in builds if r["library"] == "hnswlib"}
+    lines += ["", "Build (the index searched above; vectors/s = base vectors / build seconds; ratio = "
+              "throughput against hnswlib's on the same thread count; peak growth = rise of the process's "
+              "peak RSS during our build, against the index it keeps):", "",
+              "| library | build threads | build s | vectors/s | vs hnswlib | peak growth |", "|---|---|---|---|---|---|"]
+    for r in sorted(builds, key=lambda r: (r["build_threads"], r["build_seconds"])):
+        ref = ref_build.get(r["build_threads"])
+        ratio = f"{ref / r['build_seconds']:.2f}x" if ref else "n/a"
+        growth = r.get("build_peak_growth_mib")
+        peak = (f"{growth:.0f} MiB for a {r['index_heap_mib']:.0f} MiB index ({growth / r['index_heap_mib']:.2f}x)"
+                if growth is not None else "")
+        lines.append(f"| {r['library']} | {r['build_threads']} | {r['build_seconds']:.1f} | "
+                     f"{r['vectors'] / r['build_seconds']:.0f} | {ratio} | {peak} |")
+peers = [lib for lib in libraries if not lib.startswith(("ours", "hnsw_rs"))]
+for threads in thread_counts:
+    libs = [lib for lib in libraries if (threads, lib) in curves]
+    lines += ["", f"Our FP16 search against the fastest peer ({', '.join(peers)}) at each recall, "
+              f"{threads} search thread(s):", "", "| recall@10 | ours FP16 q/s | fastest peer | its q/s | ratio |",
+              "|---|---|---|---|---|"]
+    for target in (0.90, 0.95, 0.98):
+        ours = qps_at(threads, "ours (compact FP16)", target)
+        measured = [(qps_at(threads, lib, target), lib) for lib in peers]
+        measured = [(q, lib) for q, lib in measured if q is not None]
+        if ours is None or not measured:
+            continue
+        best_q, best_lib = max(measured)
+        lines.append(f"| {target:.2f} | {ours:.0f} | {best_lib} | {best_q:.0f} | {ours / best_q:.2f}x |")
 for threads in thread_counts:
     libs = [lib for lib in libraries if (threads, lib) in curves]
     lines += ["", f"QPS at equal recall (interpolated) with {threads} search thread(s), as a ratio to hnswlib "

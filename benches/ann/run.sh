@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# ANN comparison: our compact search (FP32, FP16 and INT8 vectors on one graph; N shards merged)
-# vs hnsw_rs's own search vs hnswlib vs faiss HNSW, all with M=16 and ef_construction=200, on one
-# search thread and on all cores, median of 5 interleaved rounds (ANN_ROUNDS), in one run here.
+# ANN comparison: our build and compact search (FP32, FP16 and INT8 vectors on one graph; N shards
+# merged) vs hnsw_rs (the reference builder) vs hnswlib vs faiss HNSW vs usearch, all with M=16 and
+# ef_construction=200; builds timed on one thread and on all cores (ours and hnswlib), searches on
+# one search thread and on all cores, median of 5 interleaved rounds (ANN_ROUNDS), in one run here.
 #   benches/ann/run.sh [glove]   GloVe-100 (339K unit vectors, 2,000 held-out queries)
 #                                -> benches/RESULTS-ann.md, benches/ann-glove100.png
 #   benches/ann/run.sh minilm    100K real 384-d MiniLM embeddings (embedded here first)
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 set_name=${1:-glove}
-python3 -m pip install --quiet --disable-pip-version-check hnswlib faiss-cpu matplotlib numpy
+python3 -m pip install --quiet --disable-pip-version-check hnswlib faiss-cpu usearch matplotlib numpy
 cargo build --release -p reco-benches
 # The ANN benchmark depends on the index crate alone.
 cargo build --release -p vector-index --example ann_bench
@@ -41,9 +42,10 @@ indexes=$data/indexes
 rm -rf "$indexes"
 for round in $(seq 1 "$rounds"); do
   echo "== round $round of $rounds" >&2
-  python3 benches/ann/peers.py "$data" --efs "$efs" --rounds 1 --build-threads "$cores" --threads "$threads" \
+  python3 benches/ann/peers.py "$data" --efs "$efs" --rounds 1 --build-threads "$threads" --threads "$threads" \
     --index-dir "$indexes" | tee -a "$out"
-  "$bin/examples/ann_bench" "$data" --efs "$efs" --rounds 1 --precisions fp32,fp16,int8 --threads "$threads" $skip \
+  "$bin/examples/ann_bench" "$data" --efs "$efs" --rounds 1 --precisions fp32,fp16,int8 --threads "$threads" \
+    --build-threads "$threads" $skip \
     --index-dir "$indexes" | tee -a "$out"
 done
 rm -rf "$indexes"

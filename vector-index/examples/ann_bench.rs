@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use hnsw_rs::prelude::Hnsw;
 use rayon::prelude::*;
-use vector_index::graph::{ClampedDot, FrozenGraph};
+use vector_index::graph::{BuildParams, ClampedDot, FrozenGraph};
 use vector_index::{Fp16, Fp32, Int8, Storage};
 
 fn read_f32(path: &Path) -> Vec<f32> {
@@ -47,11 +47,12 @@ enum Compact {
 }
 
 impl Compact {
-    fn freeze(name: &str, hnsw: &Hnsw<f32, ClampedDot>, base: &[f32], dim: usize) -> Self {
+    /// `graph`'s links with `base` stored at precision `name`.
+    fn relink(name: &str, graph: &FrozenGraph<Fp16>, base: &[f32]) -> Self {
         match name {
-            "fp32" => Self::Fp32(FrozenGraph::freeze(hnsw, base, dim)),
-            "fp16" => Self::Fp16(FrozenGraph::freeze(hnsw, base, dim)),
-            "int8" => Self::Int8(FrozenGraph::freeze(hnsw, base, dim)),
+            "fp32" => Self::Fp32(graph.relink(base)),
+            "fp16" => Self::Fp16(graph.relink(base)),
+            "int8" => Self::Int8(graph.relink(base)),
             other => panic!("unknown precision '{other}' (fp32, fp16 or int8)"),
         }
     }
@@ -130,6 +131,10 @@ fn main() {
     let skip_hnsw_rs = args.iter().any(|a| a == "--skip-hnsw-rs");
     let shard_count: usize = flag("--shards").map_or(1, |s| s.parse().expect("shards"));
     let precisions = list("--precisions", "fp16");
+    let build_threads: Vec<usize> = list("--build-threads", "1")
+        .iter()
+        .map(|t| t.parse().expect("build threads"))
+        .collect();
     let thread_counts: Vec<usize> = list("--threads", "1")
         .iter()
         .map(|t| t.parse().expect("threads"))
@@ -151,7 +156,14 @@ fn main() {
     let indexes = match saved {
         Some(dir) => Indexes::load(dir, &precisions, shard_count),
         None => {
-            let built = Indexes::build(&base, dim, &precisions, shard_count);
+            let built = Indexes::build(
+                &base,
+                dim,
+                &precisions,
+                shard_count,
+                &build_threads,
+                !skip_hnsw_rs,
+            );
             if let Some(dir) = &index_dir {
                 built.save(dir, &precisions);
             }
@@ -166,17 +178,61 @@ fn main() {
         efs: &efs,
         thread_counts: &thread_counts,
     };
-    let reference = indexes.hnsw.as_ref().filter(|_| !skip_hnsw_rs);
+    for run in &indexes.build_s {
+        println!(
+            "{}",
+            serde_json::json!({"library": "ours", "build_threads": run.threads,
+                               "build_seconds": run.seconds, "vectors": base.len() / dim,
+                               "build_peak_growth_mib": run.peak_growth_bytes.map(|b| b as f64 / 1048576.0),
+                               "index_heap_mib": run.index_bytes as f64 / 1048576.0})
+        );
+    }
+    if let Some((_, seconds)) = &indexes.hnsw {
+        println!(
+            "{}",
+            serde_json::json!({"library": "hnsw_rs 0.3.5", "build_threads": rayon::current_num_threads(),
+                               "build_seconds": seconds, "vectors": base.len() / dim})
+        );
+    }
+    let build_s = indexes.build_s.last().map_or(0.0, |run| run.seconds);
     measure.all(
         &indexes.compact,
         &indexes.shards,
-        reference,
-        indexes.build_s,
+        indexes.hnsw.as_ref(),
+        build_s,
         indexes.sharded_build_s,
     );
 }
 
 const TIMES_FILE: &str = "ours.json";
+
+/// One build of our graph: threads, time and memory.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BuildRun {
+    threads: usize,
+    seconds: f64,
+    /// Growth of the process's peak RSS during the build (Linux only).
+    peak_growth_bytes: Option<usize>,
+    index_bytes: usize,
+}
+
+/// A `VmRSS`/`VmHWM` field of this process, in bytes.
+fn status_bytes(field: &str) -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Resets the peak RSS to the current RSS (Linux `clear_refs` 5) and returns it.
+fn reset_peak_rss() -> Option<usize> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    status_bytes("VmRSS:")
+}
+
+fn peak_rss() -> Option<usize> {
+    status_bytes("VmHWM:")
+}
 
 fn shard_file(dir: &Path, s: usize, count: usize) -> PathBuf {
     dir.join(format!("shard-{s}-of-{count}.bin"))
@@ -187,22 +243,54 @@ fn shard_file(dir: &Path, s: usize, count: usize) -> PathBuf {
 struct Indexes {
     compact: Vec<Compact>,
     shards: Vec<FrozenGraph>,
-    hnsw: Option<Hnsw<'static, f32, ClampedDot>>,
-    build_s: f64,
+    hnsw: Option<(Hnsw<'static, f32, ClampedDot>, f64)>,
+    /// Builds of our FP16 graph, one per thread count.
+    build_s: Vec<BuildRun>,
     sharded_build_s: f64,
 }
 
 impl Indexes {
-    fn build(base: &[f32], dim: usize, precisions: &[String], shard_count: usize) -> Self {
+    fn build(
+        base: &[f32],
+        dim: usize,
+        precisions: &[String],
+        shard_count: usize,
+        build_threads: &[usize],
+        with_hnsw_rs: bool,
+    ) -> Self {
         let n = base.len() / dim;
-        let started = Instant::now();
-        let hnsw: Hnsw<f32, ClampedDot> = Hnsw::new(16, n, 16, 200, ClampedDot);
-        let rows: Vec<(&[f32], usize)> = base.chunks_exact(dim).zip(0..).collect();
-        hnsw.parallel_insert_slice(&rows);
-        let build_s = started.elapsed().as_secs_f64();
+        let params = BuildParams {
+            m: 16,
+            ef_construction: 200,
+        };
+        // Our build on each requested thread count (the last one is kept); every precision
+        // gets the FP16 graph's links with its own vectors.
+        let mut build_s = Vec::new();
+        let mut graph = None;
+        for &threads in build_threads {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            drop(graph.take());
+            let before = reset_peak_rss();
+            let started = Instant::now();
+            let built: FrozenGraph<Fp16> = pool.install(|| FrozenGraph::build(base, dim, params));
+            let seconds = started.elapsed().as_secs_f64();
+            // Peak growth of the process during the build, against what the index keeps.
+            let peak_growth = peak_rss().zip(before).map(|(p, b)| p.saturating_sub(b));
+            build_s.push(BuildRun {
+                threads,
+                seconds,
+                peak_growth_bytes: peak_growth,
+                index_bytes: built.heap_bytes(),
+            });
+            graph = Some(built);
+        }
+        let graph = graph.expect("at least one build thread count");
         let compact = precisions
             .iter()
-            .map(|p| Compact::freeze(p, &hnsw, base, dim))
+            .map(|p| Compact::relink(p, &graph, base))
             .collect();
         // The same data over `shard_count` graphs, built one after the other on all threads.
         let sharded_started = Instant::now();
@@ -216,19 +304,24 @@ impl Indexes {
                     .flatten()
                     .copied()
                     .collect();
-                let len = part.len() / dim;
-                let graph: Hnsw<f32, ClampedDot> = Hnsw::new(16, len, 16, 200, ClampedDot);
-                let rows: Vec<(&[f32], usize)> = part.chunks_exact(dim).zip(0..).collect();
-                graph.parallel_insert_slice(&rows);
-                FrozenGraph::freeze(&graph, &part, dim)
+                FrozenGraph::build(&part, dim, params)
             })
             .collect();
+        let sharded_build_s = sharded_started.elapsed().as_secs_f64();
+        // The reference builder, for its own search and build time.
+        let hnsw = with_hnsw_rs.then(|| {
+            let started = Instant::now();
+            let hnsw: Hnsw<f32, ClampedDot> = Hnsw::new(16, n, 16, 200, ClampedDot);
+            let rows: Vec<(&[f32], usize)> = base.chunks_exact(dim).zip(0..).collect();
+            hnsw.parallel_insert_slice(&rows);
+            (hnsw, started.elapsed().as_secs_f64())
+        });
         Self {
             compact,
             shards,
-            hnsw: Some(hnsw),
+            hnsw,
             build_s,
-            sharded_build_s: sharded_started.elapsed().as_secs_f64(),
+            sharded_build_s,
         }
     }
 
@@ -266,7 +359,7 @@ impl Indexes {
                 .collect(),
             shards,
             hnsw: None,
-            build_s: times["build_seconds"].as_f64().expect("build_seconds"),
+            build_s: serde_json::from_value(times["build_seconds"].clone()).expect("build_seconds"),
             sharded_build_s: times["sharded_build_seconds"].as_f64().unwrap_or(0.0),
         }
     }
@@ -287,7 +380,7 @@ impl Measure<'_> {
         &self,
         compact: &[Compact],
         shards: &[FrozenGraph],
-        hnsw: Option<&Hnsw<f32, ClampedDot>>,
+        hnsw: Option<&(Hnsw<f32, ClampedDot>, f64)>,
         build_s: f64,
         sharded_build_s: f64,
     ) {
@@ -366,10 +459,10 @@ impl Measure<'_> {
                         Some(sharded_heap_mib),
                     );
                 }
-                if let Some(hnsw) = hnsw.filter(|_| threads == 1) {
+                if let Some((hnsw, hnsw_build_s)) = hnsw.filter(|_| threads == 1) {
                     let measured =
                         run(&|q| hnsw.search(q, 10, ef).into_iter().map(|n| n.d_id).collect());
-                    report("hnsw_rs 0.3.5 search".into(), measured, build_s, None);
+                    report("hnsw_rs 0.3.5 search".into(), measured, *hnsw_build_s, None);
                 }
             }
         }

@@ -15,6 +15,10 @@ use super::{FrozenGraph, Hit, IndexParams, Shard, ShardItem};
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"SRSHARD2";
 
+/// A rebuild inserts the delta into the graph while fewer than one frozen node in this many
+/// is stale (replaced or deleted); past that it rebuilds from the live vectors.
+const MAX_STALE_SHARE: usize = 5;
+
 /// The frozen part: a graph and, per node, the item and vector version it holds.
 struct Frozen {
     graph: FrozenGraph,
@@ -133,7 +137,10 @@ impl LocalShard {
 
     fn needs_rebuild(&self) -> bool {
         let st = self.state.read().expect("shard lock");
-        st.delta.len() + st.stale > self.params.rebuild_threshold.max(st.frozen.ids.len() / 10)
+        let nodes = st.frozen.ids.len();
+        let limit = self.params.rebuild_threshold.max(nodes / 10);
+        // A large delta is inserted; many stale nodes call for a rebuild without them.
+        st.delta.len() > limit || st.stale * MAX_STALE_SHARE > nodes.max(limit)
     }
 
     /// Starts a background rebuild unless one is running.
@@ -148,11 +155,41 @@ impl LocalShard {
         }
     }
 
-    /// Rebuilds the graph from every live vector, swaps it in and writes the snapshot.
-    /// Searches keep running on the old graph meanwhile.
+    /// Folds the delta into the graph, swaps it in and writes the snapshot. Searches keep
+    /// running on the old graph meanwhile. While few frozen nodes are stale, the delta is
+    /// inserted into a copy of the graph (work in proportion to the delta); otherwise the
+    /// graph is rebuilt from every live vector, which also drops the stale nodes.
     fn rebuild(&self) {
         let started = std::time::Instant::now();
-        let (ids, versions, vectors) = {
+        let (frozen, delta, stale) = {
+            let st = self.state.read().expect("shard lock");
+            let delta: Vec<(Arc<str>, u64, Vec<f32>)> = st
+                .delta
+                .iter()
+                .filter(|e| st.live.get(&e.id) == Some(&e.version))
+                .map(|e| {
+                    (
+                        e.id.clone(),
+                        e.version,
+                        e.vector.iter().map(|x| x.to_f32()).collect(),
+                    )
+                })
+                .collect();
+            (st.frozen.clone(), delta, st.stale)
+        };
+        let incremental = !frozen.ids.is_empty() && stale * MAX_STALE_SHARE < frozen.ids.len();
+        let next = if incremental {
+            let mut ids = frozen.ids.clone();
+            let mut versions = frozen.versions.clone();
+            let mut rows = Vec::with_capacity(delta.len() * self.params.dim);
+            for (id, version, vector) in delta {
+                ids.push(id);
+                versions.push(version);
+                rows.extend(vector);
+            }
+            let graph = frozen.graph.clone().insert_rows(&rows, self.params.build());
+            Frozen::new(graph, ids, versions)
+        } else {
             let st = self.state.read().expect("shard lock");
             let mut ids = Vec::new();
             let mut versions = Vec::new();
@@ -175,10 +212,11 @@ impl LocalShard {
                     vectors.extend(vector.iter().map(|x| x.to_f32()));
                 }
             }
-            (ids, versions, vectors)
+            drop(st);
+            let graph = FrozenGraph::build(&vectors, self.params.dim, self.params.build());
+            Frozen::new(graph, ids, versions)
         };
-        let graph = FrozenGraph::build(&vectors, self.params.dim, self.params.build());
-        let frozen = Arc::new(Frozen::new(graph, ids, versions));
+        let frozen = Arc::new(next);
         if let Some(path) = &self.snapshot_path {
             if let Err(e) = write_snapshot(path, &frozen) {
                 tracing::error!(shard = self.id, error = %e, "cannot write shard snapshot");
@@ -201,6 +239,7 @@ impl LocalShard {
         tracing::info!(
             shard = self.id,
             items = self.len(),
+            incremental,
             took_ms = started.elapsed().as_millis() as u64,
             "shard rebuilt"
         );

@@ -3,7 +3,7 @@
 //! same graph (`benches/ann`) and chosen per deployment.
 
 use crate::distance::{best_dot, best_dot_f32, best_dot_i8, quantize_i8, DotF32Fn, DotFn, DotI8Fn};
-use half::f16;
+use half::{f16, slice::HalfFloatSliceExt};
 
 /// A vector storage precision: the element type of a stored row, how rows are encoded and
 /// decoded, and the similarity kernel between a prepared query and a stored row.
@@ -75,14 +75,11 @@ impl Storage for Fp16 {
         best_dot()
     }
     fn encode(row: &[f32], out: &mut [f16]) {
-        for (o, &x) in out.iter_mut().zip(row) {
-            *o = f16::from_f32(x);
-        }
+        // Whole-slice conversion: vectorised (F16C) where the CPU has it.
+        out.convert_from_f32_slice(row);
     }
     fn decode(row: &[f16], out: &mut [f32]) {
-        for (o, x) in out.iter_mut().zip(row) {
-            *o = x.to_f32();
-        }
+        row.convert_to_f32_slice(out);
     }
     fn prepare(query: &[f32]) -> Vec<f32> {
         query.to_vec()

@@ -146,6 +146,89 @@ fn compact_search_matches_hnsw_rs_search_on_the_same_graph() {
     assert!(ours >= theirs - 0.01, "recall {ours} vs hnsw_rs {theirs}");
 }
 
+/// Recall@10 of `search` over `queries` against exact search on `data`.
+fn recall_of(data: &[f32], queries: &[f32], search: impl Fn(&[f32]) -> Vec<usize>) -> f64 {
+    let mut found = 0;
+    for q in queries.chunks_exact(DIM) {
+        let truth = exact_top(data, q, 10);
+        found += search(q).iter().filter(|x| truth.contains(x)).count();
+    }
+    found as f64 / (10 * queries.len() / DIM) as f64
+}
+
+fn top10<S: Storage>(g: &FrozenGraph<S>, q: &[f32], ef: usize) -> Vec<usize> {
+    g.search(q, 10, ef)
+        .into_iter()
+        .map(|(n, _)| n as usize)
+        .collect()
+}
+
+/// Our parallel construction against the reference builder (hnsw_rs) on the same data: at
+/// least its recall at the same ef, and a graph that passes the load-time link validation.
+#[test]
+fn our_build_reaches_the_reference_builders_recall() {
+    let data = clustered(6_000, 60, 31);
+    let queries = clustered(150, 60, 32);
+    let params = BuildParams {
+        m: 16,
+        ef_construction: 200,
+    };
+    let ours: FrozenGraph = FrozenGraph::build(&data, DIM, params);
+    let reference: FrozenGraph = FrozenGraph::build_with_hnsw_rs(&data, DIM, params);
+    for ef in [20, 64] {
+        let r_ours = recall_of(&data, &queries, |q| top10(&ours, q, ef));
+        let r_ref = recall_of(&data, &queries, |q| top10(&reference, q, ef));
+        assert!(
+            r_ours >= r_ref - 0.01,
+            "ef {ef}: ours {r_ours} vs hnsw_rs {r_ref}"
+        );
+        if ef == 64 {
+            assert!(r_ours >= 0.95, "recall@10 {r_ours}");
+        }
+    }
+    // The saved form re-checks every link and level invariant on load.
+    let mut bytes = Vec::new();
+    ours.write_to(&mut bytes).unwrap();
+    let loaded: FrozenGraph = FrozenGraph::read_from(&mut bytes.as_slice()).unwrap();
+    assert_eq!(loaded.len(), 6_000);
+    // One thread or many, the graph is a valid HNSW graph of the same quality.
+    let single: FrozenGraph = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| FrozenGraph::build(&data, DIM, params));
+    let r_single = recall_of(&data, &queries, |q| top10(&single, q, 64));
+    assert!(r_single >= 0.95, "one-thread build recall {r_single}");
+}
+
+/// Rows inserted into a built graph are found as well as rows built in from the start, and
+/// the old nodes keep their numbers.
+#[test]
+fn rows_inserted_into_a_built_graph_are_searchable() {
+    let data = clustered(5_000, 50, 41);
+    let queries = clustered(150, 50, 42);
+    let params = BuildParams {
+        m: 16,
+        ef_construction: 200,
+    };
+    let first: FrozenGraph = FrozenGraph::build(&data[..3_000 * DIM], DIM, params);
+    let grown = first.insert_rows(&data[3_000 * DIM..], params);
+    assert_eq!(grown.len(), 5_000);
+    let r = recall_of(&data, &queries, |q| top10(&grown, q, 64));
+    assert!(r >= 0.95, "recall@10 after inserting 2,000 rows: {r}");
+    for i in [0usize, 2_999, 3_000, 4_999] {
+        let top = grown.search(&data[i * DIM..(i + 1) * DIM], 1, 50);
+        assert_eq!(top[0].0 as usize, i, "row {i} finds itself");
+    }
+    let mut bytes = Vec::new();
+    grown.write_to(&mut bytes).unwrap();
+    FrozenGraph::<Fp16>::read_from(&mut bytes.as_slice()).expect("valid links after insert");
+    // Growing an empty graph is a build.
+    let empty: FrozenGraph = FrozenGraph::build(&[], DIM, params);
+    let from_empty = empty.insert_rows(&data[..500 * DIM], params);
+    assert_eq!(top10(&from_empty, &data[..DIM], 50)[0], 0);
+}
+
 /// The same links with FP32, FP16 and INT8 vectors: FP16 loses almost nothing against FP32,
 /// INT8 a little, and memory shrinks with the element size.
 #[test]
@@ -302,6 +385,55 @@ fn upserts_and_deletes_are_visible_at_once_and_survive_rebuild_and_reload() {
         .map(|h| h.item_id)
         .collect();
     assert_eq!(before, after);
+}
+
+/// A growing shard inserts its delta into the graph (the stale node stays, filtered), and a
+/// shard with many replaced or deleted items is rebuilt without them.
+#[test]
+fn a_growing_shard_inserts_and_a_churned_shard_rebuilds() {
+    let data = clustered(2_000, 20, 51);
+    let mut p = params();
+    p.rebuild_threshold = 100;
+    let items: Vec<ShardItem> = data[..1_000 * DIM]
+        .chunks_exact(DIM)
+        .enumerate()
+        .map(|(i, v)| (Arc::from(format!("item{i}")), 1 + i as u64, v.to_vec()))
+        .collect();
+    let shard = LocalShard::open(0, p, None, items);
+    shard.remove("item3");
+    for i in 1_000..1_200usize {
+        shard.upsert(
+            Arc::from(format!("item{i}")),
+            1 + i as u64,
+            &data[i * DIM..(i + 1) * DIM],
+        );
+    }
+    shard.wait_idle();
+    // Inserted: the 1,000 old nodes (item3's included: a rebuild would have dropped it) plus
+    // the new ones, a few of which may still wait in the delta.
+    let (frozen, delta) = shard.layout();
+    assert!(
+        frozen > 1_000 && delta <= 100,
+        "frozen {frozen}, delta {delta}"
+    );
+    assert_eq!(frozen + delta, 1_200);
+    assert_eq!(shard.len(), 1_199);
+    for i in [0usize, 1_000, 1_199] {
+        let top = shard.search(&data[i * DIM..(i + 1) * DIM], 1, 50);
+        assert_eq!(*top[0].item_id, *format!("item{i}"));
+    }
+    assert!(shard
+        .search(&data[3 * DIM..4 * DIM], 10, 50)
+        .iter()
+        .all(|h| &*h.item_id != "item3"));
+    // Deleting a third of the items: rebuilt from the live vectors only.
+    for i in 0..400 {
+        shard.remove(&format!("item{i}"));
+    }
+    shard.wait_idle();
+    assert_eq!(shard.layout(), (800, 0));
+    let top = shard.search(&data[500 * DIM..501 * DIM], 1, 50);
+    assert_eq!(&*top[0].item_id, "item500");
 }
 
 #[test]

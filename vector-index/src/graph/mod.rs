@@ -1,8 +1,8 @@
-//! A read-only, compact HNSW layout for fast search, built from an `hnsw_rs` graph.
+//! A read-only, compact HNSW layout for fast search, built by our parallel construction
+//! (`build`) or copied from an `hnsw_rs` graph (the reference builder, kept for parity tests
+//! and the ANN comparison).
 //!
-//! `hnsw_rs` builds a good graph but searches it slowly (a heap allocation per point, a hash
-//! map per query). Once built, the graph is copied into flat arrays laid out the way hnswlib
-//! does it: all FP16 vectors contiguous, level-0 neighbour lists at a fixed stride (count
+//! The graph lives in flat arrays laid out the way hnswlib does it: all FP16 vectors contiguous, level-0 neighbour lists at a fixed stride (count
 //! first), upper levels in a side table, and a per-thread visited list reused by generation
 //! counter. Search walks these arrays with SIMD distances and prefetching. While freezing,
 //! level-0 links are re-selected with the HNSW diversity heuristic (see `refine_level0`).
@@ -11,6 +11,8 @@ use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
+
+mod build;
 
 use hnsw_rs::prelude::{Distance, Hnsw};
 
@@ -49,12 +51,14 @@ struct Candidate {
 impl Eq for Candidate {}
 
 impl PartialOrd for Candidate {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl Ord for Candidate {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         self.dist
             .total_cmp(&other.dist)
@@ -69,6 +73,8 @@ struct Scratch {
     generation: u16,
     candidates: BinaryHeap<Reverse<Candidate>>,
     top: BinaryHeap<Candidate>,
+    /// Neighbours of the node being expanded not visited before.
+    fresh: Vec<u32>,
 }
 
 impl Scratch {
@@ -93,6 +99,7 @@ thread_local! {
 
 /// The frozen graph, its vectors stored at precision `S` (FP16 unless chosen otherwise).
 /// Node `i` is the `i`-th vector given to [`FrozenGraph::build`].
+#[derive(Clone)]
 pub struct FrozenGraph<S: Storage = Fp16> {
     dim: usize,
     len: usize,
@@ -112,16 +119,25 @@ pub struct FrozenGraph<S: Storage = Fp16> {
 }
 
 impl<S: Storage> FrozenGraph<S> {
-    /// Builds the graph with `hnsw_rs` (in parallel) and freezes it. `vectors` holds `len`
-    /// unit vectors of `dim` floats, row-major.
+    /// Builds the graph with our parallel HNSW construction (see [`build`](self::build)).
+    /// `vectors` holds `len` unit vectors of `dim` floats, row-major.
     pub fn build(vectors: &[f32], dim: usize, params: BuildParams) -> Self {
+        assert!(
+            dim > 0 && vectors.len().is_multiple_of(dim),
+            "vectors must be whole rows of {dim}"
+        );
+        Self::construct(encode_all::<S>(vectors, dim), dim, params)
+    }
+
+    /// Builds the graph with `hnsw_rs` (in parallel) and freezes it: the reference builder.
+    pub fn build_with_hnsw_rs(vectors: &[f32], dim: usize, params: BuildParams) -> Self {
         assert!(
             dim > 0 && vectors.len().is_multiple_of(dim),
             "vectors must be whole rows of {dim}"
         );
         let len = vectors.len() / dim;
         if len == 0 {
-            return Self::from_parts(dim, vec![], 1, vec![], 1, vec![], vec![], vec![], 0, 0);
+            return Self::construct(Vec::new(), dim, params);
         }
         // Build on the rounded values the search will see.
         let rounded = decode_all::<S>(&encode_all::<S>(vectors, dim), dim);
@@ -218,6 +234,24 @@ impl<S: Storage> FrozenGraph<S> {
             levels,
             entry,
             max_level,
+        )
+    }
+
+    /// The same links with `vectors` (the rows this graph was built from) stored at
+    /// precision `T`: to compare precisions on one graph.
+    pub fn relink<T: Storage>(&self, vectors: &[f32]) -> FrozenGraph<T> {
+        assert_eq!(vectors.len(), self.len * self.dim, "one row per node");
+        FrozenGraph::from_parts(
+            self.dim,
+            encode_all::<T>(vectors, self.dim),
+            self.level0_stride,
+            self.level0.clone(),
+            self.upper_stride,
+            self.upper_offsets.clone(),
+            self.upper.clone(),
+            self.levels.clone(),
+            self.entry,
+            self.max_level,
         )
     }
 
@@ -353,18 +387,24 @@ impl<S: Storage> FrozenGraph<S> {
                 break;
             }
             let links = self.neighbours(closest.node, 0);
-            if let Some(&first) = links.first() {
-                prefetch(self.vector(first).as_ptr());
+            if let Some(Reverse(next)) = s.candidates.peek() {
+                prefetch(self.level0[next.node as usize * self.level0_stride..].as_ptr());
             }
-            for (i, &n) in links.iter().enumerate() {
-                if let Some(&next) = links.get(i + 1) {
-                    prefetch(self.vector(next).as_ptr());
-                }
+            // First pass: mark the unvisited neighbours and start loading all their vectors,
+            // so the distance pass below finds them in cache.
+            for &n in links {
+                prefetch(s.visited.as_ptr().wrapping_add(n as usize));
+            }
+            s.fresh.clear();
+            for &n in links {
                 let mark = &mut s.visited[n as usize];
-                if *mark == generation {
-                    continue;
+                if *mark != generation {
+                    *mark = generation;
+                    s.fresh.push(n);
+                    prefetch(self.vector(n).as_ptr());
                 }
-                *mark = generation;
+            }
+            for &n in &s.fresh {
                 let d = self.distance(query, n);
                 if s.top.len() < ef || d < bound {
                     s.candidates.push(Reverse(Candidate { dist: d, node: n }));
