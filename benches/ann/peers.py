@@ -154,6 +154,46 @@ def run_usearch(dtype):
         report(f"usearch ({dtype})", ef, threads, matches.keys, times, build_s, mem)
 
 
+def run_hnswlib_filtered(shares):
+    """hnswlib's own filtered search (a Python callback per visited node, so its queries/s are
+    not comparable; recall is), on the first 500 queries, for filter_gt.py's subsets."""
+    import hnswlib
+    index = hnswlib.Index(space="ip", dim=dim)
+    if index_dir and (index_dir / "hnswlib.json").exists():
+        index.load_index(str(index_dir / "hnswlib.bin"), max_elements=len(base))
+    else:
+        index.init_index(max_elements=len(base), M=16, ef_construction=200, random_seed=100)
+        index.set_num_threads(build_threads)
+        index.add_items(base, np.arange(len(base)))
+    n_q = min(500, len(queries))
+    for share in shares:
+        mask = ((np.arange(len(base), dtype=np.uint64) * 2654435761) % 2**32) / 2**32 < float(share)
+        truth = np.fromfile(data / f"gt-filter-{share}.i32", dtype="<i4").reshape(-1, 10)[:n_q]
+        allowed = mask.tolist()
+        for ef in [int(e) for e in arg("--filter-efs", "100").split(",")]:
+            index.set_ef(ef)
+            hits = total = 0
+            t = time.perf_counter()
+            for q, gt_row in zip(queries[:n_q], truth):
+                wanted = {int(x) for x in gt_row if x >= 0}
+                k = min(10, int(mask.sum()))
+                try:
+                    labels, _ = index.knn_query(q, k=k, num_threads=1, filter=lambda label: allowed[label])
+                    found = set(int(x) for x in labels[0])
+                except RuntimeError:  # fewer than k admitted items reached
+                    found = set()
+                hits += len(found & wanted)
+                total += len(wanted)
+            elapsed = time.perf_counter() - t
+            print(json.dumps({"library": "hnswlib (filter callback)", "filter_share": float(share),
+                              "admitted": int(mask.sum()), "ef": ef, "threads": 1, "queries": n_q,
+                              "recall_at_10": hits / max(total, 1), "qps": n_q / elapsed}), flush=True)
+
+
+if "--filters" in sys.argv:
+    run_hnswlib_filtered(arg("--filters", "").split(","))
+    sys.exit(0)
+
 libraries = {"hnswlib": run_hnswlib, "faiss": run_faiss,
              "usearch": lambda: run_usearch("f32"), "usearch-f16": lambda: run_usearch("f16")}
 for lib in arg("--libs", "hnswlib,faiss,usearch,usearch-f16").split(","):

@@ -11,7 +11,8 @@ import statistics
 
 lines_in = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 # Search rows carry an ef; build rows (one per library and build thread count) do not.
-raw = [r for r in lines_in if "ef" in r]
+raw = [r for r in lines_in if "ef" in r and "filter_share" not in r]
+filtered = [r for r in lines_in if "filter_share" in r]
 builds = [r for r in lines_in if "ef" not in r and "build_threads" in r]
 md_path, png_path = sys.argv[2], sys.argv[3]
 # The run interleaves measuring rounds of every library: one row per (library, threads, ef) with
@@ -131,6 +132,21 @@ for name in ("FP16", "INT8"):
         mem = other[common[0]]["index_heap_mib"] / fp32[common[0]]["index_heap_mib"]
         lines.append(f"- {name} on the same graph: {100 * mem:.0f}% of the FP32 index's memory, largest recall@10 "
                      f"loss against FP32 over the measured ef values {loss:+.2f} points (negative = gain).")
+if filtered:
+    by_key = defaultdict(list)
+    for r in filtered:
+        by_key[(r["filter_share"], r["library"], r["ef"])].append(r)
+    lines += ["", "Filtered search: recall@10 against the exact top-10 among the items a filter admits (a fixed "
+              "pseudo-random subset of each share, `benches/ann/filter_gt.py`), one search thread, queries/s the "
+              "median over rounds. \"strategy per query\" is what the index does (`FrozenGraph::search_in`: "
+              "filtered graph walk or exact scan of the admitted, chosen from their count); the walk and the scan "
+              "are also shown forced, and post-filtering keeps the admitted among the unfiltered search's ef "
+              "results. hnswlib's filter runs a Python callback per visited node, so only its recall compares "
+              "(on the first 500 queries).", "",
+              "| share admitted | items | library | ef | recall@10 | queries/s |", "|---|---|---|---|---|---|"]
+    for (share, lib, ef), rs in sorted(by_key.items(), key=lambda kv: (-kv[0][0], kv[0][1], kv[0][2])):
+        qps = statistics.median(r["qps"] for r in rs)
+        lines.append(f"| {100 * share:g}% | {rs[0]['admitted']} | {lib} | {ef} | {rs[0]['recall_at_10']:.4f} | {qps:.0f} |")
 lines += ["", f"![recall vs QPS]({png_path.split('/')[-1]})", ""]
 open(md_path, "w").write("\n".join(lines))
 print("\n".join(lines))

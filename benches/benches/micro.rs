@@ -11,7 +11,7 @@ use half::f16;
 use reco_benches::clustered_vectors;
 use shared_types::{cache_key, cache_window, context_hash, parse_query, RecommendationQuery};
 use vector_index::distance::{best_dot, best_dot_f32, best_dot_i8, quantize_i8};
-use vector_index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
+use vector_index::{shard_of, Filter, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 
 const DIM: usize = 384;
 
@@ -78,7 +78,12 @@ fn index(shards: usize) -> ShardedIndex {
         .enumerate()
     {
         let id: Arc<str> = Arc::from(format!("v{i}"));
-        per[shard_of(&id, shards)].push((id, i as u64 + 1, v.to_vec()));
+        per[shard_of(&id, shards)].push(ShardItem {
+            id,
+            version: i as u64 + 1,
+            vector: v.to_vec(),
+            labels: Default::default(),
+        });
     }
     let opened: Vec<Arc<dyn Shard>> = per
         .into_iter()
@@ -97,14 +102,14 @@ fn search(c: &mut Criterion) {
     g.bench_function("one_shard", |bench| {
         bench.iter(|| {
             i = (i + 1) % 64;
-            single.shards()[0].search(&queries[i * DIM..][..DIM], 10, 100)
+            single.shards()[0].search(&queries[i * DIM..][..DIM], 10, 100, &Filter::default())
         })
     });
     // The service's path: all shards searched in parallel on rayon, then merged.
     g.bench_function("four_shards_parallel_merged", |bench| {
         bench.iter(|| {
             i = (i + 1) % 64;
-            sharded.search(&queries[i * DIM..][..DIM], 10, None)
+            sharded.search(&queries[i * DIM..][..DIM], 10, None, &Filter::default())
         })
     });
     g.finish();

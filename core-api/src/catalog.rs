@@ -6,7 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use half::f16;
-use shared_types::{Action, Item};
+use shared_types::{Action, Item, Maturity};
+use vector_index::Labels;
 
 /// What the ranker needs to know about one item.
 pub struct CatalogEntry {
@@ -16,6 +17,44 @@ pub struct CatalogEntry {
     pub vector: Vec<f16>,
     /// Lowercased genres, for filters.
     pub genres: Vec<String>,
+}
+
+/// The labels the vector index filters on (see `HardFilters::index_filter`): each lowercase
+/// genre, the rating (or `?`), and the language with each of its `-` prefixes (or `?`),
+/// so `en` matches `en` and `en-us` as the hard filter does.
+pub fn index_labels(item: &Item) -> Labels {
+    let mut labels: Vec<Arc<str>> = item.genres.iter().map(|g| genre_label(g)).collect();
+    labels.push(maturity_label(item.maturity));
+    match item.language.as_deref().map(str::to_ascii_lowercase) {
+        Some(lang) => {
+            for (i, _) in lang.match_indices('-') {
+                labels.push(language_label(Some(&lang[..i])));
+            }
+            labels.push(language_label(Some(&lang)));
+        }
+        None => labels.push(language_label(None)),
+    }
+    labels.sort();
+    labels.dedup();
+    labels.into()
+}
+
+pub fn genre_label(genre: &str) -> Arc<str> {
+    Arc::from(format!("genre:{}", genre.to_lowercase()))
+}
+
+pub fn maturity_label(maturity: Option<Maturity>) -> Arc<str> {
+    Arc::from(format!(
+        "maturity:{}",
+        maturity.map_or("?", Maturity::as_str)
+    ))
+}
+
+pub fn language_label(language: Option<&str>) -> Arc<str> {
+    Arc::from(format!(
+        "lang:{}",
+        language.map_or("?".to_string(), str::to_ascii_lowercase)
+    ))
 }
 
 impl CatalogEntry {
@@ -131,11 +170,36 @@ impl Catalog {
                 return list.clone();
             }
         }
-        let list = {
+        let list = Arc::new(self.ranked_where(POPULAR_LIST_LEN, |_| true));
+        *self.popular_list.write().expect("popular lock") = Some((Instant::now(), list.clone()));
+        list
+    }
+
+    /// The `n` most popular items that `admits` accepts: from the cached popular list, or
+    /// by ranking the whole catalogue when a narrow filter leaves too few of those.
+    pub fn popular_where(&self, n: usize, admits: impl Fn(&CatalogEntry) -> bool) -> Vec<Arc<str>> {
+        let popular = self.popular();
+        let found: Vec<Arc<str>> = self
+            .get_many(popular.iter().map(|id| &**id))
+            .into_iter()
+            .filter(|e| admits(e))
+            .take(n)
+            .map(|e| e.id.clone())
+            .collect();
+        if found.len() >= n || popular.len() < POPULAR_LIST_LEN {
+            return found;
+        }
+        self.ranked_where(n, admits)
+    }
+
+    /// The `n` items `admits` accepts, by decreasing engagement, then quality, then id.
+    fn ranked_where(&self, n: usize, admits: impl Fn(&CatalogEntry) -> bool) -> Vec<Arc<str>> {
+        {
             let items = self.items.read().expect("catalog lock");
             let p = self.popularity.read().expect("popularity lock");
             let mut ranked: Vec<(f32, f32, &Arc<str>)> = items
                 .values()
+                .filter(|e| admits(e))
                 .map(|e| {
                     (
                         p.counts.get(&e.id).copied().unwrap_or(0.0),
@@ -149,15 +213,11 @@ impl Catalog {
                     .then(b.1.total_cmp(&a.1))
                     .then_with(|| a.2.cmp(b.2))
             });
-            Arc::new(
-                ranked
-                    .into_iter()
-                    .take(POPULAR_LIST_LEN)
-                    .map(|(_, _, id)| id.clone())
-                    .collect::<Vec<_>>(),
-            )
-        };
-        *self.popular_list.write().expect("popular lock") = Some((Instant::now(), list.clone()));
-        list
+            ranked
+                .into_iter()
+                .take(n)
+                .map(|(_, _, id)| id.clone())
+                .collect()
+        }
     }
 }

@@ -12,9 +12,15 @@
 //! interleave short measuring rounds with the peers'; hnsw_rs's own search is measured only by
 //! the invocation that builds (its graph is not saved).
 //!
+//! With `--filters 0.5,0.1,0.01,0.001` it measures filtered search instead, on the FP16 graph:
+//! for filters passing each share of the items (the subset of `benches/ann/filter_gt.py`),
+//! recall@10 against the exact filtered top-10 and queries/s of our per-query strategy choice,
+//! of the filtered graph walk and the exact scan forced, and of post-filtering (the unfiltered
+//! search's `ef` results, filtered).
+//!
 //! usage: ann_bench DATA_DIR [--efs 10,20,40,80,120,200] [--rounds 3] [--skip-hnsw-rs]
 //!                           [--shards N] [--precisions fp32,fp16,int8] [--threads 1,2]
-//!                           [--index-dir DIR]
+//!                           [--index-dir DIR] [--filters 0.5,0.1] [--filter-efs 100]
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -24,7 +30,7 @@ use std::time::Instant;
 use hnsw_rs::prelude::Hnsw;
 use rayon::prelude::*;
 use vector_index::graph::{BuildParams, ClampedDot, FrozenGraph};
-use vector_index::{Fp16, Fp32, Int8, Storage};
+use vector_index::{Fp16, Fp32, Int8, NodeSet, Storage};
 
 fn read_f32(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -170,6 +176,23 @@ fn main() {
             built
         }
     };
+    if let Some(shares) = flag("--filters") {
+        let Some(Compact::Fp16(graph)) = indexes
+            .compact
+            .iter()
+            .find(|c| matches!(c, Compact::Fp16(_)))
+        else {
+            panic!("--filters needs the fp16 precision");
+        };
+        let efs: Vec<usize> = list("--filter-efs", "100")
+            .iter()
+            .map(|e| e.parse().expect("filter ef"))
+            .collect();
+        for share in shares.split(',') {
+            measure_filtered(graph, dir, &queries, dim, share, &efs, rounds);
+        }
+        return;
+    }
     let measure = Measure {
         dim,
         queries: &queries,
@@ -465,6 +488,90 @@ impl Measure<'_> {
                     report("hnsw_rs 0.3.5 search".into(), measured, *hnsw_build_s, None);
                 }
             }
+        }
+    }
+}
+
+/// The pseudo-random subset a filter passing `share` of the items admits (see
+/// `benches/ann/filter_gt.py`, which computes the same).
+fn admitted(len: usize, share: f64) -> NodeSet {
+    NodeSet::from_nodes(
+        len,
+        (0..len as u32)
+            .filter(|&i| f64::from(i.wrapping_mul(2_654_435_761)) / 4_294_967_296.0 < share),
+    )
+}
+
+/// One way to answer a query: the nodes found.
+type SearchFn<'a> = dyn Fn(&[f32]) -> Vec<u32> + 'a;
+
+/// Filtered search on `graph` for one filter share: every strategy, one JSON line each.
+fn measure_filtered(
+    graph: &FrozenGraph<Fp16>,
+    dir: &Path,
+    queries: &[f32],
+    dim: usize,
+    share: &str,
+    efs: &[usize],
+    rounds: usize,
+) {
+    let gt: Vec<i32> = std::fs::read(dir.join(format!("gt-filter-{share}.i32")))
+        .expect("gt-filter file: run benches/ann/filter_gt.py first")
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let set = admitted(graph.len(), share.parse().expect("filter share"));
+    let nq = queries.len() / dim;
+    for &ef in efs {
+        let strategies: [(&str, &SearchFn); 4] = [
+            ("ours (filtered, strategy per query)", &|q| {
+                graph
+                    .search_in(q, 10, ef, &set)
+                    .iter()
+                    .map(|h| h.0)
+                    .collect()
+            }),
+            ("ours (filtered graph walk)", &|q| {
+                graph
+                    .search_where(q, 10, ef, |n| set.contains(n))
+                    .iter()
+                    .map(|h| h.0)
+                    .collect()
+            }),
+            ("ours (exact scan of the admitted)", &|q| {
+                graph.scan(q, 10, set.iter()).iter().map(|h| h.0).collect()
+            }),
+            ("ours (post-filter)", &|q| {
+                graph
+                    .search(q, ef, ef)
+                    .iter()
+                    .map(|h| h.0)
+                    .filter(|&n| set.contains(n))
+                    .take(10)
+                    .collect()
+            }),
+        ];
+        for (name, search) in strategies {
+            let mut times = Vec::new();
+            let mut found = Vec::new();
+            for _ in 0..rounds {
+                let t = Instant::now();
+                found = queries.chunks_exact(dim).map(search).collect::<Vec<_>>();
+                times.push(t.elapsed().as_secs_f64());
+            }
+            let (mut hits, mut total) = (0, 0);
+            for (f, truth) in found.iter().zip(gt.chunks_exact(10)) {
+                let truth: Vec<i32> = truth.iter().copied().filter(|&t| t >= 0).collect();
+                total += truth.len();
+                hits += f.iter().filter(|&&n| truth.contains(&(n as i32))).count();
+            }
+            println!(
+                "{}",
+                serde_json::json!({"library": name, "filter_share": share.parse::<f64>().unwrap(),
+                                   "admitted": set.count(), "ef": ef, "threads": 1,
+                                   "recall_at_10": hits as f64 / total.max(1) as f64,
+                                   "qps": nq as f64 / median(times)})
+            );
         }
     }
 }

@@ -8,6 +8,7 @@
 //! background and its snapshot rewritten.
 
 pub mod distance;
+pub mod filter;
 pub mod graph;
 mod shard;
 pub mod storage;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+pub use filter::{Clause, Filter, LabelIndex, NodeSet};
 pub use graph::{BuildParams, FrozenGraph};
 pub use shard::LocalShard;
 pub use storage::{Fp16, Fp32, Int8, Storage};
@@ -27,8 +29,19 @@ pub struct Hit {
     pub score: f32,
 }
 
-/// An item as a shard is opened with: id, vector version, unit vector.
-pub type ShardItem = (Arc<str>, u64, Vec<f32>);
+/// The labels an item carries for filters ("genre:drama", "lang:en"; see [`filter`]).
+pub type Labels = Box<[Arc<str>]>;
+
+/// An item as a shard is opened with.
+#[derive(Debug, Clone)]
+pub struct ShardItem {
+    pub id: Arc<str>,
+    /// Version of the vector; a hit counts only while it is the item's live version.
+    pub version: u64,
+    /// Unit vector.
+    pub vector: Vec<f32>,
+    pub labels: Labels,
+}
 
 /// Index parameters (the design's defaults: M=16, ef_construction=200, ef_search=100).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +68,10 @@ impl IndexParams {
 pub trait Shard: Send + Sync {
     fn id(&self) -> usize;
     /// Best `k` live items for a unit-length `query`, best first.
-    fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<Hit>;
-    /// Inserts or replaces an item's vector.
-    fn upsert(&self, item_id: Arc<str>, version: u64, vector: &[f32]);
+    /// Only items `filter` admits are returned (see [`filter`]).
+    fn search(&self, query: &[f32], k: usize, ef: usize, filter: &Filter) -> Vec<Hit>;
+    /// Inserts or replaces an item's vector and labels.
+    fn upsert(&self, item_id: Arc<str>, version: u64, vector: &[f32], labels: Labels);
     fn remove(&self, item_id: &str);
     /// Live items in the shard.
     fn len(&self) -> usize;
@@ -105,9 +119,9 @@ impl ShardedIndex {
         &self.shards[shard_of(item_id, self.shards.len())]
     }
 
-    pub fn upsert(&self, item_id: Arc<str>, version: u64, vector: &[f32]) {
+    pub fn upsert(&self, item_id: Arc<str>, version: u64, vector: &[f32], labels: Labels) {
         self.owner(&item_id)
-            .upsert(item_id.clone(), version, vector);
+            .upsert(item_id.clone(), version, vector, labels);
     }
 
     pub fn remove(&self, item_id: &str) {
@@ -115,13 +129,13 @@ impl ShardedIndex {
     }
 
     /// Searches every shard in parallel (on the rayon pool, never on the async reactor) and
-    /// merges the per-shard top-`k` lists into the global top-`k`.
-    pub fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> Vec<Hit> {
+    /// merges the per-shard top-`k` lists into the global top-`k` of the items `filter` admits.
+    pub fn search(&self, query: &[f32], k: usize, ef: Option<usize>, filter: &Filter) -> Vec<Hit> {
         let ef = ef.unwrap_or(self.params.ef_search).max(k);
         let mut hits: Vec<Hit> = self
             .shards
             .par_iter()
-            .flat_map_iter(|shard| shard.search(query, k, ef))
+            .flat_map_iter(|shard| shard.search(query, k, ef, filter))
             .collect();
         hits.sort_by(|a, b| {
             b.score

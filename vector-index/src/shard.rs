@@ -11,31 +11,51 @@ use std::sync::{Arc, RwLock, Weak};
 use half::f16;
 
 use super::distance::best_dot;
-use super::{FrozenGraph, Hit, IndexParams, Shard, ShardItem};
+use super::{Filter, FrozenGraph, Hit, IndexParams, LabelIndex, Labels, Shard, ShardItem};
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"SRSHARD2";
+/// Version 3 added each node's labels.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"SRSHARD3";
 
 /// A rebuild inserts the delta into the graph while fewer than one frozen node in this many
 /// is stale (replaced or deleted); past that it rebuilds from the live vectors.
 const MAX_STALE_SHARE: usize = 5;
 
-/// The frozen part: a graph and, per node, the item and vector version it holds.
+/// The frozen part: a graph and, per node, the item, vector version and labels it holds,
+/// with a bitmap per label for filtered search.
 struct Frozen {
     graph: FrozenGraph,
     ids: Vec<Arc<str>>,
     versions: Vec<u64>,
+    labels: Vec<Labels>,
+    label_index: LabelIndex,
     position: HashMap<Arc<str>, u32>,
 }
 
 impl Frozen {
-    fn new(graph: FrozenGraph, ids: Vec<Arc<str>>, versions: Vec<u64>) -> Self {
+    fn new(
+        graph: FrozenGraph,
+        ids: Vec<Arc<str>>,
+        versions: Vec<u64>,
+        labels: Vec<Labels>,
+    ) -> Self {
         let position = ids.iter().cloned().zip(0u32..).collect();
         Self {
             graph,
             ids,
             versions,
+            label_index: LabelIndex::new(&labels),
+            labels,
             position,
         }
+    }
+
+    fn empty(dim: usize, params: IndexParams) -> Self {
+        Self::new(
+            FrozenGraph::build(&[], dim, params.build()),
+            vec![],
+            vec![],
+            vec![],
+        )
     }
 
     fn holds(&self, id: &str, version: u64) -> bool {
@@ -49,6 +69,7 @@ struct DeltaEntry {
     id: Arc<str>,
     version: u64,
     vector: Vec<f16>,
+    labels: Labels,
 }
 
 struct State {
@@ -90,18 +111,20 @@ impl LocalShard {
                     None
                 }
             })
-            .unwrap_or_else(|| Frozen::new(FrozenGraph::build(&[], params.dim, params.build()), vec![], vec![]));
+            .unwrap_or_else(|| Frozen::empty(params.dim, params));
         let mut live = HashMap::with_capacity(items.len());
         let mut delta = Vec::new();
-        for (item, version, vector) in items {
-            if !frozen.holds(&item, version) {
+        for item in items {
+            // Labels change with the version (every write of an item gets a new one).
+            if !frozen.holds(&item.id, item.version) {
                 delta.push(DeltaEntry {
-                    id: item.clone(),
-                    version,
-                    vector: to_f16(&vector),
+                    id: item.id.clone(),
+                    version: item.version,
+                    vector: to_f16(&item.vector),
+                    labels: item.labels,
                 });
             }
-            live.insert(item, version);
+            live.insert(item.id, item.version);
         }
         let stale = frozen
             .ids
@@ -163,16 +186,15 @@ impl LocalShard {
         let started = std::time::Instant::now();
         let (frozen, delta, stale) = {
             let st = self.state.read().expect("shard lock");
-            let delta: Vec<(Arc<str>, u64, Vec<f32>)> = st
+            let delta: Vec<ShardItem> = st
                 .delta
                 .iter()
                 .filter(|e| st.live.get(&e.id) == Some(&e.version))
-                .map(|e| {
-                    (
-                        e.id.clone(),
-                        e.version,
-                        e.vector.iter().map(|x| x.to_f32()).collect(),
-                    )
+                .map(|e| ShardItem {
+                    id: e.id.clone(),
+                    version: e.version,
+                    vector: e.vector.iter().map(|x| x.to_f32()).collect(),
+                    labels: e.labels.clone(),
                 })
                 .collect();
             (st.frozen.clone(), delta, st.stale)
@@ -181,40 +203,43 @@ impl LocalShard {
         let next = if incremental {
             let mut ids = frozen.ids.clone();
             let mut versions = frozen.versions.clone();
+            let mut labels = frozen.labels.clone();
             let mut rows = Vec::with_capacity(delta.len() * self.params.dim);
-            for (id, version, vector) in delta {
-                ids.push(id);
-                versions.push(version);
-                rows.extend(vector);
+            for item in delta {
+                ids.push(item.id);
+                versions.push(item.version);
+                labels.push(item.labels);
+                rows.extend(item.vector);
             }
             let graph = frozen.graph.clone().insert_rows(&rows, self.params.build());
-            Frozen::new(graph, ids, versions)
+            Frozen::new(graph, ids, versions, labels)
         } else {
             let st = self.state.read().expect("shard lock");
-            let mut ids = Vec::new();
-            let mut versions = Vec::new();
-            let mut vectors = Vec::new();
-            let frozen_nodes = st
-                .frozen
-                .ids
-                .iter()
-                .zip(&st.frozen.versions)
-                .enumerate()
-                .map(|(n, (i, v))| (i, *v, st.frozen.graph.vector(n as u32)));
+            let (mut ids, mut versions, mut labels, mut vectors) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let frozen_nodes = (0..st.frozen.ids.len()).map(|n| {
+                (
+                    &st.frozen.ids[n],
+                    st.frozen.versions[n],
+                    &st.frozen.labels[n],
+                    st.frozen.graph.vector(n as u32),
+                )
+            });
             let delta_nodes = st
                 .delta
                 .iter()
-                .map(|e| (&e.id, e.version, e.vector.as_slice()));
-            for (id, version, vector) in frozen_nodes.chain(delta_nodes) {
+                .map(|e| (&e.id, e.version, &e.labels, e.vector.as_slice()));
+            for (id, version, node_labels, vector) in frozen_nodes.chain(delta_nodes) {
                 if st.live.get(id) == Some(&version) {
                     ids.push(id.clone());
                     versions.push(version);
+                    labels.push(node_labels.clone());
                     vectors.extend(vector.iter().map(|x| x.to_f32()));
                 }
             }
             drop(st);
             let graph = FrozenGraph::build(&vectors, self.params.dim, self.params.build());
-            Frozen::new(graph, ids, versions)
+            Frozen::new(graph, ids, versions, labels)
         };
         let frozen = Arc::new(next);
         if let Some(path) = &self.snapshot_path {
@@ -265,20 +290,24 @@ impl Shard for LocalShard {
         self.id
     }
 
-    fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<Hit> {
+    fn search(&self, query: &[f32], k: usize, ef: usize, filter: &Filter) -> Vec<Hit> {
         let st = self.state.read().expect("shard lock");
+        let frozen = &st.frozen;
         // Stale nodes can occupy result slots: ask the graph for a few more.
         let want = k + st.stale.min(k);
-        let mut hits: Vec<Hit> = st
-            .frozen
-            .graph
-            .search(query, want, ef.max(want))
+        let nodes = if filter.is_empty() {
+            frozen.graph.search(query, want, ef.max(want))
+        } else {
+            let admitted = frozen.label_index.admitted(filter);
+            frozen.graph.search_in(query, want, ef.max(want), &admitted)
+        };
+        let mut hits: Vec<Hit> = nodes
             .into_iter()
             .filter(|&(n, _)| {
-                st.live.get(&st.frozen.ids[n as usize]) == Some(&st.frozen.versions[n as usize])
+                st.live.get(&frozen.ids[n as usize]) == Some(&frozen.versions[n as usize])
             })
             .map(|(n, score)| Hit {
-                item_id: st.frozen.ids[n as usize].clone(),
+                item_id: frozen.ids[n as usize].clone(),
                 score,
             })
             .collect();
@@ -286,7 +315,7 @@ impl Shard for LocalShard {
         hits.extend(
             st.delta
                 .iter()
-                .filter(|e| st.live.get(&e.id) == Some(&e.version))
+                .filter(|e| st.live.get(&e.id) == Some(&e.version) && filter.admits(&e.labels))
                 .map(|e| Hit {
                     item_id: e.id.clone(),
                     score: dot(query, &e.vector),
@@ -297,7 +326,7 @@ impl Shard for LocalShard {
         hits
     }
 
-    fn upsert(&self, item_id: Arc<str>, version: u64, vector: &[f32]) {
+    fn upsert(&self, item_id: Arc<str>, version: u64, vector: &[f32], labels: Labels) {
         {
             let mut st = self.state.write().expect("shard lock");
             let previous = st.live.insert(item_id.clone(), version);
@@ -309,6 +338,7 @@ impl Shard for LocalShard {
                 id: item_id,
                 version,
                 vector: to_f16(vector),
+                labels,
             });
         }
         self.schedule_rebuild();
@@ -350,10 +380,15 @@ fn write_snapshot(path: &Path, frozen: &Frozen) -> io::Result<()> {
     let mut w = BufWriter::new(File::create(&tmp)?);
     w.write_all(SNAPSHOT_MAGIC)?;
     w.write_all(&(frozen.ids.len() as u64).to_le_bytes())?;
-    for (id, version) in frozen.ids.iter().zip(&frozen.versions) {
+    for ((id, version), labels) in frozen.ids.iter().zip(&frozen.versions).zip(&frozen.labels) {
         w.write_all(&(id.len() as u16).to_le_bytes())?;
         w.write_all(id.as_bytes())?;
         w.write_all(&version.to_le_bytes())?;
+        w.write_all(&(labels.len() as u16).to_le_bytes())?;
+        for label in labels.iter() {
+            w.write_all(&(label.len() as u16).to_le_bytes())?;
+            w.write_all(label.as_bytes())?;
+        }
     }
     frozen.graph.write_to(&mut w)?;
     let file = w.into_inner().map_err(|e| e.into_error())?;
@@ -374,20 +409,32 @@ fn read_snapshot(path: &Path, dim: usize) -> io::Result<Frozen> {
     let n = u64::from_le_bytes(b8) as usize;
     let mut ids = Vec::with_capacity(n.min(1 << 24));
     let mut versions = Vec::with_capacity(n.min(1 << 24));
-    for _ in 0..n {
+    let mut labels = Vec::with_capacity(n.min(1 << 24));
+    let read_str = |r: &mut BufReader<File>| -> io::Result<Arc<str>> {
         let mut b2 = [0u8; 2];
         r.read_exact(&mut b2)?;
-        let mut id = vec![0u8; u16::from_le_bytes(b2) as usize];
-        r.read_exact(&mut id)?;
-        ids.push(Arc::<str>::from(
-            String::from_utf8(id).map_err(|_| bad("item id is not UTF-8"))?,
-        ));
+        let mut s = vec![0u8; u16::from_le_bytes(b2) as usize];
+        r.read_exact(&mut s)?;
+        Ok(Arc::from(
+            String::from_utf8(s).map_err(|_| bad("text is not UTF-8"))?,
+        ))
+    };
+    for _ in 0..n {
+        ids.push(read_str(&mut r)?);
         r.read_exact(&mut b8)?;
         versions.push(u64::from_le_bytes(b8));
+        let mut b2 = [0u8; 2];
+        r.read_exact(&mut b2)?;
+        let count = u16::from_le_bytes(b2);
+        labels.push(
+            (0..count)
+                .map(|_| read_str(&mut r))
+                .collect::<io::Result<Labels>>()?,
+        );
     }
     let graph = FrozenGraph::read_from(&mut r)?;
     if graph.len() != n || (n > 0 && graph.dim() != dim) {
         return Err(bad("snapshot does not match the index dimension"));
     }
-    Ok(Frozen::new(graph, ids, versions))
+    Ok(Frozen::new(graph, ids, versions, labels))
 }

@@ -7,7 +7,9 @@ use hnsw_rs::prelude::Hnsw;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vector_index::graph::{BuildParams, ClampedDot, FrozenGraph};
-use vector_index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
+use vector_index::{
+    shard_of, Filter, IndexParams, Labels, LocalShard, Shard, ShardItem, ShardedIndex,
+};
 use vector_index::{Fp16, Fp32, Int8, Storage};
 
 /// A fresh directory for one test's snapshots.
@@ -25,6 +27,20 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
 }
 
 const DIM: usize = 384;
+
+/// An item without labels.
+fn item(id: impl Into<Arc<str>>, version: u64, vector: &[f32]) -> ShardItem {
+    ShardItem {
+        id: id.into(),
+        version,
+        vector: vector.to_vec(),
+        labels: Labels::default(),
+    }
+}
+
+fn all() -> Filter {
+    Filter::default()
+}
 
 /// Clustered unit vectors: topics (cluster centres) plus per-item noise, the shape real
 /// sentence embeddings have, rather than uniform noise (on which ANN is unrealistically hard).
@@ -77,7 +93,7 @@ fn open_sharded(data: &[f32], shards: usize, dir: Option<&std::path::Path>) -> S
     let mut per: Vec<Vec<ShardItem>> = vec![Vec::new(); shards];
     for (i, v) in data.chunks_exact(DIM).enumerate() {
         let id: Arc<str> = Arc::from(format!("item{i}"));
-        per[shard_of(&id, shards)].push((id, i as u64 + 1, v.to_vec()));
+        per[shard_of(&id, shards)].push(item(id.clone(), i as u64 + 1, v));
     }
     let shards = per
         .into_iter()
@@ -97,7 +113,7 @@ fn sharded_index_reaches_recall_at_10_of_095_with_defaults() {
     let mut found = 0;
     for q in queries.chunks_exact(DIM) {
         let truth = exact_top(&data, q, 10);
-        let hits = index.search(q, 10, None);
+        let hits = index.search(q, 10, None, &all());
         assert_eq!(hits.len(), 10);
         assert!(
             hits.windows(2).all(|w| w[0].score >= w[1].score),
@@ -309,7 +325,7 @@ fn upserts_and_deletes_are_visible_at_once_and_survive_rebuild_and_reload() {
     let items: Vec<ShardItem> = data
         .chunks_exact(DIM)
         .enumerate()
-        .map(|(i, v)| (Arc::from(format!("item{i}")), i as u64 + 1, v.to_vec()))
+        .map(|(i, v)| item(format!("item{i}"), i as u64 + 1, v))
         .collect();
     let shard = LocalShard::open(0, p, Some(&dir), items.clone());
     assert_eq!(
@@ -320,18 +336,18 @@ fn upserts_and_deletes_are_visible_at_once_and_survive_rebuild_and_reload() {
 
     // Delete: gone immediately, although its node is still in the graph.
     let q0 = &data[..DIM];
-    assert_eq!(&*shard.search(q0, 1, 50)[0].item_id, "item0");
+    assert_eq!(&*shard.search(q0, 1, 50, &all())[0].item_id, "item0");
     shard.remove("item0");
     assert!(shard
-        .search(q0, 10, 50)
+        .search(q0, 10, 50, &all())
         .iter()
         .all(|h| &*h.item_id != "item0"));
 
     // Replace item1's vector with item2's: item1 now answers item2's query, old one is gone.
     let q2 = data[2 * DIM..3 * DIM].to_vec();
-    shard.upsert(Arc::from("item1"), 5_000, &q2);
+    shard.upsert(Arc::from("item1"), 5_000, &q2, Labels::default());
     let top: Vec<String> = shard
-        .search(&q2, 2, 50)
+        .search(&q2, 2, 50, &all())
         .iter()
         .map(|h| h.item_id.to_string())
         .collect();
@@ -347,6 +363,7 @@ fn upserts_and_deletes_are_visible_at_once_and_survive_rebuild_and_reload() {
             Arc::from(format!("new{i}")),
             10_000 + i,
             &data[(100 + i as usize) * DIM..(101 + i as usize) * DIM],
+            Labels::default(),
         );
     }
     shard.wait_idle();
@@ -356,22 +373,22 @@ fn upserts_and_deletes_are_visible_at_once_and_survive_rebuild_and_reload() {
         "rebuild folded the delta: frozen {frozen}, delta {delta}"
     );
     assert!(shard
-        .search(q0, 10, 50)
+        .search(q0, 10, 50, &all())
         .iter()
         .all(|h| &*h.item_id != "item0"));
 
     // Reload from the snapshot with the same live items: nothing to rebuild, same answers.
     let mut live: Vec<ShardItem> = items.into_iter().skip(2).collect();
-    live.push((Arc::from("item1"), 5_000, q2.clone()));
+    live.push(item("item1", 5_000, &q2));
     for i in 0..120u64 {
-        live.push((
-            Arc::from(format!("new{i}")),
+        live.push(item(
+            format!("new{i}"),
             10_000 + i,
-            data[(100 + i as usize) * DIM..(101 + i as usize) * DIM].to_vec(),
+            &data[(100 + i as usize) * DIM..(101 + i as usize) * DIM],
         ));
     }
     let before: Vec<Arc<str>> = shard
-        .search(&q2, 10, 100)
+        .search(&q2, 10, 100, &all())
         .into_iter()
         .map(|h| h.item_id)
         .collect();
@@ -380,7 +397,7 @@ fn upserts_and_deletes_are_visible_at_once_and_survive_rebuild_and_reload() {
     let (_, delta) = reopened.layout();
     assert!(delta < 120, "snapshot reused, delta {delta}");
     let after: Vec<Arc<str>> = reopened
-        .search(&q2, 10, 100)
+        .search(&q2, 10, 100, &all())
         .into_iter()
         .map(|h| h.item_id)
         .collect();
@@ -397,7 +414,7 @@ fn a_growing_shard_inserts_and_a_churned_shard_rebuilds() {
     let items: Vec<ShardItem> = data[..1_000 * DIM]
         .chunks_exact(DIM)
         .enumerate()
-        .map(|(i, v)| (Arc::from(format!("item{i}")), 1 + i as u64, v.to_vec()))
+        .map(|(i, v)| item(format!("item{i}"), 1 + i as u64, v))
         .collect();
     let shard = LocalShard::open(0, p, None, items);
     shard.remove("item3");
@@ -406,6 +423,7 @@ fn a_growing_shard_inserts_and_a_churned_shard_rebuilds() {
             Arc::from(format!("item{i}")),
             1 + i as u64,
             &data[i * DIM..(i + 1) * DIM],
+            Labels::default(),
         );
     }
     shard.wait_idle();
@@ -419,11 +437,11 @@ fn a_growing_shard_inserts_and_a_churned_shard_rebuilds() {
     assert_eq!(frozen + delta, 1_200);
     assert_eq!(shard.len(), 1_199);
     for i in [0usize, 1_000, 1_199] {
-        let top = shard.search(&data[i * DIM..(i + 1) * DIM], 1, 50);
+        let top = shard.search(&data[i * DIM..(i + 1) * DIM], 1, 50, &all());
         assert_eq!(*top[0].item_id, *format!("item{i}"));
     }
     assert!(shard
-        .search(&data[3 * DIM..4 * DIM], 10, 50)
+        .search(&data[3 * DIM..4 * DIM], 10, 50, &all())
         .iter()
         .all(|h| &*h.item_id != "item3"));
     // Deleting a third of the items: rebuilt from the live vectors only.
@@ -432,8 +450,104 @@ fn a_growing_shard_inserts_and_a_churned_shard_rebuilds() {
     }
     shard.wait_idle();
     assert_eq!(shard.layout(), (800, 0));
-    let top = shard.search(&data[500 * DIM..501 * DIM], 1, 50);
+    let top = shard.search(&data[500 * DIM..501 * DIM], 1, 50, &all());
     assert_eq!(&*top[0].item_id, "item500");
+}
+
+/// Filtered search returns only admitted items, the nearest of them, whether the filter is
+/// broad (graph walk) or narrow (exact scan), in the graph and in the delta, and after a
+/// reload from the snapshot.
+#[test]
+fn filtered_search_returns_the_nearest_admitted_items() {
+    let n = 4_000;
+    let data = clustered(n, 40, 61);
+    let queries = clustered(60, 40, 62);
+    // Every item has a "kind" label (10 kinds) and one in 200 is "rare".
+    let labels_of = |i: usize| -> Labels {
+        let mut l: Vec<Arc<str>> = vec![Arc::from(format!("kind:{}", i % 10))];
+        if i % 200 == 7 {
+            l.push(Arc::from("rare"));
+        }
+        l.into()
+    };
+    let dir = temp_dir("filter");
+    let items: Vec<ShardItem> = data
+        .chunks_exact(DIM)
+        .enumerate()
+        .map(|(i, v)| ShardItem {
+            labels: labels_of(i),
+            ..item(format!("item{i}"), 1 + i as u64, v)
+        })
+        .collect();
+    let shard = LocalShard::open(0, params(), Some(&dir), items.clone());
+    let exact = |q: &[f32], admit: &dyn Fn(usize) -> bool| -> Vec<String> {
+        let mut scored: Vec<(usize, f32)> = data
+            .chunks_exact(DIM)
+            .enumerate()
+            .filter(|(i, _)| admit(*i))
+            .map(|(i, v)| (i, v.iter().zip(q).map(|(a, b)| a * b).sum()))
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored
+            .iter()
+            .take(10)
+            .map(|(i, _)| format!("item{i}"))
+            .collect()
+    };
+    let cases: [(Filter, &dyn Fn(usize) -> bool); 3] = [
+        // 40% admitted: a graph walk.
+        (
+            Filter::default().any_of(["kind:1", "kind:2", "kind:3", "kind:4"]),
+            &|i| (1..=4).contains(&(i % 10)),
+        ),
+        // 0.5%: an exact scan of the 20 rare items, minus a banned kind.
+        (
+            Filter::default().any_of(["rare"]).none_of(["kind:7"]),
+            &|i| i % 200 == 7 && i % 10 != 7,
+        ),
+        (
+            Filter::default().any_of(["kind:0"]).none_of(["kind:0"]),
+            &|_| false,
+        ),
+    ];
+    let check = |shard: &LocalShard| {
+        for (filter, admit) in &cases {
+            let mut found = 0;
+            let mut total = 0;
+            for q in queries.chunks_exact(DIM) {
+                let hits = shard.search(q, 10, 100, filter);
+                assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+                for h in &hits {
+                    let i: usize = h.item_id[4..].parse().unwrap();
+                    assert!(admit(i), "{} is not admitted by {filter:?}", h.item_id);
+                }
+                let truth = exact(q, *admit);
+                total += truth.len();
+                found += hits
+                    .iter()
+                    .filter(|h| truth.contains(&h.item_id.to_string()))
+                    .count();
+            }
+            let recall = found as f64 / total.max(1) as f64;
+            assert!(total == 0 || recall >= 0.95, "{filter:?}: recall {recall}");
+        }
+    };
+    check(&shard);
+    // Items in the delta are filtered as well: a new rare item equal to a query is found.
+    let q = &queries[..DIM];
+    shard.upsert(Arc::from("fresh"), 100_000, q, labels_of(7));
+    let rare = Filter::default().any_of(["rare"]);
+    assert_eq!(&*shard.search(q, 1, 100, &rare)[0].item_id, "fresh");
+    let not_rare = Filter::default().none_of(["rare"]);
+    assert!(shard
+        .search(q, 10, 100, &not_rare)
+        .iter()
+        .all(|h| &*h.item_id != "fresh"));
+    shard.remove("fresh");
+    // The labels survive the snapshot.
+    let reopened = LocalShard::open(0, params(), Some(&dir), items);
+    assert_eq!(reopened.layout(), (n, 0), "snapshot reused");
+    check(&reopened);
 }
 
 #[test]
@@ -443,7 +557,7 @@ fn corrupt_snapshot_is_rebuilt_not_fatal() {
     let items: Vec<ShardItem> = data
         .chunks_exact(DIM)
         .enumerate()
-        .map(|(i, v)| (Arc::from(format!("i{i}")), 1 + i as u64, v.to_vec()))
+        .map(|(i, v)| item(format!("i{i}"), 1 + i as u64, v))
         .collect();
     let mut p = params();
     p.rebuild_threshold = 10;
@@ -458,7 +572,7 @@ fn corrupt_snapshot_is_rebuilt_not_fatal() {
     std::fs::write(&snap, &bytes[..bytes.len() / 2]).unwrap();
     let shard = LocalShard::open(0, p, Some(&dir), items);
     assert_eq!(shard.layout(), (300, 0));
-    assert_eq!(&*shard.search(&data[..DIM], 1, 50)[0].item_id, "i0");
+    assert_eq!(&*shard.search(&data[..DIM], 1, 50, &all())[0].item_id, "i0");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use reco_benches::clustered_vectors;
-use vector_index::{shard_of, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
+use vector_index::{shard_of, Filter, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
 
 const DIM: usize = 384;
 
@@ -56,7 +56,12 @@ fn main() {
     let mut per: Vec<Vec<ShardItem>> = vec![Vec::new(); shards];
     for (i, v) in data.chunks_exact(DIM).enumerate() {
         let id: Arc<str> = Arc::from(format!("v{i}"));
-        per[shard_of(&id, shards)].push((id, i as u64 + 1, v.to_vec()));
+        per[shard_of(&id, shards)].push(ShardItem {
+            id,
+            version: i as u64 + 1,
+            vector: v.to_vec(),
+            labels: Default::default(),
+        });
     }
     let rss_before = rss_bytes();
     let started = Instant::now();
@@ -98,7 +103,7 @@ fn main() {
         let mut hits: Vec<_> = index
             .shards()
             .iter()
-            .flat_map(|s| s.search(q, 10, ef))
+            .flat_map(|s| s.search(q, 10, ef, &Filter::default()))
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         hits.truncate(10);

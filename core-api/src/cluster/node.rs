@@ -14,19 +14,20 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use shared_types::{ErrorBody, ErrorCode};
+use shared_types::{ErrorBody, ErrorCode, Item};
 
 use super::auth::ClusterAuth;
 use super::rpc::RpcClient;
 use super::store::NodeStore;
 use super::wire::{Cursor, ItemRecord, SearchRequest, SearchResponse, WireError};
 use super::{discover, NodeInfo, CHANGES_PAGE, CHANGE_WINDOW_US, MAX_VERSION_AHEAD_US};
+use crate::catalog::index_labels;
 use crate::compute::on_rayon;
 use crate::config::{ClusterConfig, Config};
 use crate::error::EngineError;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
-use vector_index::{shard_of, IndexParams, LocalShard, Shard, ShardItem};
+use vector_index::{shard_of, IndexParams, Labels, LocalShard, Shard, ShardItem};
 
 /// Errors of the internal API, mapped to statuses in one place.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +104,12 @@ impl ShardNode {
             let items: Vec<ShardItem> = store
                 .live(s as u32)?
                 .into_iter()
-                .map(|r| (Arc::from(r.id.as_str()), r.version, r.vector))
+                .map(|r| ShardItem {
+                    labels: labels_of(&r),
+                    id: Arc::from(r.id.as_str()),
+                    version: r.version,
+                    vector: r.vector,
+                })
                 .collect();
             per_shard.push((s, items));
         }
@@ -205,7 +211,9 @@ impl ShardNode {
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         for r in &applied {
             match r.item {
-                Some(_) => index.upsert(Arc::from(r.id.as_str()), r.version, &r.vector),
+                Some(_) => {
+                    index.upsert(Arc::from(r.id.as_str()), r.version, &r.vector, labels_of(r))
+                }
                 None => index.remove(&r.id),
             }
         }
@@ -227,7 +235,10 @@ impl ShardNode {
         let shards = req
             .shards
             .par_iter()
-            .filter_map(|s| Some((*s, self.shards.get(s)?.search(&req.query, k, ef))))
+            .filter_map(|s| {
+                let shard = self.shards.get(s)?;
+                Some((*s, shard.search(&req.query, k, ef, &req.filter)))
+            })
             .collect();
         Ok(SearchResponse { shards })
     }
@@ -490,4 +501,16 @@ const MAX_INTERNAL_BODY: usize = 256 << 20;
 fn refuse(code: ErrorCode, message: &str) -> Response {
     let status = StatusCode::from_u16(code.status()).expect("error codes carry valid statuses");
     (status, Json(ErrorBody::new(code, message))).into_response()
+}
+
+/// The filter labels of a stored item (its JSON), as the router's catalogue computes them.
+fn labels_of(record: &ItemRecord) -> Labels {
+    match record.item.as_deref().map(serde_json::from_slice::<Item>) {
+        Some(Ok(item)) => index_labels(&item),
+        Some(Err(e)) => {
+            tracing::warn!(item = %record.id, error = %e, "stored item is not valid JSON; indexed without labels");
+            Labels::default()
+        }
+        None => Labels::default(),
+    }
 }

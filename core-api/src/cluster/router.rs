@@ -16,7 +16,7 @@ use super::{discover, NodeInfo, CHANGES_PAGE};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
-use vector_index::{shard_of, Hit};
+use vector_index::{shard_of, Filter, Hit};
 
 /// The merged top-k and the shards that did not answer in time (a partial answer).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -207,9 +207,15 @@ impl ClusterIndex {
     /// per node for all the shards it is asked for); a failed call is retried at once on
     /// the shard's next replica, a call unanswered after `hedge_after_ms` is also sent
     /// there, and whatever has not answered by `shard_deadline_ms` is reported missing.
-    pub async fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> SearchOutcome {
+    pub async fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        filter: &Filter,
+    ) -> SearchOutcome {
         let deadline = Duration::from_millis(self.config.shard_deadline_ms);
-        self.search_within(query, k, ef, deadline).await
+        self.search_within(query, k, ef, filter, deadline).await
     }
 
     /// Search for background work (graph edges): the same path with a deadline of seconds,
@@ -217,7 +223,8 @@ impl ClusterIndex {
     pub async fn search_background(&self, query: &[f32], k: usize) -> SearchOutcome {
         let deadline =
             Duration::from_millis(self.config.shard_deadline_ms * 25).max(BACKGROUND_DEADLINE);
-        self.search_within(query, k, None, deadline).await
+        self.search_within(query, k, None, &Filter::default(), deadline)
+            .await
     }
 
     async fn search_within(
@@ -225,6 +232,7 @@ impl ClusterIndex {
         query: &[f32],
         k: usize,
         ef: Option<usize>,
+        filter: &Filter,
         deadline: Duration,
     ) -> SearchOutcome {
         let ef = ef.unwrap_or(self.ef_search).max(k);
@@ -233,7 +241,14 @@ impl ClusterIndex {
         let replicas: Vec<Vec<Arc<Node>>> = (0..self.total_shards as u32)
             .map(|s| self.replicas(s, turn))
             .collect();
-        let query: Arc<[f32]> = Arc::from(query);
+        // Every call asks the same question of different shards.
+        let question = Arc::new(SearchRequest {
+            k: k as u32,
+            ef: ef as u32,
+            shards: Vec::new(),
+            query: query.to_vec(),
+            filter: filter.clone(),
+        });
         let mut tried = vec![0usize; self.total_shards];
         let mut in_flight = vec![0usize; self.total_shards];
         let mut pending: BTreeSet<u32> = (0..self.total_shards as u32).collect();
@@ -257,7 +272,7 @@ impl ClusterIndex {
                 }
             }
             for (node, shards) in by_node {
-                calls.push(self.call_search(node, shards, query.clone(), k, ef, deadline));
+                calls.push(self.call_search(node, shards, question.clone(), deadline));
             }
         };
 
@@ -337,16 +352,12 @@ impl ClusterIndex {
         &self,
         node: Arc<Node>,
         shards: Vec<u32>,
-        query: Arc<[f32]>,
-        k: usize,
-        ef: usize,
+        question: Arc<SearchRequest>,
         deadline: tokio::time::Instant,
     ) -> Answer {
         let body = SearchRequest {
-            k: k as u32,
-            ef: ef as u32,
             shards: shards.clone(),
-            query: query.to_vec(),
+            ..(*question).clone()
         }
         .encode();
         let started = Instant::now();

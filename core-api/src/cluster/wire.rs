@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use vector_index::Hit;
+use vector_index::{Clause, Filter, Hit};
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed internal message: {0}")]
@@ -122,6 +122,8 @@ pub struct SearchRequest {
     pub ef: u32,
     pub shards: Vec<u32>,
     pub query: Vec<f32>,
+    /// Only items this admits are returned (evaluated inside each shard's search).
+    pub filter: Filter,
 }
 
 impl SearchRequest {
@@ -132,6 +134,17 @@ impl SearchRequest {
             e.u32(s);
         }
         e.f32s(&self.query);
+        e.u32(self.filter.clauses().len() as u32);
+        for clause in self.filter.clauses() {
+            let (kind, labels) = match clause {
+                Clause::AnyOf(l) => (0, l),
+                Clause::NoneOf(l) => (1, l),
+            };
+            e.u8(kind).u32(labels.len() as u32);
+            for label in labels {
+                e.str(label);
+            }
+        }
         e.finish()
     }
 
@@ -141,12 +154,27 @@ impl SearchRequest {
         let n = d.len(4)?;
         let shards = (0..n).map(|_| d.u32()).collect::<Result<_, _>>()?;
         let query = d.f32s()?;
+        let clause_count = d.len(5)?;
+        let mut clauses = Vec::with_capacity(clause_count);
+        for _ in 0..clause_count {
+            let kind = d.u8()?;
+            let label_count = d.len(4)?;
+            let labels = (0..label_count)
+                .map(|_| d.str().map(Arc::from))
+                .collect::<Result<Vec<Arc<str>>, _>>()?;
+            clauses.push(match kind {
+                0 => Clause::AnyOf(labels),
+                1 => Clause::NoneOf(labels),
+                _ => return Err(WireError("unknown filter clause")),
+            });
+        }
         d.end()?;
         Ok(Self {
             k,
             ef,
             shards,
             query,
+            filter: Filter::from_clauses(clauses),
         })
     }
 }
@@ -267,6 +295,9 @@ mod tests {
             ef: 100,
             shards: vec![0, 7, 19],
             query: vec![0.5, -0.25, 1.0],
+            filter: Filter::default()
+                .any_of(["genre:drama", "genre:crime"])
+                .none_of(["maturity:adult"]),
         };
         assert_eq!(SearchRequest::decode(&req.encode()).unwrap(), req);
         let resp = SearchResponse {
@@ -309,6 +340,7 @@ mod tests {
             ef: 1,
             shards: vec![1],
             query: vec![1.0; 4],
+            filter: Filter::default().any_of(["lang:en"]),
         }
         .encode();
         for cut in 0..good.len() {

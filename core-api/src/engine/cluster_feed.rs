@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::EngineError;
 use crate::metrics::Metrics;
 use crate::store::{StoreError, StoredItem};
-use vector_index::{Hit, ShardedIndex};
+use vector_index::{Filter, Hit, Labels, ShardedIndex};
 
 use super::vectors::Vectors;
 use super::Engine;
@@ -189,8 +189,13 @@ impl ClusterVectors {
 
 #[async_trait]
 impl Vectors for ClusterVectors {
-    async fn search(&self, query: Vec<f32>, k: usize) -> Result<SearchOutcome, EngineError> {
-        Ok(self.cluster.search(&query, k, None).await)
+    async fn search(
+        &self,
+        query: Vec<f32>,
+        k: usize,
+        filter: Filter,
+    ) -> Result<SearchOutcome, EngineError> {
+        Ok(self.cluster.search(&query, k, None, &filter).await)
     }
 
     async fn nearest_each(
@@ -244,7 +249,7 @@ impl Vectors for ClusterVectors {
         Ok(self.cluster.write(records).await?)
     }
 
-    fn index(&self, _id: Arc<str>, _version: u64, _vector: &[f32]) {}
+    fn index(&self, _id: Arc<str>, _version: u64, _vector: &[f32], _labels: Labels) {}
 
     async fn delete(&self, id: &str, known: Option<Arc<str>>) -> Result<bool, EngineError> {
         let Some(known) = known else {

@@ -22,16 +22,13 @@ use crate::learn::ItemSignals;
 use crate::metrics::Stage;
 use crate::store::{GraphNeighbour, Interaction, StoreError};
 use vector_index::distance::best_dot;
-use vector_index::Hit;
+use vector_index::{Filter, Hit};
 
 use super::pipeline::{
     candidates, diversity, explanations, scoring, Candidate, HardFilters, LearnedInputs,
     RankRequest, Ranked,
 };
 use super::Engine;
-
-/// Popular items added to the candidates when an ontology filter is selective.
-const FILTER_BACKFILL: usize = 1_000;
 
 impl Engine {
     /// Personalised recommendations for a validated request.
@@ -128,7 +125,9 @@ impl Engine {
             };
             let started = Instant::now();
             let k = cfg.ann_candidates.max(req.limit as usize * 4);
-            let outcome = self.vectors.search(q, k).await;
+            // The hard filters run inside the search: the nearest admitted items, however
+            // few the filter admits.
+            let outcome = self.vectors.search(q, k, filters.index_filter()).await;
             self.metrics.observe_stage(Stage::VectorSearch, started);
             outcome
         };
@@ -166,26 +165,15 @@ impl Engine {
             }
         }
         let fallback_reason = if candidates.is_empty() {
-            // Cold start without intent: what is popular, filtered to the context below.
-            for id in self
-                .catalog
-                .popular()
-                .iter()
-                .take(cfg.ann_candidates.max(req.limit as usize * 4))
-            {
-                candidates.entry(id.clone()).or_default();
+            // Cold start without intent: what is popular among the admitted items.
+            let n = cfg.ann_candidates.max(req.limit as usize * 4);
+            for id in self.catalog.popular_where(n, |e| filters.admits(e)) {
+                candidates.entry(id).or_default();
             }
             "popular right now"
         } else {
             "recommended for you"
         };
-        if filters.is_selective() {
-            // Selective ontology filters can reject every nearby candidate: widen the pool
-            // with popular items, which the ranker still orders by relevance.
-            for id in self.catalog.popular().iter().take(FILTER_BACKFILL) {
-                candidates.entry(id.clone()).or_default();
-            }
-        }
         self.metrics
             .observe_stage(Stage::Candidates, candidates_started);
 
@@ -256,7 +244,10 @@ impl Engine {
         let ann = async {
             let started = Instant::now();
             let k = cfg.ann_candidates.max(limit * 4) + 1;
-            let outcome = self.vectors.search(query.clone(), k).await;
+            let outcome = self
+                .vectors
+                .search(query.clone(), k, Filter::default())
+                .await;
             self.metrics.observe_stage(Stage::VectorSearch, started);
             outcome
         };

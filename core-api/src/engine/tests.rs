@@ -231,3 +231,41 @@ async fn a_cached_taste_vector_of_the_wrong_shape_is_recomputed() {
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A genre filter runs inside the vector search: the nearest items of a rare genre are found
+/// even when many closer-or-equal items of other genres, and every popular one, fail it.
+#[tokio::test]
+async fn a_rare_genre_finds_its_nearest_items_however_unpopular() {
+    let dir = std::env::temp_dir().join(format!("engine-rare-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let engine = engine(&dir).await;
+    let quality = |mut input: ItemInput, q: f32| {
+        input.quality = Some(q);
+        input
+    };
+    // 1,500 dramas with the very same text as the query: the nearest items, and (by
+    // quality) the most popular; then three unpopular noir films a little further away.
+    let mut items: Vec<ItemInput> = (0..1_500)
+        .map(|i| quality(item(&format!("d{i:04}"), "Space Robot", "Drama"), 0.9))
+        .collect();
+    items.extend(
+        ["zz1", "zz2", "zz3"].map(|id| quality(item(id, "Space Robot Stars", "Film-Noir"), 0.0)),
+    );
+    items.push(quality(item("zz4", "Wedding", "Film-Noir"), 0.0));
+    engine.upsert_items(items).await.unwrap();
+    let req = NormalisedRequest {
+        user_id: None,
+        q: Some("space robot".into()),
+        genre: Some("film-noir".into()),
+        ..request("anyone")
+    };
+    let answer = engine.recommend(&req).await.unwrap();
+    let ids: Vec<&str> = answer.items.iter().map(|i| i.item.id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(
+        ids.iter().all(|id| ["zz1", "zz2", "zz3"].contains(id)),
+        "{ids:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

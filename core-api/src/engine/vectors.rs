@@ -8,19 +8,25 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rayon::prelude::*;
 
-use crate::catalog::{Catalog, CatalogEntry};
+use crate::catalog::{index_labels, Catalog, CatalogEntry};
 use crate::cluster::SearchOutcome;
 use crate::compute::on_rayon;
 use crate::error::EngineError;
 use crate::metrics::Metrics;
 use crate::store::{ItemStore, StoredItem};
-use vector_index::{Hit, IndexParams, LocalShard, Shard, ShardItem, ShardedIndex};
+use vector_index::{Filter, Hit, IndexParams, Labels, LocalShard, Shard, ShardItem, ShardedIndex};
 
 /// Vector search over every shard, and the catalogue's durable writes.
 #[async_trait]
 pub(crate) trait Vectors: Send + Sync {
-    /// The `k` nearest items to `query` over every shard (and which shards did not answer).
-    async fn search(&self, query: Vec<f32>, k: usize) -> Result<SearchOutcome, EngineError>;
+    /// The `k` nearest items to `query` that `filter` admits, over every shard (and which
+    /// shards did not answer).
+    async fn search(
+        &self,
+        query: Vec<f32>,
+        k: usize,
+        filter: Filter,
+    ) -> Result<SearchOutcome, EngineError>;
     /// The `k` nearest items of each entry's own vector, for background work (the item
     /// graph's `SIMILAR_TO` edges).
     async fn nearest_each(
@@ -38,7 +44,7 @@ pub(crate) trait Vectors: Send + Sync {
     /// Stores items durably; they are acknowledged only after this returns.
     async fn write(&self, items: &[StoredItem]) -> Result<(), EngineError>;
     /// Serves a stored item from the in-process index (shard nodes index what they store).
-    fn index(&self, id: Arc<str>, version: u64, vector: &[f32]);
+    fn index(&self, id: Arc<str>, version: u64, vector: &[f32], labels: Labels);
     /// Deletes an item durably; false when there was none. `known` is the catalogue's id of
     /// the item when the catalogue holds it.
     async fn delete(&self, id: &str, known: Option<Arc<str>>) -> Result<bool, EngineError>;
@@ -69,8 +75,14 @@ impl LocalVectors {
     ) -> Result<Self, EngineError> {
         let mut per_shard: Vec<Vec<ShardItem>> = vec![Vec::new(); shard_count];
         for s in stored {
+            let labels = index_labels(&s.item);
             let id = catalog.insert(CatalogEntry::new(s.item, s.version, &s.vector));
-            per_shard[vector_index::shard_of(&id, shard_count)].push((id, s.version, s.vector));
+            per_shard[vector_index::shard_of(&id, shard_count)].push(ShardItem {
+                id,
+                version: s.version,
+                vector: s.vector,
+                labels,
+            });
         }
         let snapshot_dir = data_dir.join(format!(
             "index-d{}-m{}-efc{}",
@@ -95,10 +107,15 @@ impl LocalVectors {
 
 #[async_trait]
 impl Vectors for LocalVectors {
-    async fn search(&self, query: Vec<f32>, k: usize) -> Result<SearchOutcome, EngineError> {
+    async fn search(
+        &self,
+        query: Vec<f32>,
+        k: usize,
+        filter: Filter,
+    ) -> Result<SearchOutcome, EngineError> {
         let index = self.index.clone();
         on_rayon(move || SearchOutcome {
-            hits: index.search(&query, k, None),
+            hits: index.search(&query, k, None, &filter),
             missing_shards: Vec::new(),
         })
         .await
@@ -113,7 +130,7 @@ impl Vectors for LocalVectors {
         on_rayon(move || {
             entries
                 .par_iter()
-                .map(|e| index.search(&e.vector_f32(), k, None))
+                .map(|e| index.search(&e.vector_f32(), k, None, &Filter::default()))
                 .collect()
         })
         .await
@@ -139,8 +156,8 @@ impl Vectors for LocalVectors {
         Ok(self.items.upsert(items.to_vec()).await?)
     }
 
-    fn index(&self, id: Arc<str>, version: u64, vector: &[f32]) {
-        self.index.upsert(id, version, vector);
+    fn index(&self, id: Arc<str>, version: u64, vector: &[f32], labels: Labels) {
+        self.index.upsert(id, version, vector, labels);
     }
 
     async fn delete(&self, id: &str, _known: Option<Arc<str>>) -> Result<bool, EngineError> {

@@ -9,7 +9,7 @@ use shared_types::{
     validate_item_id, validate_user_id, ErrorCode, InteractionEvent, Item, ItemInput,
 };
 
-use crate::catalog::CatalogEntry;
+use crate::catalog::{index_labels, CatalogEntry};
 use crate::clock::now_secs;
 use crate::error::EngineError;
 use crate::store::{Interaction, StoredItem};
@@ -246,10 +246,11 @@ impl Engine {
         self.vectors.write(&stored).await?;
         let mut entries = Vec::with_capacity(count);
         for s in stored {
+            let labels = index_labels(&s.item);
             let id = self
                 .catalog
                 .insert(CatalogEntry::new(s.item, s.version, &s.vector));
-            self.vectors.index(id.clone(), s.version, &s.vector);
+            self.vectors.index(id.clone(), s.version, &s.vector, labels);
             self.learner.register_items([&id]);
             entries.extend(self.catalog.get(&id));
         }

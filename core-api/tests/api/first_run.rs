@@ -126,6 +126,7 @@ async fn serves_while_the_catalogue_loads_and_ends_with_every_film() {
         &encoder().embed_batch(&[item_text(late)]).unwrap()[0],
         5,
         None,
+        &Default::default(),
     );
     assert!(
         similar.iter().any(|h| *h.item_id == *late.id),

@@ -174,3 +174,61 @@ async fn ontology_filters_match_sub_genres_and_keep_family_audiences_safe() {
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_context");
 }
+
+/// A narrow genre is searched inside the index: the answer holds the films of that genre
+/// nearest to the intent, not the genre's popular films.
+#[tokio::test]
+async fn a_narrow_genre_gets_its_films_nearest_to_the_intent() {
+    use core_api::embedding::item_text;
+    let app = crate::common::demo_app();
+    let (engine, _) = crate::common::demo_engine();
+    let config = crate::common::demo_config(&crate::common::temp_dir("noir"), DEMO_FILMS);
+    let noir: Vec<shared_types::Item> = std::fs::read_to_string(&config.demo.catalog)
+        .unwrap()
+        .lines()
+        .filter_map(core_api::demo::parse_movie)
+        .filter(|f| engine.has_item(&f.id) && f.genres.iter().any(|g| g == "Film-Noir"))
+        .collect();
+    assert!(
+        (20..DEMO_FILMS / 20).contains(&noir.len()),
+        "Film-Noir is a narrow genre here: {}",
+        noir.len()
+    );
+    // The exact ranking of the genre's films by similarity to the intent.
+    let q = "a hard-boiled detective in a rain-soaked city at night";
+    let encoder = crate::common::encoder();
+    let qv = encoder.embed_batch(&[q.to_string()]).unwrap().remove(0);
+    let texts: Vec<String> = noir.iter().map(item_text).collect();
+    let mut truth: Vec<(f32, &str)> = encoder
+        .embed_batch(&texts)
+        .unwrap()
+        .iter()
+        .zip(&noir)
+        .map(|(v, f)| (v.iter().zip(&qv).map(|(a, b)| a * b).sum(), f.id.as_str()))
+        .collect();
+    truth.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let rank = |id: &str| truth.iter().position(|(_, t)| *t == id);
+
+    let reply = crate::common::get(
+        &app,
+        "/v1/recommendations?q=a+hard-boiled+detective+in+a+rain-soaked+city+at+night&genre=film-noir&limit=5",
+    )
+    .await
+    .json_ok();
+    let items = reply["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5, "{reply}");
+    let ranks: Vec<usize> = items
+        .iter()
+        .map(|i| {
+            let id = i["item"]["id"].as_str().unwrap();
+            rank(id).unwrap_or_else(|| panic!("{id} is not a Film-Noir film"))
+        })
+        .collect();
+    // Ranked by relevance (the ranker blends in quality and diversity, so not the exact
+    // order): every pick among the closest third of the genre, the first among its top 5.
+    assert!(
+        ranks.iter().all(|&r| r < noir.len() / 3) && ranks[0] < 5,
+        "ranks among {} Film-Noir films: {ranks:?}",
+        noir.len()
+    );
+}

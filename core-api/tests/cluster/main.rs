@@ -502,7 +502,7 @@ async fn hedged_requests_complete_searches_despite_a_slow_replica() {
         }
         let mut partial = 0;
         for q in vectors.iter().take(6) {
-            let outcome = cluster.search(q, 5, None).await;
+            let outcome = cluster.search(q, 5, None, &Default::default()).await;
             if outcome.missing_shards.is_empty() {
                 // Exact: the query is an item, so it is its own best hit.
                 assert_eq!(outcome.hits.len(), 5);

@@ -3,7 +3,9 @@
 
 use shared_types::{ErrorCode, Maturity, NormalisedRequest};
 
-use crate::catalog::CatalogEntry;
+use vector_index::Filter;
+
+use crate::catalog::{genre_label, language_label, maturity_label, CatalogEntry};
 use crate::error::EngineError;
 use crate::ontology::{Ontology, SemanticFilter};
 
@@ -59,10 +61,39 @@ impl HardFilters {
         })
     }
 
-    /// True when the request restricts picks to part of the ontology (so nearby candidates
-    /// may all fail and the pool is widened).
-    pub fn is_selective(&self) -> bool {
-        self.audience.is_some() || self.genres_any.is_some()
+    /// The same constraints as [`admits`](Self::admits), over the labels the vector index
+    /// keeps (`catalog::index_labels`), so the search itself returns only admitted items.
+    pub fn index_filter(&self) -> Filter {
+        let mut filter = Filter::default();
+        let maturity_cap = |filter: Filter, max: Maturity| {
+            let mut allowed: Vec<_> = [Maturity::All, Maturity::Teen, Maturity::Adult]
+                .into_iter()
+                .filter(|m| *m <= max)
+                .map(|m| maturity_label(Some(m)))
+                .collect();
+            // Strict family mode admits only items rated for everyone.
+            if max != Maturity::All {
+                allowed.push(maturity_label(None));
+            }
+            filter.any_of(allowed)
+        };
+        if let Some(max) = self.max_maturity {
+            filter = maturity_cap(filter, max);
+        }
+        if let Some(want) = &self.language {
+            filter = filter.any_of([language_label(Some(want)), language_label(None)]);
+        }
+        filter = filter.none_of(self.exclude_genres.iter().map(|g| genre_label(g)));
+        if let Some(audience) = &self.audience {
+            if let Some(max) = audience.max_maturity() {
+                filter = maturity_cap(filter, max);
+            }
+            filter = filter.none_of(audience.excluded_genres().iter().map(|g| genre_label(g)));
+        }
+        if let Some(wanted) = &self.genres_any {
+            filter = filter.any_of(wanted.iter().map(|g| genre_label(g)));
+        }
+        filter
     }
 
     pub fn admits(&self, e: &CatalogEntry) -> bool {
@@ -167,7 +198,6 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(filters.is_selective());
         let v = unit(4, &[1]);
         assert!(filters.admits(&entry("in", &[genres[0].as_str()], &v)));
         assert!(!filters.admits(&entry("out", &["no-such-genre"], &v)));
@@ -195,8 +225,90 @@ mod tests {
             panic!("an unknown audience must be refused");
         };
         assert_eq!(code, ErrorCode::UnknownAudience);
-        assert!(!HardFilters::of_request(&ontology, &request())
+        assert!(HardFilters::of_request(&ontology, &request())
             .unwrap()
-            .is_selective());
+            .index_filter()
+            .is_empty());
+    }
+
+    /// The index filter and the ranker's check agree on every item: the search returns
+    /// exactly what the ranker would have kept.
+    #[test]
+    fn the_index_filter_admits_what_the_hard_filters_admit() {
+        let ontology = Ontology::bundled().unwrap();
+        let v = unit(4, &[0]);
+        let genre_sets: [&[&str]; 5] = [
+            &[],
+            &["Drama"],
+            &["Horror", "Drama"],
+            &["Animation"],
+            &["Film-Noir", "Crime"],
+        ];
+        let maturities = [
+            None,
+            Some(Maturity::All),
+            Some(Maturity::Teen),
+            Some(Maturity::Adult),
+        ];
+        let languages = [None, Some("en"), Some("EN-gb"), Some("eng"), Some("fr")];
+        let mut entries = Vec::new();
+        for genres in genre_sets {
+            for m in maturities {
+                for lang in languages {
+                    entries.push(entry_with("x", genres, &v, |i| {
+                        i.maturity = m;
+                        i.language = lang.map(str::to_string);
+                    }));
+                }
+            }
+        }
+        let mut requests = vec![request()];
+        for audience in ontology.filter_names() {
+            requests.push(NormalisedRequest {
+                audience: Some(audience.to_string()),
+                ..request()
+            });
+        }
+        for theme in ontology.theme_names().iter().take(4) {
+            requests.push(NormalisedRequest {
+                genre: Some(theme.to_string()),
+                ..request()
+            });
+        }
+        for max in maturities.into_iter().flatten() {
+            requests.push(NormalisedRequest {
+                max_maturity: Some(max),
+                ..request()
+            });
+        }
+        requests.push(NormalisedRequest {
+            language: Some("en".into()),
+            exclude_genres: vec!["horror".into()],
+            max_maturity: Some(Maturity::Teen),
+            ..request()
+        });
+        requests.push(NormalisedRequest {
+            language: Some("en-gb".into()),
+            ..request()
+        });
+        let mut admitted = 0;
+        for req in &requests {
+            let filters = HardFilters::of_request(&ontology, req).unwrap();
+            let index_filter = filters.index_filter();
+            for e in &entries {
+                let labels = crate::catalog::index_labels(&e.item);
+                assert_eq!(
+                    index_filter.admits(&labels),
+                    filters.admits(e),
+                    "{req:?} on {:?}",
+                    e.item
+                );
+                admitted += usize::from(filters.admits(e));
+            }
+        }
+        assert!(
+            admitted > 0 && admitted < requests.len() * entries.len(),
+            "both outcomes are covered"
+        );
     }
 }
