@@ -589,3 +589,26 @@ fn shard_assignment_is_stable() {
     });
     assert!(counts.iter().all(|&c| c > 2_000), "balanced: {counts:?}");
 }
+
+/// Every node can be found: a search as wide as the graph returns all of it, for small and
+/// larger graphs, built at once or grown by inserts (pruning alone can orphan nodes).
+#[test]
+fn every_node_is_reachable() {
+    let params = BuildParams {
+        m: 16,
+        ef_construction: 200,
+    };
+    for (n, seed) in [(50usize, 71u64), (120, 72), (300, 73), (2_000, 74)] {
+        let data = clustered(n, 5, seed);
+        let g: FrozenGraph = FrozenGraph::build(&data, DIM, params);
+        assert_eq!(
+            g.search(&data[..DIM], n, n).len(),
+            n,
+            "{n} nodes built at once"
+        );
+        let half = n / 2 * DIM;
+        let grown = FrozenGraph::<Fp16>::build(&data[..half], DIM, params)
+            .insert_rows(&data[half..], params);
+        assert_eq!(grown.search(&data[..DIM], n, n).len(), n, "{n} nodes grown");
+    }
+}

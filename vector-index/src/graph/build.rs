@@ -411,7 +411,7 @@ impl<S: Storage> FrozenGraph<S> {
         let from_atomic =
             |v: Vec<AtomicU32>| -> Vec<u32> { v.into_iter().map(AtomicU32::into_inner).collect() };
         drop(builder.locks);
-        Self::from_parts(
+        let mut graph = Self::from_parts(
             dim,
             vectors,
             level0_stride,
@@ -422,7 +422,85 @@ impl<S: Storage> FrozenGraph<S> {
             levels,
             entry,
             max_level,
-        )
+        );
+        // A replaced link may, rarely, cut a node reached through it: check again.
+        for _ in 0..3 {
+            if graph.link_unreachable() == 0 {
+                break;
+            }
+        }
+        graph
+    }
+
+    /// Makes every node reachable on level 0 from the entry point. Pruning a full neighbour
+    /// list can drop a node's last incoming link, and later inserts, which find their
+    /// neighbours by searching, never see it again. Each such node gets a link from its
+    /// nearest reachable neighbour, in place of a link to a node that other links still reach.
+    /// Returns the number of links added.
+    fn link_unreachable(&mut self) -> usize {
+        if self.len == 0 {
+            return 0;
+        }
+        let mut added = 0;
+        let stride = self.level0_stride;
+        let mut in_degree = vec![0u32; self.len];
+        for row in self.level0.chunks_exact(stride) {
+            for &n in &row[1..=row[0] as usize] {
+                in_degree[n as usize] += 1;
+            }
+        }
+        let mut reached = vec![false; self.len];
+        let mut queue = vec![self.entry];
+        reached[self.entry as usize] = true;
+        let mut next_unreached = 0u32;
+        loop {
+            // Spread from everything newly reached.
+            while let Some(node) = queue.pop() {
+                for &n in self.neighbours(node, 0) {
+                    if !reached[n as usize] {
+                        reached[n as usize] = true;
+                        queue.push(n);
+                    }
+                }
+            }
+            while (next_unreached as usize) < self.len && reached[next_unreached as usize] {
+                next_unreached += 1;
+            }
+            if next_unreached as usize == self.len {
+                return added;
+            }
+            added += 1;
+            let orphan = next_unreached;
+            // The orphan's own links are its nearest neighbours, closest first; failing a
+            // reachable one among them, search for its nearest reachable node.
+            let from = self
+                .neighbours(orphan, 0)
+                .iter()
+                .copied()
+                .find(|&n| reached[n as usize])
+                .or_else(|| {
+                    let mut row = vec![0.0; self.dim];
+                    S::decode(self.vector(orphan), &mut row);
+                    self.search(&row, 1, 16).first().map(|&(n, _)| n)
+                })
+                .unwrap_or(self.entry);
+            let row = &mut self.level0[from as usize * stride..(from as usize + 1) * stride];
+            let count = row[0] as usize;
+            if count + 1 < stride {
+                row[count + 1] = orphan;
+                row[0] += 1;
+            } else {
+                // Replace the link whose target has the most other incoming links.
+                let slot = (1..=count)
+                    .max_by_key(|&i| in_degree[row[i] as usize])
+                    .expect("a full list has links");
+                in_degree[row[slot] as usize] -= 1;
+                row[slot] = orphan;
+            }
+            in_degree[orphan as usize] += 1;
+            reached[orphan as usize] = true;
+            queue.push(orphan);
+        }
     }
 }
 
