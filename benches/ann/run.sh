@@ -2,7 +2,9 @@
 # ANN comparison: our build and compact search (FP32, FP16 and INT8 vectors on one graph; N shards
 # merged) vs hnsw_rs (the reference builder) vs hnswlib vs faiss HNSW vs usearch, all with M=16 and
 # ef_construction=200; builds timed on one thread and on all cores (ours and hnswlib), searches on
-# one search thread and on all cores, median of 5 interleaved rounds (ANN_ROUNDS), in one run here.
+# one search thread and on all cores, median of 5 interleaved rounds (ANN_ROUNDS), in one run here;
+# then filtered search (filters passing 50/10/1/0.1% of the items) against hnswlib's filter and
+# post-filtering.
 #   benches/ann/run.sh [glove]   GloVe-100 (339K unit vectors, 2,000 held-out queries)
 #                                -> benches/RESULTS-ann.md, benches/ann-glove100.png
 #   benches/ann/run.sh minilm    100K real 384-d MiniLM embeddings (embedded here first)
@@ -48,5 +50,13 @@ for round in $(seq 1 "$rounds"); do
     --build-threads "$threads" $skip \
     --index-dir "$indexes" | tee -a "$out"
 done
+# Filtered search on the same indexes: filters passing 50%, 10%, 1% and 0.1% of the items.
+shares=0.5,0.1,0.01,0.001
+python3 benches/ann/filter_gt.py "$data" "$shares"
+for round in $(seq 1 "$rounds"); do
+  "$bin/examples/ann_bench" "$data" --rounds 1 --precisions fp16 --skip-hnsw-rs --index-dir "$indexes" \
+    --filters "$shares" --filter-efs 100 | tee -a "$out"
+done
+python3 benches/ann/peers.py "$data" --index-dir "$indexes" --filters "$shares" --filter-efs 100 | tee -a "$out"
 rm -rf "$indexes"
 python3 benches/ann/report.py "$out" "$results" "$plot" "$data"

@@ -89,6 +89,7 @@ pub fn parse_rating(line: &str) -> Option<(Interaction, u8)> {
             action,
             timestamp,
             recommendation_id: None,
+            event_id: String::new(),
         },
         rating,
     ))
@@ -427,6 +428,8 @@ async fn load_rest(engine: &Weak<Engine>, rest: Rest) -> Result<bool, EngineErro
                     action: r.action,
                     timestamp: Some(r.timestamp),
                     recommendation_id: None,
+                    // Identified by content: a restarted load stores no rating twice.
+                    event_id: None,
                 })
                 .collect();
             engine.record_events(events).await?;

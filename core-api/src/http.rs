@@ -17,8 +17,8 @@ use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use shared_types::{
-    ErrorBody, ErrorCode, EventsAccepted, InteractionEvent, ItemInput, ItemsUpserted,
-    RecommendationQuery, SimilarQuery, TtlTier, CACHE_TIER_HEADER, DEFAULT_LIMIT,
+    ErrorBody, ErrorCode, InteractionEvent, ItemInput, ItemsUpserted, RecommendationQuery,
+    SimilarQuery, TtlTier, CACHE_TIER_HEADER, DEFAULT_LIMIT,
 };
 
 use crate::auth::{Authenticator, Credentials, Denied, Principal, Scope};
@@ -633,7 +633,7 @@ async fn post_events(
             .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     }
     let accepted = state.engine()?.record_events(events).await?;
-    Ok((StatusCode::ACCEPTED, Json(EventsAccepted { accepted })).into_response())
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
 async fn post_items(

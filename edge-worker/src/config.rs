@@ -19,8 +19,11 @@ pub struct EdgeConfig {
     pub ttl_zeitgeist_secs: u32,
     /// How long past its TTL the last good answer may be served while the core is down.
     pub stale_window_secs: u32,
-    /// Deadline of one attempt to reach the core.
+    /// Deadline of one attempt to reach the core with a read.
     pub origin_timeout_ms: u32,
+    /// Deadline of a write (events, catalogue upserts and deletes): longer than a read's, as
+    /// a write waits for durable storage (and a catalogue upsert for embedding).
+    pub write_timeout_ms: u32,
     /// Signs forwarded requests; `None` sends them unsigned (a core without a secret).
     pub shared_secret: Option<String>,
     /// End-user tokens; `None`: no token is accepted and every caller is anonymous.
@@ -137,6 +140,7 @@ impl EdgeConfig {
             ttl_zeitgeist_secs: number("TTL_ZEITGEIST_SECS", TtlTier::Zeitgeist.ttl_secs(), 1)?,
             stale_window_secs: number("STALE_WINDOW_SECS", 86_400, 0)?,
             origin_timeout_ms: number("ORIGIN_TIMEOUT_MS", 500, 1)?,
+            write_timeout_ms: number("WRITE_TIMEOUT_MS", 10_000, 1)?,
             shared_secret: var("EDGE_SHARED_SECRET").filter(|s| !s.is_empty()),
             jwt,
             forward_catalog_writes,
@@ -195,6 +199,7 @@ mod tests {
         assert_eq!(c.ttl_secs(TtlTier::UserSession), 3600);
         assert_eq!(c.ttl_secs(TtlTier::Zeitgeist), 3600);
         assert_eq!(c.origin_timeout_ms, 500);
+        assert_eq!(c.write_timeout_ms, 10_000);
         assert_eq!(c.shared_secret, None);
         assert_eq!(c.core_host, "127.0.0.1:8080");
         assert_eq!(c.jwt, None, "tokens are off until a key source is set");

@@ -19,6 +19,8 @@ pub enum EdgeError {
     MethodNotAllowed,
     /// The core could not be reached in time and no stale answer exists.
     OriginUnavailable,
+    /// A write was sent but not confirmed in time: its outcome is unknown.
+    WriteOutcomeUnknown,
     /// The token-signing keys (JWKS) could not be fetched, so no token can be checked.
     KeysUnavailable,
     /// The caller's identity (user, else address) spent its request budget.
@@ -73,6 +75,13 @@ impl EdgeError {
             Self::OriginUnavailable => (
                 ErrorCode::OriginUnavailable,
                 "recommendations are temporarily unavailable; try again shortly".into(),
+                retry(),
+            ),
+            Self::WriteOutcomeUnknown => (
+                ErrorCode::WriteOutcomeUnknown,
+                "the write was not confirmed in time and may or may not be stored; send it \
+                 again with the same event ids (an event is stored once per id)"
+                    .into(),
                 retry(),
             ),
             Self::KeysUnavailable => (

@@ -103,7 +103,14 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, 
         Plan::Cached(route) => serve_cached(&config, &url, &route, ctx, now_ms).await?,
         Plan::PassThrough { user, invalidates } => {
             let idempotent = matches!(method, Method::Get | Method::Delete);
+            let write = !matches!(method, Method::Get | Method::Head);
             let outgoing = Outgoing {
+                timeout_ms: if write {
+                    config.write_timeout_ms
+                } else {
+                    config.origin_timeout_ms
+                },
+                write,
                 method,
                 query: url.query().unwrap_or(""),
                 user: user.as_deref(),
@@ -344,6 +351,8 @@ async fn serve_cached(
         content_type: None,
         api_key: None,
         idempotent: true,
+        timeout_ms: config.origin_timeout_ms,
+        write: false,
     };
     let origin = forward(config, url.path(), &outgoing).await;
     let now_secs = (now_ms / 1000) as i64;
@@ -424,7 +433,13 @@ async fn pass_through(
     now_ms: u64,
 ) -> worker::Result<Response> {
     let Some(resp) = forward(config, url.path(), outgoing).await else {
-        return error_response(&EdgeError::OriginUnavailable);
+        // A write may have been stored although no answer came: say so, so the client
+        // retries with the same ids instead of assuming either outcome.
+        return error_response(if outgoing.write {
+            &EdgeError::WriteOutcomeUnknown
+        } else {
+            &EdgeError::OriginUnavailable
+        });
     };
     if (200..300).contains(&resp.status_code()) && !invalidates.is_empty() {
         // Written before the client hears "accepted", so its next read at this location
@@ -464,6 +479,10 @@ struct Outgoing<'a> {
     api_key: Option<&'a str>,
     /// Safe to send twice (one retry after a timeout or a 502-504).
     idempotent: bool,
+    /// Deadline of one attempt.
+    timeout_ms: u32,
+    /// Changes state at the core (anything but GET and HEAD).
+    write: bool,
 }
 
 /// Sends the request to the core, signed, with a deadline per attempt and one retry for
@@ -522,7 +541,7 @@ async fn forward(config: &EdgeConfig, path: &str, out: &Outgoing<'_>) -> Option<
             init.with_body(Some(js_sys::Uint8Array::from(out.body).into()));
         }
         let request = Request::new_with_init(&target, &init).ok()?;
-        match fetch_within(request, config.origin_timeout_ms).await {
+        match fetch_within(request, out.timeout_ms).await {
             Some(Ok(resp)) => {
                 if !matches!(resp.status_code(), 502..=504) {
                     return Some(resp);
@@ -531,7 +550,7 @@ async fn forward(config: &EdgeConfig, path: &str, out: &Outgoing<'_>) -> Option<
             }
             Some(Err(e)) => worker::console_warn!("core unreachable: {e}"),
             None => {
-                worker::console_warn!("core did not answer within {} ms", config.origin_timeout_ms);
+                worker::console_warn!("core did not answer within {} ms", out.timeout_ms);
             }
         }
     }

@@ -522,6 +522,10 @@ impl Origin {
                 r#"{"code":"unauthorized","message":"bad edge signature"}"#.into(),
             )
         } else if path == "/v1/events" {
+            // A write the core takes too long over (the edge's write deadline passes first).
+            if seen.body.windows(10).any(|w| w == b"slow-write") {
+                std::thread::sleep(std::time::Duration::from_secs(8));
+            }
             (202, r#"{"accepted":1}"#.into())
         } else {
             let user = seen.header("x-edge-user").unwrap_or("");
@@ -580,7 +584,13 @@ fn edge_authenticates_users_and_signs_for_them() {
         origin.port,
         &tmp.join("edge"),
         tmp.join("wrangler.log"),
-        &token_vars(Some(&jwks_url)),
+        // A short write deadline, so a slow write can be shown (the origin answers at once
+        // otherwise).
+        &[
+            token_vars(Some(&jwks_url)),
+            vec!["WRITE_TIMEOUT_MS:3000".to_string()],
+        ]
+        .concat(),
     );
     wait_for("wrangler dev", Duration::from_secs(180), || {
         http(edge_port, "GET", "/healthz", None).is_ok_and(|r| r.status == 200)
@@ -729,6 +739,24 @@ fn edge_authenticates_users_and_signs_for_them() {
         forwarded.header("content-type"),
         Some("application/x-ndjson")
     );
+    // A write the core does not confirm within the write deadline: its outcome is unknown,
+    // and the answer says so (not a read's "unavailable"), so the client retries it.
+    let slow = r#"[{"user_id":"alice","item_id":"slow-write","action":"like","event_id":"e-1"}]"#;
+    let unknown = request(
+        edge_port,
+        "POST",
+        "/v1/events",
+        &[("Authorization", &auth)],
+        slow.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        (unknown.status, code(&unknown)),
+        (503, "write_outcome_unknown".into()),
+        "{}",
+        unknown.body
+    );
+    assert!(!unknown.header("retry-after").is_empty());
 
     // RS256 and ES256 from the published keys, checked by the runtime's WebCrypto.
     for name in ["rs256_alice", "es256_alice", "rs256_alice_array_aud"] {

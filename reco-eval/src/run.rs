@@ -277,6 +277,7 @@ pub async fn run(
                 action: e.action,
                 timestamp: Some(e.timestamp),
                 recommendation_id: None,
+                event_id: None,
             })
             .collect()
     };

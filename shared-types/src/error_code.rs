@@ -89,6 +89,9 @@ error_codes! {
     InvalidTimestamp = ("invalid_timestamp", 400, Core),
     /// A `recommendation_id` over 64 bytes.
     InvalidRecommendationId = ("invalid_recommendation_id", 400, Core),
+    /// An event's `event_id` is empty, over 64 bytes or has characters other than letters,
+    /// digits, `-`, `_`, `.` and `:`.
+    InvalidEventId = ("invalid_event_id", 400, Core),
     /// An unknown feature or a non-finite weight in a policy to evaluate.
     InvalidWeights = ("invalid_weights", 400, Core),
     /// A `genre` filter that is not in the ontology (the message lists the valid names).
@@ -132,6 +135,9 @@ error_codes! {
     StorageUnavailable = ("storage_unavailable", 503, Core),
     /// Edge only: the core cannot be reached and nothing is cached (with `Retry-After`).
     OriginUnavailable = ("origin_unavailable", 503, Edge),
+    /// A write the core did not confirm in time: it may or may not be stored. Send it again
+    /// with the same event ids (events are stored once per id; item upserts are idempotent).
+    WriteOutcomeUnknown = ("write_outcome_unknown", 503, Edge),
     /// Edge only: the token-signing keys (JWKS) cannot be fetched, so no token can be checked.
     AuthUnavailable = ("auth_unavailable", 503, Edge),
     /// Not public: `reco-ingest` cannot read or parse a catalogue file.

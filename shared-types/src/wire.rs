@@ -142,12 +142,22 @@ pub struct InteractionEvent {
     /// Id of the recommendation response the interaction came from, if any.
     #[serde(default)]
     pub recommendation_id: Option<String>,
+    /// The client's id for this event: an event is stored once per user and id, however
+    /// often it is sent. Without one, an event with a `timestamp` is identified by its
+    /// content (user, item, action, timestamp, recommendation); one without either is new
+    /// on every try.
+    #[serde(default)]
+    pub event_id: Option<String>,
 }
 
 /// Acknowledgement of stored events: they are durable when this is returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventsAccepted {
+    /// Events of the request now stored (new ones and those stored by an earlier try).
     pub accepted: usize,
+    /// Of those, events an earlier try had already stored: not stored again.
+    #[serde(default)]
+    pub duplicates: usize,
 }
 
 /// Result of an item upsert batch.

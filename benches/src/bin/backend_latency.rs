@@ -82,6 +82,7 @@ async fn fill_interactions(store: &dyn InteractionStore) {
                 },
                 timestamp: 1_700_000_000 + t as i64 * 60,
                 recommendation_id: None,
+                event_id: format!("e{t}"),
             })
             .collect();
         store.append(events).await.expect("append");

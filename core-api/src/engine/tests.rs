@@ -118,6 +118,7 @@ async fn a_users_taste_picks_the_nearest_unseen_items() {
         action: Action::Like,
         timestamp: None,
         recommendation_id: None,
+        event_id: None,
     });
     engine.record_events(liked.to_vec()).await.unwrap();
 
@@ -215,6 +216,7 @@ async fn a_cached_taste_vector_of_the_wrong_shape_is_recomputed() {
         action: Action::Like,
         timestamp: None,
         recommendation_id: None,
+        event_id: None,
     };
     engine.record_events(vec![like]).await.unwrap();
     // What a cache shared with another model (or a corrupt entry) would hold.
@@ -267,5 +269,65 @@ async fn a_rare_genre_finds_its_nearest_items_however_unpopular() {
         ids.iter().all(|id| ["zz1", "zz2", "zz3"].contains(id)),
         "{ids:?}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A retried batch stores nothing twice: events are recognised by their `event_id`, or by
+/// their content when they carry their own timestamp.
+#[tokio::test]
+async fn a_retried_events_batch_is_stored_once() {
+    use shared_types::{ErrorCode, EventsAccepted};
+    let dir = std::env::temp_dir().join(format!("engine-retry-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let engine = engine(&dir).await;
+    engine
+        .upsert_items(vec![
+            item("s1", "Space Stars", "Sci-Fi"),
+            item("s2", "Space Robot", "Sci-Fi"),
+            item("r1", "Romance Love", "Romance"),
+        ])
+        .await
+        .unwrap();
+    let event = |item: &str, event_id: Option<&str>, timestamp: Option<i64>| InteractionEvent {
+        user_id: "u1".into(),
+        item_id: item.into(),
+        action: Action::Like,
+        timestamp,
+        recommendation_id: None,
+        event_id: event_id.map(Into::into),
+    };
+    let batch = vec![
+        event("s1", Some("client-1"), None),
+        event("s2", None, Some(1_700_000_000)),
+        event("r1", None, None),
+    ];
+    let first = engine.record_events(batch.clone()).await.unwrap();
+    assert_eq!(
+        first,
+        EventsAccepted {
+            accepted: 3,
+            duplicates: 0
+        }
+    );
+    let retry = engine.record_events(batch).await.unwrap();
+    // The event with neither an id nor a timestamp cannot be told from a new one.
+    assert_eq!(
+        retry,
+        EventsAccepted {
+            accepted: 3,
+            duplicates: 2
+        }
+    );
+    assert_eq!(engine.export_user("u1").await.unwrap().len(), 4);
+    for bad in ["", "has space", &"x".repeat(65)] {
+        let Err(super::EngineError::Invalid { code, .. }) = engine
+            .record_events(vec![event("s1", Some(bad), None)])
+            .await
+        else {
+            panic!("event_id {bad:?} must be refused");
+        };
+        assert_eq!(code, ErrorCode::InvalidEventId);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use shared_types::{
-    validate_item_id, validate_user_id, ErrorCode, InteractionEvent, Item, ItemInput,
+    validate_item_id, validate_user_id, ErrorCode, EventsAccepted, InteractionEvent, Item,
+    ItemInput,
 };
 
 use crate::catalog::{index_labels, CatalogEntry};
@@ -22,6 +23,48 @@ pub const MAX_ITEMS_PER_REQUEST: usize = 10_000;
 pub const MAX_EVENTS_PER_REQUEST: usize = 1_000;
 /// How far in the future an event's timestamp may be (clients' clocks drift).
 pub const MAX_EVENT_CLOCK_SKEW_SECS: i64 = 300;
+/// How long an events request waits for the work after the commit (graph edges, cache
+/// invalidation) before answering; the work goes on after the answer.
+const AFTER_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// The event's id: the client's, else one derived from its content when it carries its own
+/// timestamp (a retry is then the same event), else a new one.
+fn event_id(e: &InteractionEvent, timestamp: i64) -> Result<String, EngineError> {
+    use sha2::{Digest, Sha256};
+    if let Some(id) = &e.event_id {
+        let ok = (1..=64).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        if !ok {
+            return Err(EngineError::invalid(
+                ErrorCode::InvalidEventId,
+                "event_id must be 1 to 64 letters, digits, '-', '_', '.' or ':'",
+            ));
+        }
+        return Ok(id.clone());
+    }
+    if e.timestamp.is_some() {
+        let mut h = Sha256::new();
+        for part in [
+            e.user_id.as_str(),
+            e.item_id.as_str(),
+            e.action.as_str(),
+            &timestamp.to_string(),
+            e.recommendation_id.as_deref().unwrap_or(""),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        let digest = h.finalize();
+        return Ok(format!("c:{}", hex_of(&digest[..12])));
+    }
+    Ok(format!("s:{}", hex_of(&rand::random::<[u8; 12]>())))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// What [`Engine::erase_user`] removed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -38,8 +81,13 @@ pub struct ErasureReport {
 }
 
 impl Engine {
-    /// Stores events durably, then updates popularity, the item graph and the user's vector.
-    pub async fn record_events(&self, events: Vec<InteractionEvent>) -> Result<usize, EngineError> {
+    /// Stores events durably, once each (see [`InteractionEvent::event_id`]), then feeds the
+    /// new ones to popularity, the learned sources, the item graph and the user's vector.
+    /// The answer waits for that work only briefly: once stored, the events are acknowledged.
+    pub async fn record_events(
+        self: &Arc<Self>,
+        events: Vec<InteractionEvent>,
+    ) -> Result<EventsAccepted, EngineError> {
         if events.is_empty() || events.len() > MAX_EVENTS_PER_REQUEST {
             return Err(EngineError::invalid(
                 ErrorCode::InvalidBatch,
@@ -74,12 +122,14 @@ impl Engine {
                     "recommendation_id is at most 64 bytes",
                 ));
             }
+            let event_id = event_id(&e, timestamp)?;
             stored.push(Interaction {
                 user_id: e.user_id,
                 item_id: e.item_id,
                 action: e.action,
                 timestamp,
                 recommendation_id: e.recommendation_id,
+                event_id,
             });
         }
         // The previous positive items of each user, read before the append, seed graph edges.
@@ -123,9 +173,34 @@ impl Engine {
             previous_positive.insert(user.to_string(), positive);
         }
         let count = stored.len();
-        self.backends.interactions.append(stored.clone()).await?;
-        self.learn_from(&stored);
-        for e in stored {
+        let fresh = self.backends.interactions.append(stored).await?;
+        let accepted = EventsAccepted {
+            accepted: count,
+            duplicates: count - fresh.len(),
+        };
+        // Stored: from here on nothing turns the write into an error. The in-process
+        // learning is immediate; the graph and cache updates may wait on their backends.
+        self.learn_from(&fresh);
+        let engine = self.clone();
+        let after = tokio::spawn(async move {
+            engine
+                .after_commit(fresh, previous, previous_positive)
+                .await
+        });
+        let _ = tokio::time::timeout(AFTER_COMMIT_WAIT, after).await;
+        Ok(accepted)
+    }
+
+    /// The work on newly stored events beyond the log: the seen sets, popularity, item
+    /// graph edges and the users' cached vectors.
+    async fn after_commit(
+        &self,
+        fresh: Vec<Interaction>,
+        mut previous: HashMap<String, Vec<Arc<str>>>,
+        mut previous_positive: HashMap<String, Vec<Arc<str>>>,
+    ) {
+        let learning = &self.config.learning;
+        for e in fresh {
             let Some(entry) = self.catalog.get(&e.item_id) else {
                 continue;
             };
@@ -157,7 +232,6 @@ impl Engine {
             }
             self.backends.user_cache.invalidate(&e.user_id).await;
         }
-        Ok(count)
     }
 
     /// Every interaction stored for the user, oldest first: what the service keeps about

@@ -19,6 +19,8 @@ use super::{Interaction, InteractionStore, ItemStore, StoreError, StoredItem};
 
 /// (user_id, timestamp, sequence) → JSON interaction. Keys sort by user then time.
 const EVENTS: TableDefinition<(&str, i64, u64), &[u8]> = TableDefinition::new("events");
+/// (user_id, event_id) → the event's timestamp: what makes a retried event a duplicate.
+const EVENT_IDS: TableDefinition<(&str, &str), i64> = TableDefinition::new("event_ids");
 /// item_id → encoded [`StoredItem`].
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
 /// Counters that must survive restarts.
@@ -37,8 +39,16 @@ enum WriteOp {
 
 struct WriteRequest {
     op: WriteOp,
+    done: oneshot::Sender<Result<Outcome, StoreError>>,
+}
+
+/// What a write did.
+#[derive(Default)]
+struct Outcome {
     /// Rows written or removed.
-    done: oneshot::Sender<Result<usize, StoreError>>,
+    rows: usize,
+    /// For events: whether each was new (false: stored before, under the same id).
+    fresh: Vec<bool>,
 }
 
 pub struct EmbeddedStore {
@@ -72,6 +82,7 @@ impl EmbeddedStore {
         let (event_seq, version) = {
             let tx = db.begin_write().map_err(unavailable)?;
             tx.open_table(EVENTS).map_err(unavailable)?;
+            tx.open_table(EVENT_IDS).map_err(unavailable)?;
             tx.open_table(ITEMS).map_err(unavailable)?;
             let counters = {
                 let meta = tx.open_table(META).map_err(unavailable)?;
@@ -99,7 +110,7 @@ impl EmbeddedStore {
         })
     }
 
-    async fn write(&self, op: WriteOp) -> Result<usize, StoreError> {
+    async fn write(&self, op: WriteOp) -> Result<Outcome, StoreError> {
         let (done, wait) = oneshot::channel();
         self.writer
             .as_ref()
@@ -177,11 +188,12 @@ fn apply(
     db: &Database,
     batch: &[WriteRequest],
     event_seq: &mut u64,
-) -> Result<Vec<usize>, StoreError> {
+) -> Result<Vec<Outcome>, StoreError> {
     let tx = db.begin_write().map_err(unavailable)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     {
         let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
+        let mut event_ids = tx.open_table(EVENT_IDS).map_err(unavailable)?;
         let mut items = tx.open_table(ITEMS).map_err(unavailable)?;
         let mut meta = tx.open_table(META).map_err(unavailable)?;
         let mut max_version = meta
@@ -191,7 +203,15 @@ fn apply(
         for req in batch {
             let outcome = match &req.op {
                 WriteOp::Events(list) => {
+                    let mut fresh = Vec::with_capacity(list.len());
                     for e in list {
+                        let id = (e.user_id.as_str(), e.event_id.as_str());
+                        // In this transaction: a repeat in the same group commit is seen too.
+                        if event_ids.get(id).map_err(unavailable)?.is_some() {
+                            fresh.push(false);
+                            continue;
+                        }
+                        event_ids.insert(id, e.timestamp).map_err(unavailable)?;
                         *event_seq += 1;
                         let value = serde_json::to_vec(e).map_err(unavailable)?;
                         events
@@ -200,8 +220,12 @@ fn apply(
                                 value.as_slice(),
                             )
                             .map_err(unavailable)?;
+                        fresh.push(true);
                     }
-                    list.len()
+                    Outcome {
+                        rows: fresh.iter().filter(|f| **f).count(),
+                        fresh,
+                    }
                 }
                 WriteOp::Upsert(list) => {
                     for item in list {
@@ -210,11 +234,15 @@ fn apply(
                             .insert(item.item.id.as_str(), encode_item(item)?.as_slice())
                             .map_err(unavailable)?;
                     }
-                    list.len()
+                    Outcome {
+                        rows: list.len(),
+                        ..Outcome::default()
+                    }
                 }
-                WriteOp::Delete(id) => {
-                    usize::from(items.remove(id.as_str()).map_err(unavailable)?.is_some())
-                }
+                WriteOp::Delete(id) => Outcome {
+                    rows: usize::from(items.remove(id.as_str()).map_err(unavailable)?.is_some()),
+                    ..Outcome::default()
+                },
                 WriteOp::EraseUser(user) => {
                     // Removed from the table in this commit, so the replay at start no longer
                     // sees them.
@@ -225,7 +253,14 @@ fn apply(
                             false
                         })
                         .map_err(unavailable)?;
-                    removed
+                    // Event ids are ASCII, so they all sort before "\u{7f}".
+                    event_ids
+                        .retain_in((user.as_str(), "")..(user.as_str(), "\u{7f}"), |_, _| false)
+                        .map_err(unavailable)?;
+                    Outcome {
+                        rows: removed,
+                        ..Outcome::default()
+                    }
                 }
             };
             outcomes.push(outcome);
@@ -282,8 +317,13 @@ fn decode_item(bytes: &[u8]) -> Result<StoredItem, StoreError> {
 
 #[async_trait]
 impl InteractionStore for EmbeddedStore {
-    async fn append(&self, events: Vec<Interaction>) -> Result<(), StoreError> {
-        self.write(WriteOp::Events(events)).await.map(|_| ())
+    async fn append(&self, events: Vec<Interaction>) -> Result<Vec<Interaction>, StoreError> {
+        let outcome = self.write(WriteOp::Events(events.clone())).await?;
+        Ok(events
+            .into_iter()
+            .zip(outcome.fresh)
+            .filter_map(|(e, fresh)| fresh.then_some(e))
+            .collect())
     }
 
     async fn recent(&self, user_id: &str, limit: usize) -> Result<Vec<Interaction>, StoreError> {
@@ -308,7 +348,10 @@ impl InteractionStore for EmbeddedStore {
     }
 
     async fn erase_user(&self, user_id: &str) -> Result<usize, StoreError> {
-        self.write(WriteOp::EraseUser(user_id.to_string())).await
+        Ok(self
+            .write(WriteOp::EraseUser(user_id.to_string()))
+            .await?
+            .rows)
     }
 
     /// Reads the log inline: it runs once, at start, before requests are served.
@@ -335,7 +378,7 @@ impl ItemStore for EmbeddedStore {
     }
 
     async fn delete(&self, item_id: &str) -> Result<bool, StoreError> {
-        Ok(self.write(WriteOp::Delete(item_id.to_string())).await? > 0)
+        Ok(self.write(WriteOp::Delete(item_id.to_string())).await?.rows > 0)
     }
 
     async fn load_all(&self) -> Result<Vec<StoredItem>, StoreError> {

@@ -37,6 +37,9 @@ pub struct Interaction {
     pub timestamp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation_id: Option<String>,
+    /// Identifies the event per user: a second append of the same id stores nothing.
+    #[serde(default)]
+    pub event_id: String,
 }
 
 /// A catalogue item with its embedding and the version that identifies this vector.
@@ -59,8 +62,10 @@ pub struct UserProfile {
 /// Durable log of user interactions.
 #[async_trait]
 pub trait InteractionStore: Send + Sync {
-    /// Appends events; they are durable (survive a crash) once this returns `Ok`.
-    async fn append(&self, events: Vec<Interaction>) -> Result<(), StoreError>;
+    /// Appends events; they are durable (survive a crash) once this returns `Ok`. An event
+    /// whose (user, event id) is already stored is not stored again: the result holds the
+    /// events stored by this call, in order.
+    async fn append(&self, events: Vec<Interaction>) -> Result<Vec<Interaction>, StoreError>;
     /// The user's most recent interactions, newest first.
     async fn recent(&self, user_id: &str, limit: usize) -> Result<Vec<Interaction>, StoreError>;
     /// Several users' recent interactions in one call, in the order asked.

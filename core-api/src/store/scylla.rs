@@ -5,6 +5,11 @@
 //! The session is opened lazily and re-opened after a failure, so the core starts and keeps
 //! answering (degraded, without history) while the cluster is away, and recovers by itself.
 //! An append returns only after every row is confirmed at the configured consistency.
+//!
+//! Appends are idempotent: each (user, event id) is claimed once with a lightweight
+//! transaction in `user_event_ids`, which pins the event's timestamp, and the event's row key
+//! is derived from that timestamp and the id. A retry, even one that follows a crash between
+//! the claim and the row, writes the very same row again and is reported as a duplicate.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +22,7 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::client::PoolSize;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
-use scylla::value::CqlTimestamp;
+use scylla::value::{CqlTimestamp, CqlTimeuuid, CqlValue, Row};
 use shared_types::Action;
 use tokio::sync::Mutex;
 
@@ -56,6 +61,13 @@ pub fn schema(keyspace: &str, replication: &str) -> Vec<String> {
              AND compaction = {{'class': 'TimeWindowCompactionStrategy',
                 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}}"
         ),
+        // One row per (user, event id): the claim that makes a retried event a duplicate,
+        // with the timestamp the event was first stored at (unix seconds).
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.user_event_ids (
+                user_id text, event_id text, timestamp bigint,
+                PRIMARY KEY ((user_id), event_id))"
+        ),
         format!(
             "CREATE TABLE IF NOT EXISTS {keyspace}.user_profiles (
                 user_id text PRIMARY KEY, last_seen timestamp, last_item_id text,
@@ -66,6 +78,9 @@ pub fn schema(keyspace: &str, replication: &str) -> Vec<String> {
 
 struct Connected {
     session: Session,
+    claim_event: PreparedStatement,
+    claimed_at: PreparedStatement,
+    delete_claims: PreparedStatement,
     insert_event: PreparedStatement,
     upsert_profile: PreparedStatement,
     select_recent: PreparedStatement,
@@ -106,7 +121,27 @@ fn interaction(row: EventRow) -> Result<Interaction, StoreError> {
         action: parse_action(&action)?,
         timestamp: ts.0.div_euclid(1000),
         recommendation_id,
+        // The row keeps a time-based UUID; the client's id lives in `user_event_ids`.
+        event_id: String::new(),
     })
+}
+
+/// The row key of an event: a version-1 UUID with the event's time and, in place of the
+/// clock sequence and node, bits of a hash of its id. The same event always gets the same
+/// key (a retry overwrites its own row); two events in one second get different ones.
+fn event_timeuuid(timestamp_secs: i64, event_id: &str) -> CqlTimeuuid {
+    use sha2::{Digest, Sha256};
+    const GREGORIAN_TO_UNIX_100NS: i128 = 0x01B2_1DD2_1381_4000;
+    let hash = Sha256::digest(event_id.as_bytes());
+    let ticks = (i128::from(timestamp_secs) * 10_000_000 + GREGORIAN_TO_UNIX_100NS) as u64;
+    let mut b = [0u8; 16];
+    b[0..4].copy_from_slice(&(ticks as u32).to_be_bytes());
+    b[4..6].copy_from_slice(&((ticks >> 32) as u16).to_be_bytes());
+    b[6..8].copy_from_slice(&((((ticks >> 48) as u16) & 0x0FFF) | 0x1000).to_be_bytes());
+    b[8] = (hash[0] & 0x3F) | 0x80;
+    b[9] = hash[1];
+    b[10..16].copy_from_slice(&hash[2..8]);
+    CqlTimeuuid::from_bytes(b)
 }
 
 impl ScyllaInteractionStore {
@@ -204,10 +239,21 @@ impl ScyllaInteractionStore {
                     .map_err(|e| unavailable("prepare", e))
             }
         };
+        let claim_event = prepare(format!(
+            "INSERT INTO {ks}.user_event_ids (user_id, event_id, timestamp) VALUES (?, ?, ?)
+             IF NOT EXISTS"
+        ))
+        .await?;
+        let claimed_at = prepare(format!(
+            "SELECT timestamp FROM {ks}.user_event_ids WHERE user_id = ? AND event_id = ?"
+        ))
+        .await?;
+        let delete_claims =
+            prepare(format!("DELETE FROM {ks}.user_event_ids WHERE user_id = ?")).await?;
         let insert_event = prepare(format!(
             "INSERT INTO {ks}.user_interactions
              (user_id, timestamp, event_id, item_id, action, recommendation_id)
-             VALUES (?, ?, now(), ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?)"
         ))
         .await?;
         // Written at the event's own time, so a late older event never hides a newer one.
@@ -255,6 +301,9 @@ impl ScyllaInteractionStore {
         .await?;
         Ok(Connected {
             session,
+            claim_event,
+            claimed_at,
+            delete_claims,
             insert_event,
             upsert_profile,
             select_recent,
@@ -300,29 +349,87 @@ impl ScyllaInteractionStore {
     }
 }
 
+impl ScyllaInteractionStore {
+    /// Claims the event's (user, id): `(true, its timestamp)` when this call stored the claim,
+    /// `(false, the timestamp first claimed)` when an earlier try had.
+    async fn claim(c: &Connected, e: &Interaction) -> Result<(bool, i64), StoreError> {
+        let result = c
+            .session
+            .execute_unpaged(&c.claim_event, (&e.user_id, &e.event_id, e.timestamp))
+            .await
+            .map_err(|err| unavailable("claim event id", err))?
+            .into_rows_result()
+            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        // `[applied]` first; the existing row's columns follow when it was not.
+        let applied = result
+            .rows::<Row>()
+            .map_err(|err| StoreError::Corrupt(err.to_string()))?
+            .next()
+            .transpose()
+            .map_err(|err| StoreError::Corrupt(err.to_string()))?
+            .and_then(|row| row.columns.into_iter().next().flatten())
+            .is_some_and(|v| matches!(v, CqlValue::Boolean(true)));
+        if applied {
+            return Ok((true, e.timestamp));
+        }
+        let first = c
+            .session
+            .execute_unpaged(&c.claimed_at, (&e.user_id, &e.event_id))
+            .await
+            .map_err(|err| unavailable("read event id", err))?
+            .into_rows_result()
+            .map_err(|err| StoreError::Corrupt(err.to_string()))?
+            .maybe_first_row::<(Option<i64>,)>()
+            .map_err(|err| StoreError::Corrupt(err.to_string()))?
+            .and_then(|(at,)| at)
+            .unwrap_or(e.timestamp);
+        Ok((false, first))
+    }
+}
+
 #[async_trait]
 impl InteractionStore for ScyllaInteractionStore {
-    async fn append(&self, events: Vec<Interaction>) -> Result<(), StoreError> {
+    async fn append(&self, events: Vec<Interaction>) -> Result<Vec<Interaction>, StoreError> {
         self.with_session(|c| async move {
+            // Claim every (user, event id) first; a claim held already keeps its time.
+            let claiming: Vec<_> = events.iter().map(|e| Self::claim(&c, e)).collect();
+            let claims: Vec<(bool, i64)> = futures::stream::iter(claiming)
+                .buffered(64)
+                .try_collect()
+                .await?;
             let mut writes = Vec::with_capacity(events.len() * 2);
-            for e in &events {
-                let ts = CqlTimestamp(e.timestamp * 1000);
+            for (e, &(_, at)) in events.iter().zip(&claims) {
+                let ts = CqlTimestamp(at * 1000);
                 let action = e.action.as_str();
                 writes.push(futures::future::Either::Left(c.session.execute_unpaged(
                     &c.insert_event,
-                    (&e.user_id, ts, &e.item_id, action, &e.recommendation_id),
+                    (
+                        &e.user_id,
+                        ts,
+                        event_timeuuid(at, &e.event_id),
+                        &e.item_id,
+                        action,
+                        &e.recommendation_id,
+                    ),
                 )));
                 writes.push(futures::future::Either::Right(c.session.execute_unpaged(
                     &c.upsert_profile,
                     (&e.user_id, ts, &e.item_id, action, e.timestamp * 1_000_000),
                 )));
             }
-            // Concurrent, bounded; acknowledged only when every write is confirmed.
+            // Concurrent, bounded; acknowledged only when every write is confirmed. A
+            // duplicate's row is written again, the same row: that completes a try that
+            // stopped between its claim and its row.
             futures::stream::iter(writes)
                 .buffer_unordered(64)
                 .try_for_each(|_| async { Ok(()) })
                 .await
-                .map_err(|e| unavailable("write", e))
+                .map_err(|e| unavailable("write", e))?;
+            Ok(events
+                .into_iter()
+                .zip(claims)
+                .filter_map(|(e, (fresh, _))| fresh.then_some(e))
+                .collect())
         })
         .await
     }
@@ -369,6 +476,10 @@ impl InteractionStore for ScyllaInteractionStore {
                 .execute_unpaged(&c.delete_events, (user_id,))
                 .await
                 .map_err(|e| unavailable("erase history", e))?;
+            c.session
+                .execute_unpaged(&c.delete_claims, (user_id,))
+                .await
+                .map_err(|e| unavailable("erase event ids", e))?;
             let written = c
                 .session
                 .execute_unpaged(&c.profile_written, (user_id,))

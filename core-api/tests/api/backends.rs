@@ -20,6 +20,15 @@ fn event(user: &str, item: &str, action: Action, ts: i64, rec: Option<&str>) -> 
         action,
         timestamp: ts,
         recommendation_id: rec.map(Into::into),
+        event_id: format!("{item}:{ts}:{}", action.as_str()),
+    }
+}
+
+/// The event without its id: stores need not give the client's id back.
+fn without_id(e: &Interaction) -> Interaction {
+    Interaction {
+        event_id: String::new(),
+        ..e.clone()
     }
 }
 
@@ -64,7 +73,10 @@ async fn interaction_store_contract(store: &dyn InteractionStore, tag: &str) {
     tied.sort_unstable();
     assert_eq!(tied, ["i1", "i2"]);
     let i2 = recent.iter().find(|e| e.item_id == "i2").unwrap();
-    assert_eq!(i2, &event(&u, "i2", Action::View, 1_000, Some("rec-1")));
+    assert_eq!(
+        without_id(i2),
+        without_id(&event(&u, "i2", Action::View, 1_000, Some("rec-1")))
+    );
     assert_eq!(recent[0].action, Action::Complete);
     assert_eq!(store.recent(&u, 2).await.unwrap().len(), 2, "limit");
 
@@ -112,7 +124,8 @@ async fn interaction_store_contract(store: &dyn InteractionStore, tag: &str) {
     let exported = store.user_events(&u).await.unwrap();
     let times: Vec<i64> = exported.iter().map(|e| e.timestamp).collect();
     assert_eq!(times, [500, 1_000, 1_000, 2_000]);
-    assert!(exported.contains(&event(&u, "i2", Action::View, 1_000, Some("rec-1"))));
+    let i2 = without_id(&event(&u, "i2", Action::View, 1_000, Some("rec-1")));
+    assert!(exported.iter().any(|e| without_id(e) == i2));
     assert!(store.user_events(&nobody).await.unwrap().is_empty());
 
     // Erasure: the user's events and profile go, another user's stay; idempotent.
@@ -144,6 +157,41 @@ async fn interaction_store_contract(store: &dyn InteractionStore, tag: &str) {
         store.profile(&u).await.unwrap().map(|p| p.last_item_id),
         Some("i9".to_string())
     );
+
+    // Idempotent appends: a retried event is stored once, whether it comes again in a later
+    // call, twice in one call, or with another timestamp (a server-assigned time on a retry).
+    let w = format!("{tag}-w");
+    let first = event(&w, "i1", Action::Like, 4_000, None);
+    let second = event(&w, "i2", Action::Like, 4_100, None);
+    let fresh = store
+        .append(vec![first.clone(), first.clone(), second.clone()])
+        .await
+        .unwrap();
+    let fresh: Vec<&str> = fresh.iter().map(|e| e.item_id.as_str()).collect();
+    assert_eq!(fresh, ["i1", "i2"], "the repeat within the call is not new");
+    assert!(store
+        .append(vec![second.clone(), first.clone()])
+        .await
+        .unwrap()
+        .is_empty());
+    let retried_later = Interaction {
+        timestamp: 4_900,
+        ..second.clone()
+    };
+    assert!(store.append(vec![retried_later]).await.unwrap().is_empty());
+    let stored = store.user_events(&w).await.unwrap();
+    let times: Vec<i64> = stored.iter().map(|e| e.timestamp).collect();
+    assert_eq!(times, [4_000, 4_100], "each stored once, at its first time");
+    // Another id is another event, even with the same content.
+    let again = Interaction {
+        event_id: "another".into(),
+        ..first
+    };
+    assert_eq!(store.append(vec![again]).await.unwrap().len(), 1);
+    assert_eq!(store.user_events(&w).await.unwrap().len(), 3);
+    // Erasure forgets the ids: the user's next events are new, whatever their ids.
+    assert_eq!(store.erase_user(&w).await.unwrap(), 3);
+    assert_eq!(store.append(vec![second]).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -471,6 +519,7 @@ async fn erasing_a_user_reaches_scylla_neo4j_and_redis() {
             action,
             timestamp: None,
             recommendation_id: None,
+            event_id: None,
         })
         .collect();
     engine.record_events(events).await.unwrap();

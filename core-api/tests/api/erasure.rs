@@ -22,6 +22,7 @@ fn event(user: &str, item: &str, action: Action, at: i64, rec: Option<&str>) -> 
         action,
         timestamp: Some(at),
         recommendation_id: rec.map(str::to_string),
+        event_id: None,
     }
 }
 

@@ -101,6 +101,26 @@ async fn events_personalise_and_exclude_seen_items() {
         String::from_utf8_lossy(&r.body)
     );
     assert_eq!(r.json()["accepted"], 2);
+    assert_eq!(r.json()["duplicates"], 0);
+    // The same batch again (a client retrying after a lost answer): the event with its own
+    // timestamp is recognised; the other, with neither id nor timestamp, cannot be.
+    let again = post(&app, "/v1/events", "application/json", events).await;
+    assert_eq!(again.json()["accepted"], 2);
+    assert_eq!(again.json()["duplicates"], 1);
+    let with_ids =
+        r#"[{"user_id":"http-user-1","item_id":"tt0076759","action":"view","event_id":"v-1"}]"#;
+    for duplicates in [0, 1] {
+        let r = post(&app, "/v1/events", "application/json", with_ids).await;
+        assert_eq!(r.json()["duplicates"], duplicates);
+    }
+    post(
+        &app,
+        "/v1/events",
+        "application/json",
+        r#"{"user_id":"http-user-1","item_id":"tt0076759","action":"view","event_id":"a b"}"#,
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_event_id");
 
     let after = get(
         &app,

@@ -65,6 +65,7 @@ fn ev(user: &str, item: &str, action: Action, t: i64) -> Interaction {
         action,
         timestamp: t,
         recommendation_id: None,
+        event_id: String::new(),
     }
 }
 

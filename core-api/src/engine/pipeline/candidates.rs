@@ -127,6 +127,7 @@ mod tests {
             action,
             timestamp,
             recommendation_id: None,
+            event_id: String::new(),
         }
     }
 
