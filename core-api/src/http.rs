@@ -24,7 +24,7 @@ use shared_types::{
 use crate::auth::{Authenticator, Credentials, Denied, Principal, Scope};
 use crate::config::Config;
 use crate::edge_auth::SignedRequest;
-use crate::engine::Engine;
+use crate::engine::{Engine, ItemsSubmitted};
 use crate::error::EngineError;
 use crate::metrics::Metrics;
 use shared_types::edge_auth::{
@@ -176,6 +176,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/items"),
     ("GET", "/v1/items/{item_id}"),
     ("DELETE", "/v1/items/{item_id}"),
+    ("GET", "/v1/jobs/{job_id}"),
     ("DELETE", "/v1/users/{user_id}"),
     ("GET", "/v1/users/{user_id}/events"),
     ("GET", "/admin/policy"),
@@ -232,6 +233,7 @@ pub fn app(state: AppState) -> Router {
         .listed("POST", "/v1/items", post_items)
         .listed("GET", "/v1/items/{item_id}", get_item)
         .listed("DELETE", "/v1/items/{item_id}", delete_item)
+        .listed("GET", "/v1/jobs/{job_id}", get_job)
         .listed("DELETE", "/v1/users/{user_id}", erase_user)
         .listed("GET", "/v1/users/{user_id}/events", export_user)
         .listed("GET", "/admin/policy", policy_report)
@@ -644,8 +646,36 @@ async fn post_items(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::CatalogWrite)?;
     let items: Vec<ItemInput> = decode_many(&headers, body, state.config.server.max_body_bytes)?;
-    let upserted = state.engine()?.upsert_items(items).await?;
-    Ok((StatusCode::OK, Json(ItemsUpserted { upserted })).into_response())
+    Ok(match state.engine()?.submit_items(items).await? {
+        ItemsSubmitted::Stored(upserted) => {
+            (StatusCode::OK, Json(ItemsUpserted { upserted })).into_response()
+        }
+        ItemsSubmitted::Job(job) => {
+            let location = format!("/v1/jobs/{}", job.job_id);
+            (
+                StatusCode::ACCEPTED,
+                [(axum::http::header::LOCATION, location)],
+                Json(job),
+            )
+                .into_response()
+        }
+    })
+}
+
+async fn get_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    job_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::CatalogWrite)?;
+    let job_id = path_param(job_id)?;
+    let job = state.engine()?.job(&job_id).ok_or_else(|| {
+        ApiError::from(EngineError::not_found(
+            ErrorCode::JobNotFound,
+            format!("no catalogue job '{job_id}' on this node"),
+        ))
+    })?;
+    Ok(Json(job).into_response())
 }
 
 async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -653,6 +683,21 @@ async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let detailed = state.auth.may_see_details(api_key);
     match state.engine.get() {
         Some(engine) => {
+            // A store of record that refuses writes would lose (refuse) every write sent
+            // here: not ready, until a write succeeds again.
+            if let Err(e) = engine.storage_writable().await {
+                tracing::error!(error = %e, "not ready: storage refuses writes");
+                let message = if detailed {
+                    e.to_string()
+                } else {
+                    "storage refuses writes".to_string()
+                };
+                return (
+                    status_of(ErrorCode::StorageUnavailable),
+                    Json(ErrorBody::new(ErrorCode::StorageUnavailable, message)),
+                )
+                    .into_response();
+            }
             // Dependencies only degrade answers (a cache miss, fewer candidates), so a failing
             // one is reported by name but the node stays ready.
             let mut dependencies = serde_json::Map::new();

@@ -112,6 +112,8 @@ pub fn plan(config: &EdgeConfig, req: &Incoming<'_>, now_secs: i64) -> Result<Pl
             _ => Err(EdgeError::MethodNotAllowed),
         },
         ["v1", "items"] => only("POST", &|| catalog_write(config, caller)),
+        // A catalogue job's progress: as private as the write that started it.
+        ["v1", "jobs", _] => only("GET", &|| catalog_write(config, caller)),
         ["v1", "events"] => only("POST", &|| events(req)),
         ["v1", "users", user] => only("DELETE", &|| user_data(caller, user, true)),
         ["v1", "users", user, "events"] => only("GET", &|| user_data(caller, user, false)),

@@ -105,6 +105,9 @@ error_codes! {
     Forbidden = ("forbidden", 403, Core),
     /// No item with the given id.
     ItemNotFound = ("item_not_found", 404, Core),
+    /// `GET /v1/jobs/{id}` for a job this node does not know (never started here, forgotten,
+    /// or started before a restart).
+    JobNotFound = ("job_not_found", 404, Core),
     /// No such endpoint.
     RouteNotFound = ("route_not_found", 404, Core),
     /// A known endpoint asked with the wrong method.

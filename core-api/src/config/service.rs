@@ -79,6 +79,9 @@ pub struct ModelConfig {
     /// Catalogue embedding batches (item upserts) run at once; more wait their turn, so
     /// ingestion cannot take every core from the queries' intent embeddings and ranking.
     pub ingest_concurrency: usize,
+    /// Most items a `POST /v1/items` embeds within the request; a batch with more to embed
+    /// becomes a job (202, `GET /v1/jobs/{id}`). About half a second of CPU embedding.
+    pub sync_embed_max: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +159,7 @@ impl Default for ModelConfig {
             query_batch_max: 64,
             query_batch_wait_us: 2_000,
             ingest_concurrency: 1,
+            sync_embed_max: 64,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`open`](self::open): opening over the backends, the start-up replay, background work;
 //! - [`reads`]: `recommend` and `similar`, which run the [`pipeline`] stages;
 //! - [`writes`]: events, catalogue upserts and deletes, a user's export and erasure;
+//! - [`jobs`]: catalogue upserts too large for one request;
 //! - [`learning`]: the online ranking policy and the trained model's retraining;
 //! - [`graph_sync`]: the item graph's `SIMILAR_TO` edges, kept in step with the catalogue;
 //! - [`vectors`]: the one seam over local shards and, on a router, the shard nodes
@@ -12,6 +13,7 @@
 
 mod cluster_feed;
 mod graph_sync;
+mod jobs;
 mod learning;
 mod open;
 pub(crate) mod pipeline;
@@ -43,6 +45,7 @@ use vector_index::ShardedIndex;
 
 pub use crate::embedding::{item_text, Embedder};
 pub(crate) use cluster_feed::connect as connect_cluster;
+pub use jobs::{ItemsSubmitted, JobState, JobStatus};
 pub use learning::PolicyReport;
 pub(crate) use writes::validate_item;
 pub use writes::{
@@ -86,6 +89,8 @@ pub struct Engine {
     learner: Arc<Learner>,
     /// The background catalogue load's progress (the demo catalogue's later films).
     catalogue_load: tokio::sync::watch::Sender<CatalogueLoad>,
+    /// Catalogue upserts too large for one request.
+    jobs: jobs::Jobs,
 }
 
 /// A background catalogue load, for `/readyz`: items still to be added, and whether the load
@@ -145,6 +150,11 @@ impl Engine {
             ));
         }
         checks
+    }
+
+    /// Whether the store of record accepts writes (see [`ItemStore::check_writable`]).
+    pub async fn storage_writable(&self) -> Result<(), StoreError> {
+        self.backends.items.check_writable().await
     }
 
     pub fn catalog_len(&self) -> usize {

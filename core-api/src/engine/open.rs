@@ -148,6 +148,7 @@ impl Engine {
             graph_filled: Arc::new(tokio::sync::watch::Sender::new(true)),
             learner,
             catalogue_load: tokio::sync::watch::Sender::new(Default::default()),
+            jobs: Default::default(),
         });
         if let Some(cluster) = cluster {
             Self::spawn_feed(&engine, cluster);

@@ -62,6 +62,17 @@ fn event_id(e: &InteractionEvent, timestamp: i64) -> Result<String, EngineError>
     Ok(format!("s:{}", hex_of(&rand::random::<[u8; 12]>())))
 }
 
+/// A catalogue batch holds 1 to [`MAX_ITEMS_PER_REQUEST`] items.
+pub(super) fn check_batch(inputs: &[ItemInput]) -> Result<(), EngineError> {
+    if inputs.is_empty() || inputs.len() > MAX_ITEMS_PER_REQUEST {
+        return Err(EngineError::invalid(
+            ErrorCode::InvalidBatch,
+            format!("send between 1 and {MAX_ITEMS_PER_REQUEST} items"),
+        ));
+    }
+    Ok(())
+}
+
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -282,12 +293,7 @@ impl Engine {
 
     /// Validates, embeds (where no vector is given), stores durably and indexes items.
     pub async fn upsert_items(&self, inputs: Vec<ItemInput>) -> Result<usize, EngineError> {
-        if inputs.is_empty() || inputs.len() > MAX_ITEMS_PER_REQUEST {
-            return Err(EngineError::invalid(
-                ErrorCode::InvalidBatch,
-                format!("send between 1 and {MAX_ITEMS_PER_REQUEST} items"),
-            ));
-        }
+        check_batch(&inputs)?;
         let dim = self.embedder.dim();
         let mut items = Vec::with_capacity(inputs.len());
         let mut to_embed = Vec::new();

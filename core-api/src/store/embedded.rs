@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, PoisonError};
 
 use async_trait::async_trait;
 use half::f16;
@@ -35,6 +35,8 @@ enum WriteOp {
     Delete(String),
     /// Every event of a user.
     EraseUser(String),
+    /// A tiny commit that tells whether writes are stored again after a failure.
+    Probe,
 }
 
 struct WriteRequest {
@@ -53,6 +55,8 @@ struct Outcome {
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Why the last commit failed; cleared by the next one that succeeds.
+    write_failure: Arc<std::sync::Mutex<Option<String>>>,
     /// `None` only while dropping.
     writer: Option<mpsc::Sender<WriteRequest>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
@@ -98,12 +102,15 @@ impl EmbeddedStore {
         };
         let (writer, queue) = mpsc::channel();
         let writer_db = db.clone();
+        let write_failure = Arc::new(std::sync::Mutex::new(None));
+        let failure = write_failure.clone();
         let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run_writer(&writer_db, &queue, event_seq))
+            .spawn(move || run_writer(&writer_db, &queue, event_seq, &failure))
             .map_err(unavailable)?;
         Ok(Self {
             db,
+            write_failure,
             writer: Some(writer),
             writer_thread: Some(writer_thread),
             version: AtomicU64::new(version),
@@ -156,7 +163,12 @@ fn read_events(db: &Database, mut f: impl FnMut(Interaction)) -> Result<(), Stor
 }
 
 /// The writer thread: drains the queue into one transaction, commits, acknowledges.
-fn run_writer(db: &Database, queue: &mpsc::Receiver<WriteRequest>, mut event_seq: u64) {
+fn run_writer(
+    db: &Database,
+    queue: &mpsc::Receiver<WriteRequest>,
+    mut event_seq: u64,
+    failure: &std::sync::Mutex<Option<String>>,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -169,6 +181,7 @@ fn run_writer(db: &Database, queue: &mpsc::Receiver<WriteRequest>, mut event_seq
         let result = apply(db, &batch, &mut seq);
         match result {
             Ok(outcomes) => {
+                *failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 event_seq = seq;
                 for (req, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = req.done.send(Ok(outcome));
@@ -176,6 +189,7 @@ fn run_writer(db: &Database, queue: &mpsc::Receiver<WriteRequest>, mut event_seq
             }
             Err(e) => {
                 tracing::error!(error = %e, "store commit failed");
+                *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
                 for req in batch {
                     let _ = req.done.send(Err(unavailable(&e)));
                 }
@@ -238,6 +252,14 @@ fn apply(
                         rows: list.len(),
                         ..Outcome::default()
                     }
+                }
+                WriteOp::Probe => {
+                    let probes = meta
+                        .get("probe")
+                        .map_err(unavailable)?
+                        .map_or(0, |v| v.value());
+                    meta.insert("probe", probes + 1).map_err(unavailable)?;
+                    Outcome::default()
                 }
                 WriteOp::Delete(id) => Outcome {
                     rows: usize::from(items.remove(id.as_str()).map_err(unavailable)?.is_some()),
@@ -379,6 +401,23 @@ impl ItemStore for EmbeddedStore {
 
     async fn delete(&self, item_id: &str) -> Result<bool, StoreError> {
         Ok(self.write(WriteOp::Delete(item_id.to_string())).await?.rows > 0)
+    }
+
+    /// Healthy until a commit fails; then each check tries a tiny commit, and reports the
+    /// failure until one succeeds (redb itself may refuse every write after an I/O error
+    /// until the process restarts).
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        let failed = self
+            .write_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match failed {
+            None => Ok(()),
+            Some(why) => self.write(WriteOp::Probe).await.map(|_| ()).map_err(|e| {
+                StoreError::Unavailable(format!("storage refuses writes: {why} (now: {e})"))
+            }),
+        }
     }
 
     async fn load_all(&self) -> Result<Vec<StoredItem>, StoreError> {

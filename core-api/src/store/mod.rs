@@ -38,7 +38,7 @@ pub struct Interaction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation_id: Option<String>,
     /// Identifies the event per user: a second append of the same id stores nothing.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub event_id: String,
 }
 
@@ -128,6 +128,11 @@ pub trait ItemStore: Send + Sync {
     async fn load_all(&self) -> Result<Vec<StoredItem>, StoreError>;
     /// Next version number for an item vector (strictly increasing, never reused).
     fn next_version(&self) -> u64;
+    /// Whether writes are being stored. A node whose store of record refuses writes (a full
+    /// disk) must stop reporting ready; stores that fail per request need not say so here.
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Cache of computed user vectors.

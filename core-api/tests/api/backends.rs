@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use core_api::store::{
     ContentNode, EmbeddedStore, InProcessItemGraph, Interaction, InteractionStore, ItemGraph,
-    Neo4jGraph, ScyllaInteractionStore, UserProfile,
+    ItemStore, Neo4jGraph, ScyllaInteractionStore, StoreError, UserProfile,
 };
 use shared_types::Action;
 
@@ -632,4 +632,55 @@ async fn engine_runs_on_scylla_neo4j_and_redis_together() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A store that cannot write (its file may not grow: a full disk, as far as redb can tell)
+/// says so, so `/readyz` stops reporting the node ready. Runs itself again in a child process
+/// whose file-size limit is low (with SIGXFSZ ignored, writes past it fail with EFBIG).
+#[tokio::test]
+async fn a_store_that_cannot_write_says_so() {
+    const CHILD: &str = "SEMREC_TEST_FSIZE_CHILD";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        let store = EmbeddedStore::open(std::path::Path::new(&dir)).unwrap();
+        store.check_writable().await.expect("writable at first");
+        let mut failure = None;
+        for round in 0..10_000 {
+            let events: Vec<Interaction> = (0..200)
+                .map(|i| {
+                    let rec = format!("{round:032}{i:032}");
+                    event(
+                        "u",
+                        &format!("i{round}-{i}"),
+                        Action::Like,
+                        1_000,
+                        Some(&rec),
+                    )
+                })
+                .collect();
+            if let Err(e) = store.append(events).await {
+                failure = Some(e);
+                break;
+            }
+        }
+        let failure = failure.expect("the file-size limit was never reached");
+        assert!(matches!(failure, StoreError::Unavailable(_)), "{failure}");
+        let why = store
+            .check_writable()
+            .await
+            .expect_err("no longer writable");
+        assert!(why.to_string().contains("refuses writes"), "{why}");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -S -f 4096; exec \"$0\" --exact backends::a_store_that_cannot_write_says_so --nocapture --test-threads 1")
+        .arg(&exe)
+        .env(CHILD, temp_dir("fsize"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("1 passed"), "the child ran the test: {log}");
 }

@@ -150,3 +150,78 @@ fn cli_ingests_a_csv_catalogue() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot read"));
 }
+
+/// A batch with more items to embed than one request fits becomes a job: answered at once
+/// with 202 and its status URL, stored in durable chunks, reported done with every item
+/// searchable; a bad item refuses the whole batch before anything is stored.
+#[tokio::test]
+async fn a_large_upsert_becomes_a_job_that_reports_its_progress() {
+    use axum::http::StatusCode;
+    use core_api::{app, AppState};
+
+    use crate::common::{get, post};
+
+    let dir = temp_dir("jobs");
+    let mut config = demo_config(&dir.join("data"), 0);
+    config.demo.load_if_empty = false;
+    config.model.sync_embed_max = 4;
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let engine = core_api::bootstrap::open_embedded(config, encoder(), metrics.clone())
+        .await
+        .unwrap();
+    let router = app(AppState::ready(engine.clone(), metrics));
+    let batch = |n: usize, bad: bool| -> String {
+        let items: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                serde_json::json!({
+                    "id": format!("job-{i}"),
+                    "title": if bad && i == n - 1 { String::new() } else { format!("Film {i}") },
+                    "genres": ["Sci-Fi"],
+                    "description": SPACE[i % 3],
+                })
+            })
+            .collect();
+        serde_json::to_string(&items).unwrap()
+    };
+
+    // Small enough: stored within the request.
+    let small = post(&router, "/v1/items", "application/json", batch(3, false)).await;
+    assert_eq!(small.status, StatusCode::OK);
+    assert_eq!(small.json()["upserted"], 3);
+
+    // A bad item anywhere refuses the whole batch, job or not, and stores nothing.
+    post(&router, "/v1/items", "application/json", batch(150, true))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_item");
+    assert!(!engine.has_item("job-100"));
+
+    let started = post(&router, "/v1/items", "application/json", batch(150, false)).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED);
+    let job = started.json();
+    assert_eq!(
+        (job["state"].as_str(), job["total"].as_u64()),
+        (Some("running"), Some(150))
+    );
+    let location = started.headers["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        location,
+        format!("/v1/jobs/{}", job["job_id"].as_str().unwrap())
+    );
+    let mut last_stored = 0;
+    let done = loop {
+        let status = get(&router, &location).await.json_ok();
+        let stored = status["stored"].as_u64().unwrap();
+        assert!(stored >= last_stored, "progress only grows");
+        last_stored = stored;
+        if status["state"] != "running" {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["stored"], 150);
+    assert!((0..150).all(|i| engine.has_item(&format!("job-{i}"))));
+    get(&router, "/v1/jobs/no-such-job")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "job_not_found");
+}
