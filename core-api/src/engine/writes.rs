@@ -27,10 +27,10 @@ pub const MAX_EVENT_CLOCK_SKEW_SECS: i64 = 300;
 /// invalidation) before answering; the work goes on after the answer.
 const AFTER_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
-/// The event's id: the client's, else one derived from its content when it carries its own
-/// timestamp (a retry is then the same event), else a new one.
-fn event_id(e: &InteractionEvent, timestamp: i64) -> Result<String, EngineError> {
-    use sha2::{Digest, Sha256};
+/// The event's id: the client's, else empty (identified by its content, see
+/// [`Interaction::content_id`]) when it carries its own timestamp (a retry is then the same
+/// event), else a new one.
+fn event_id(e: &InteractionEvent) -> Result<String, EngineError> {
     if let Some(id) = &e.event_id {
         let ok = (1..=64).contains(&id.len())
             && id
@@ -45,19 +45,7 @@ fn event_id(e: &InteractionEvent, timestamp: i64) -> Result<String, EngineError>
         return Ok(id.clone());
     }
     if e.timestamp.is_some() {
-        let mut h = Sha256::new();
-        for part in [
-            e.user_id.as_str(),
-            e.item_id.as_str(),
-            e.action.as_str(),
-            &timestamp.to_string(),
-            e.recommendation_id.as_deref().unwrap_or(""),
-        ] {
-            h.update(part.as_bytes());
-            h.update([0]);
-        }
-        let digest = h.finalize();
-        return Ok(format!("c:{}", hex_of(&digest[..12])));
+        return Ok(String::new());
     }
     Ok(format!("s:{}", hex_of(&rand::random::<[u8; 12]>())))
 }
@@ -133,15 +121,19 @@ impl Engine {
                     "recommendation_id is at most 64 bytes",
                 ));
             }
-            let event_id = event_id(&e, timestamp)?;
-            stored.push(Interaction {
+            let event_id = event_id(&e)?;
+            let mut event = Interaction {
                 user_id: e.user_id,
                 item_id: e.item_id,
                 action: e.action,
                 timestamp,
                 recommendation_id: e.recommendation_id,
                 event_id,
-            });
+            };
+            if event.event_id.is_empty() {
+                event.event_id = event.content_id();
+            }
+            stored.push(event);
         }
         // The previous positive items of each user, read before the append, seed graph edges.
         let users: HashSet<&str> = stored.iter().map(|e| e.user_id.as_str()).collect();

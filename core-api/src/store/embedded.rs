@@ -219,7 +219,8 @@ fn apply(
                 WriteOp::Events(list) => {
                     let mut fresh = Vec::with_capacity(list.len());
                     for e in list {
-                        let id = (e.user_id.as_str(), e.event_id.as_str());
+                        let event_id = e.id();
+                        let id = (e.user_id.as_str(), event_id.as_ref());
                         // In this transaction: a repeat in the same group commit is seen too.
                         if event_ids.get(id).map_err(unavailable)?.is_some() {
                             fresh.push(false);
@@ -227,7 +228,15 @@ fn apply(
                         }
                         event_ids.insert(id, e.timestamp).map_err(unavailable)?;
                         *event_seq += 1;
-                        let value = serde_json::to_vec(e).map_err(unavailable)?;
+                        let value = if e.event_id.is_empty() {
+                            serde_json::to_vec(&Interaction {
+                                event_id: event_id.to_string(),
+                                ..e.clone()
+                            })
+                        } else {
+                            serde_json::to_vec(e)
+                        }
+                        .map_err(unavailable)?;
                         events
                             .insert(
                                 (e.user_id.as_str(), e.timestamp, *event_seq),

@@ -42,6 +42,37 @@ pub struct Interaction {
     pub event_id: String,
 }
 
+impl Interaction {
+    /// The id of an event identified by its content: user, item, action, time and
+    /// recommendation (`c:` and 24 hex digits of their SHA-256).
+    pub fn content_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            self.user_id.as_str(),
+            self.item_id.as_str(),
+            self.action.as_str(),
+            &self.timestamp.to_string(),
+            self.recommendation_id.as_deref().unwrap_or(""),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        let digest = h.finalize();
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        format!("c:{hex}")
+    }
+
+    /// The event's id, its content's when it has none (how stores key an event).
+    pub fn id(&self) -> std::borrow::Cow<'_, str> {
+        if self.event_id.is_empty() {
+            std::borrow::Cow::Owned(self.content_id())
+        } else {
+            std::borrow::Cow::Borrowed(&self.event_id)
+        }
+    }
+}
+
 /// A catalogue item with its embedding and the version that identifies this vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredItem {
@@ -64,7 +95,8 @@ pub struct UserProfile {
 pub trait InteractionStore: Send + Sync {
     /// Appends events; they are durable (survive a crash) once this returns `Ok`. An event
     /// whose (user, event id) is already stored is not stored again: the result holds the
-    /// events stored by this call, in order.
+    /// events stored by this call, in order. An event without an id is identified by its
+    /// content ([`Interaction::id`]).
     async fn append(&self, events: Vec<Interaction>) -> Result<Vec<Interaction>, StoreError>;
     /// The user's most recent interactions, newest first.
     async fn recent(&self, user_id: &str, limit: usize) -> Result<Vec<Interaction>, StoreError>;

@@ -355,7 +355,7 @@ impl ScyllaInteractionStore {
     async fn claim(c: &Connected, e: &Interaction) -> Result<(bool, i64), StoreError> {
         let result = c
             .session
-            .execute_unpaged(&c.claim_event, (&e.user_id, &e.event_id, e.timestamp))
+            .execute_unpaged(&c.claim_event, (&e.user_id, e.id().as_ref(), e.timestamp))
             .await
             .map_err(|err| unavailable("claim event id", err))?
             .into_rows_result()
@@ -374,7 +374,7 @@ impl ScyllaInteractionStore {
         }
         let first = c
             .session
-            .execute_unpaged(&c.claimed_at, (&e.user_id, &e.event_id))
+            .execute_unpaged(&c.claimed_at, (&e.user_id, e.id().as_ref()))
             .await
             .map_err(|err| unavailable("read event id", err))?
             .into_rows_result()
@@ -406,7 +406,7 @@ impl InteractionStore for ScyllaInteractionStore {
                     (
                         &e.user_id,
                         ts,
-                        event_timeuuid(at, &e.event_id),
+                        event_timeuuid(at, &e.id()),
                         &e.item_id,
                         action,
                         &e.recommendation_id,

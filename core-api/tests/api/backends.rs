@@ -189,8 +189,28 @@ async fn interaction_store_contract(store: &dyn InteractionStore, tag: &str) {
     };
     assert_eq!(store.append(vec![again]).await.unwrap().len(), 1);
     assert_eq!(store.user_events(&w).await.unwrap().len(), 3);
+    // Without an id, an event is identified by its content.
+    let anonymous = Interaction {
+        event_id: String::new(),
+        ..event(&w, "i3", Action::View, 4_200, None)
+    };
+    assert_eq!(
+        store.append(vec![anonymous.clone()]).await.unwrap().len(),
+        1
+    );
+    assert!(store
+        .append(vec![anonymous.clone()])
+        .await
+        .unwrap()
+        .is_empty());
+    let other_time = Interaction {
+        timestamp: 4_201,
+        ..anonymous
+    };
+    assert_eq!(store.append(vec![other_time]).await.unwrap().len(), 1);
+    assert_eq!(store.user_events(&w).await.unwrap().len(), 5);
     // Erasure forgets the ids: the user's next events are new, whatever their ids.
-    assert_eq!(store.erase_user(&w).await.unwrap(), 3);
+    assert_eq!(store.erase_user(&w).await.unwrap(), 5);
     assert_eq!(store.append(vec![second]).await.unwrap().len(), 1);
 }
 
