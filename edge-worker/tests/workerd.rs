@@ -286,17 +286,25 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
         tmp.join("wrangler.log"),
         &token_vars(None),
     );
-    let (u1, u2, u3) = (
-        hs256_token("edge-u1", 3600),
-        hs256_token("edge-u2", 3600),
-        hs256_token("edge-u3", 3600),
-    );
     wait_for("core-api", Duration::from_secs(300), || {
         http(core_port, "GET", "/readyz", None).is_ok_and(|r| r.status == 200)
     });
     wait_for("wrangler dev", Duration::from_secs(180), || {
         http(edge_port, "GET", "/healthz", None).is_ok_and(|r| r.status == 200)
     });
+    // The main user: one whose one-hour cache window does not end in the next 10 minutes
+    // (windows are offset per user, so some user's entries always expire soon, and a
+    // rollover mid-test would turn an expected HIT into a MISS).
+    let now = unix_now();
+    let user_1 = (1..)
+        .map(|i| format!("edge-u1-{i}"))
+        .find(|u| shared_types::cache_window(3600, now, u).1 > now + 600)
+        .expect("some user's window lasts");
+    let (u1, u2, u3) = (
+        hs256_token(&user_1, 3600),
+        hs256_token("edge-u2", 3600),
+        hs256_token("edge-u3", 3600),
+    );
 
     // The core refuses requests that do not come from the edge.
     let direct = http(core_port, "GET", "/v1/recommendations?limit=3", None).unwrap();
@@ -304,7 +312,7 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
     assert_eq!(direct.json()["code"], "unauthorized");
 
     // First a MISS, then a HIT with the identical body.
-    let path = "/v1/recommendations?user_id=edge-u1&limit=5";
+    let path = &format!("/v1/recommendations?user_id={user_1}&limit=5");
     let miss = get_as(edge_port, path, &u1);
     assert_eq!(miss.status, 200, "{}", miss.body);
     assert_eq!(miss.header("x-edge-cache"), "MISS");
@@ -312,7 +320,7 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
     let key = miss.header("x-cache-key").to_string();
     let parts: Vec<&str> = key.split(':').collect();
     assert_eq!(parts.len(), 5, "{key}");
-    assert_eq!(&parts[..3], ["rec", "v1", "uedge-u1"], "{key}");
+    assert_eq!(&parts[..3], ["rec", "v1", &format!("u{user_1}")], "{key}");
     assert!(
         parts[3].starts_with("ctx") && parts[3].len() == 3 + 16,
         "{key}"
@@ -341,7 +349,7 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
 
     // An event passes through uncached; the user's next GET is not the pre-event answer.
     let liked = item_ids(&hit)[0].clone();
-    let event = format!(r#"{{"user_id":"edge-u1","item_id":"{liked}","action":"like"}}"#);
+    let event = format!(r#"{{"user_id":"{user_1}","item_id":"{liked}","action":"like"}}"#);
     let auth = bearer(&u1);
     let posted = request(
         edge_port,
