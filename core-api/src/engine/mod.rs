@@ -91,6 +91,10 @@ pub struct Engine {
     catalogue_load: tokio::sync::watch::Sender<CatalogueLoad>,
     /// Catalogue upserts too large for one request.
     jobs: jobs::Jobs,
+    /// Held shared by each event batch's work after its commit, and exclusively by an
+    /// erasure, so an erasure waits for that work and no late graph edge or cached vector
+    /// outlives it.
+    after_commit_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// A background catalogue load, for `/readyz`: items still to be added, and whether the load

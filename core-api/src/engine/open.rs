@@ -149,6 +149,7 @@ impl Engine {
             learner,
             catalogue_load: tokio::sync::watch::Sender::new(Default::default()),
             jobs: Default::default(),
+            after_commit_gate: Default::default(),
         });
         if let Some(cluster) = cluster {
             Self::spawn_feed(&engine, cluster);

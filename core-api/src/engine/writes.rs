@@ -185,10 +185,12 @@ impl Engine {
         // learning is immediate; the graph and cache updates may wait on their backends.
         self.learn_from(&fresh);
         let engine = self.clone();
+        let gate = self.after_commit_gate.clone().read_owned().await;
         let after = tokio::spawn(async move {
             engine
                 .after_commit(fresh, previous, previous_positive)
-                .await
+                .await;
+            drop(gate);
         });
         let _ = tokio::time::timeout(AFTER_COMMIT_WAIT, after).await;
         Ok(accepted)
@@ -203,6 +205,9 @@ impl Engine {
         mut previous_positive: HashMap<String, Vec<Arc<str>>>,
     ) {
         let learning = &self.config.learning;
+        // Graph edges to write: (user, their recent positives before the item, the item).
+        let mut edges: Vec<(String, Vec<Arc<str>>, Arc<str>)> = Vec::new();
+        let mut users: HashSet<String> = HashSet::new();
         for e in fresh {
             let Some(entry) = self.catalog.get(&e.item_id) else {
                 continue;
@@ -222,18 +227,21 @@ impl Engine {
             }
             let before = previous.entry(e.user_id.clone()).or_default();
             if first && e.action.preference_weight() > 0.0 {
-                if let Err(err) = self
-                    .backends
-                    .graph
-                    .record(&e.user_id, before, &entry.id)
-                    .await
-                {
-                    tracing::warn!(error = %err, "item graph update failed");
-                }
+                edges.push((e.user_id.clone(), before.clone(), entry.id.clone()));
                 before.insert(0, entry.id.clone());
                 before.truncate(5);
             }
-            self.backends.user_cache.invalidate(&e.user_id).await;
+            users.insert(e.user_id);
+        }
+        // The cached taste vectors first: quick, and what the users' next reads depend on
+        // (done before the answer unless the cache is slow), then the graph's edges.
+        for user in &users {
+            self.backends.user_cache.invalidate(user).await;
+        }
+        for (user, before, item) in edges {
+            if let Err(err) = self.backends.graph.record(&user, &before, &item).await {
+                tracing::warn!(error = %err, "item graph update failed");
+            }
         }
     }
 
@@ -256,6 +264,8 @@ impl Engine {
     /// a retry finishes the job.
     pub async fn erase_user(&self, user_id: &str) -> Result<ErasureReport, EngineError> {
         validate_user_id(user_id)?;
+        // No event's graph or cache work may still be running, or start, during the erasure.
+        let _exclusive = self.after_commit_gate.write().await;
         // The store first: it is the source everything else is rebuilt from.
         let events = self.backends.interactions.erase_user(user_id).await?;
         let seen_items = self.learner.forget_user(user_id);

@@ -565,8 +565,16 @@ async fn erasing_a_user_reaches_scylla_neo4j_and_redis() {
         .clone();
     assert_eq!(cql.user_events(&user).await.unwrap().len(), 3);
     assert!(cql.profile(&user).await.unwrap().is_some());
-    // The two positive events were written as `WATCHED` edges.
-    assert_eq!(watched_in_neo4j(&raw_graph, &user).await, (2, true));
+    // The two positive events were written as `WATCHED` edges (after the events' answer,
+    // which waits for that work only briefly).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while watched_in_neo4j(&raw_graph, &user).await != (2, true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "WATCHED edges not written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let cached: i64 = vector_in_redis.query_async(&mut raw_redis).await.unwrap();
     assert_eq!(cached, 1, "taste vector in Redis");
 
