@@ -726,7 +726,11 @@ mod tests {
                 0,
             )
         };
-        for (method, path) in [("POST", "/v1/items"), ("DELETE", "/v1/items/tt1")] {
+        for (method, path) in [
+            ("POST", "/v1/items"),
+            ("DELETE", "/v1/items/tt1"),
+            ("GET", "/v1/jobs/items-1"),
+        ] {
             assert_eq!(
                 code(write(&config(), method, path)),
                 (403, "forbidden".into())
@@ -744,6 +748,7 @@ mod tests {
             })
         );
         assert!(write(&forwarding, "POST", "/v1/items").is_ok());
+        assert!(write(&forwarding, "GET", "/v1/jobs/items-1").is_ok());
         assert_eq!(
             plan(&config(), &get("/healthz", "", None), 0),
             Ok(Plan::Health)

@@ -286,6 +286,21 @@ async fn catalogue_and_admin_need_operator_scopes() {
     send(&app, with_key("POST", "/v1/items", CATALOG_KEY, item))
         .await
         .json_ok();
+    // A catalogue job's status is as private as the write: refused to end users and to keys
+    // without the scope; the catalogue key gets past the check (to an unknown job here).
+    let job = "/v1/jobs/items-0-0";
+    send(&app, Edge::new("GET", job).user("alice").request())
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    send(&app, Edge::new("GET", job).request())
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    send(&app, with_key("GET", job, INGEST_KEY, ""))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    send(&app, with_key("GET", job, CATALOG_KEY, ""))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "job_not_found");
 
     send(
         &app,
