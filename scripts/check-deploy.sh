@@ -3,7 +3,10 @@
 #   1. Prometheus: promtool check config (which also checks the rules it loads), check rules,
 #      and the alert unit tests (promtool test rules);
 #   2. Kubernetes: deploy/k8s/validate decodes every manifest strictly with the Kubernetes API
-#      types, builds the kustomization and checks references (see its main.go);
+#      types, builds the kustomization and checks references (see its main.go); then, in its
+#      -scylla mode (scylla.go), the ScyllaDB Operator manifest deploy/scylla/scylla-cluster.yaml:
+#      strict decoding against the operator's ScyllaCluster fields, sizes, and its agreement
+#      with the [scylla] settings of deploy/k8s/config.yaml (service, data centre, replicas);
 #   3. Grafana: the dashboard is valid JSON with unique panel ids, a sane layout, the datasource
 #      variable, metrics that core-api exports, and PromQL that parses;
 #   4. Docker: every file the Dockerfile copies exists and is not excluded by .dockerignore,
@@ -100,6 +103,9 @@ promtool=$(build_tool promtool deploy/prometheus/promtool github.com/prometheus/
 step "Kubernetes: strict decoding, kustomize build and references of deploy/k8s"
 validate=$(build_tool k8s-validate deploy/k8s/validate .)
 "$validate" deploy/k8s
+
+step "ScyllaDB: deploy/scylla/scylla-cluster.yaml against deploy/k8s/config.yaml"
+"$validate" -scylla deploy/scylla/scylla-cluster.yaml deploy/k8s
 
 # --- 3. Grafana ------------------------------------------------------------------------------
 step "Grafana: deploy/grafana/core-dashboard.json"

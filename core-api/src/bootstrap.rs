@@ -39,17 +39,20 @@ pub async fn open_on_store(
 ) -> Result<Arc<Engine>, EngineError> {
     let cluster = match config.cluster.role {
         Role::Router => {
-            Some(crate::engine::connect_cluster(&config, embedder.dim(), &metrics).await)
+            Some(crate::engine::connect_router(&config, embedder.dim(), &metrics).await)
         }
         _ => None,
     };
-    // A router loads the demo only into an empty cluster (it then seeds the shard nodes).
-    let cluster_empty = cluster.as_ref().is_none_or(|c| c.item_count() == 0);
+    // A router loads the demo only into an empty catalogue (it then seeds ScyllaDB with it).
+    let cluster_empty = match &cluster {
+        Some((_, store)) => crate::engine::catalogue_is_empty(store).await,
+        None => true,
+    };
     let demo_rest = match config.demo.load_if_empty
         && cluster_empty
         && (!store.has_items()? || crate::demo::interrupted(&config))
     {
-        // A router seeds its shard nodes from the store at open, so it loads all first.
+        // A router seeds the catalogue from the store at open, so it loads all first.
         true => {
             let background = cluster.is_none();
             crate::demo::load(&config, &store, embedder.as_ref(), &metrics, background).await?

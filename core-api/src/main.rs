@@ -144,9 +144,7 @@ async fn run() -> Result<(), String> {
 /// A shard node: internal RPC on `cluster.internal_bind`, probes and metrics on
 /// `server.bind`; no model, no public API.
 async fn run_shard_node(config: Config, metrics: Arc<Metrics>) -> Result<(), String> {
-    let node = ShardNode::open(&config, metrics)
-        .await
-        .map_err(|e| e.to_string())?;
+    let node = ShardNode::new(&config, metrics).map_err(|e| e.to_string())?;
     let bind = |addr: String| async move {
         tokio::net::TcpListener::bind(&addr)
             .await

@@ -278,6 +278,12 @@ impl LocalShard {
         }
     }
 
+    /// The vector version held for `item_id`, if the shard holds it.
+    pub fn version(&self, item_id: &str) -> Option<u64> {
+        let st = self.state.read().expect("shard lock");
+        st.live.get(item_id).copied()
+    }
+
     /// Nodes in the frozen graph and vectors in the delta, for metrics and tests.
     pub fn layout(&self) -> (usize, usize) {
         let st = self.state.read().expect("shard lock");

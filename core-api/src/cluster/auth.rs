@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn a_signed_call_passes_and_any_change_fails() {
         let auth = ClusterAuth::new("cluster-secret");
-        let path = "/internal/v1/shards/3/items";
+        let path = "/internal/v1/sync";
         let headers = auth.sign("POST", path, 1_000, b"records").unwrap();
         assert_eq!(check(&auth, &headers, path, b"records", 1_010), Ok(()));
         assert_eq!(
@@ -153,13 +153,7 @@ mod tests {
             Err(Refused::BadSignature)
         );
         assert_eq!(
-            check(
-                &auth,
-                &headers,
-                "/internal/v1/shards/4/items",
-                b"records",
-                1_010
-            ),
+            check(&auth, &headers, "/internal/v1/search", b"records", 1_010),
             Err(Refused::BadSignature)
         );
         assert_eq!(

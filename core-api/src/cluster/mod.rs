@@ -1,20 +1,19 @@
-//! The core as a cluster. Shard nodes ([`node`]) host a configured set of index shards and
-//! store those shards' items; routers ([`router`]) run the public API and the ranking
-//! pipeline, scatter each vector search to one replica of every shard over the internal RPC
-//! ([`rpc`], [`wire`]), and merge the answers.
+//! The core as a cluster. Shard nodes ([`node`]) host a configured set of index shards;
+//! routers ([`router`]) run the public API and the ranking pipeline, scatter each vector
+//! search to one replica of every shard over the internal RPC ([`rpc`], [`wire`]), and
+//! merge the answers.
 //!
-//! Items: a router embeds an upserted item and writes it to every replica of its shard (by
-//! the stable hash of its id); the write is acknowledged once `min_write_replicas` stored it.
-//! Shard nodes are the catalogue's store of record: a router pulls the catalogue from them
-//! at start and follows their change feeds, so routers keep no state of their own and can
-//! scale freely. A replica that missed writes (down, or unreachable) pulls them from its
-//! peers before it reports ready, and every `sync_interval_ms` after that.
+//! The cluster's durable state is in ScyllaDB only ([`crate::store::ScyllaCatalog`] for the
+//! catalogue, the interaction store for events). A router stores an upserted item there
+//! and acknowledges it once ScyllaDB confirmed the write; shard nodes and routers load the
+//! catalogue from it at start and follow its change log ([`follow`]) every
+//! `sync_interval_ms`. Shard nodes and routers keep nothing that cannot be rebuilt from it.
 
 pub mod auth;
+pub mod follow;
 pub mod node;
 pub mod router;
 pub mod rpc;
-mod store;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -26,25 +25,13 @@ use crate::config::ClusterConfig;
 pub use node::ShardNode;
 pub use router::{ClusterIndex, SearchOutcome};
 
-/// Records per page of a change feed.
-pub const CHANGES_PAGE: usize = 1000;
-/// How far back (µs of version) each round re-reads a feed: a write can reach a replica
-/// after later-versioned ones (two routers, a retry), and must not be skipped.
-pub const CHANGE_WINDOW_US: u64 = 10_000_000;
-
-/// How far ahead of a shard node's clock a record's version (µs since the epoch) may be:
-/// a version far in the future would win every later write of the item.
-pub const MAX_VERSION_AHEAD_US: u64 = 60_000_000;
-
 /// What a shard node says about itself on `/internal/v1/info`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
-    /// Identity of the node's data (stable across restarts, new on a wiped volume).
-    pub store_id: String,
     /// Changes at every start.
     pub boot_id: u64,
     pub shards: Vec<u32>,
-    /// False while catching up with peer replicas.
+    /// False until its shards are loaded from the catalogue.
     pub ready: bool,
     pub dim: usize,
     /// Live items per hosted shard.

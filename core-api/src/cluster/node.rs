@@ -1,33 +1,33 @@
-//! A shard node: hosts some shards of the index, stores their items durably, answers the
-//! routers' internal RPC and pulls writes it missed from peer replicas.
+//! A shard node: hosts some shards of the index and answers the routers' searches over the
+//! internal RPC. It keeps no state of its own: it loads its shards' items from the catalogue
+//! in ScyllaDB (reusing index snapshots in its data directory as a start-up cache), follows
+//! the catalogue's change log, and reports ready once loaded.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use shared_types::{ErrorBody, ErrorCode, Item};
 
 use super::auth::ClusterAuth;
-use super::rpc::RpcClient;
-use super::store::NodeStore;
-use super::wire::{Cursor, ItemRecord, SearchRequest, SearchResponse, WireError};
-use super::{discover, NodeInfo, CHANGES_PAGE, CHANGE_WINDOW_US, MAX_VERSION_AHEAD_US};
+use super::follow::{Follower, Update};
+use super::wire::{SearchRequest, SearchResponse, WireError};
+use super::NodeInfo;
 use crate::catalog::index_labels;
 use crate::compute::on_rayon;
 use crate::config::{ClusterConfig, Config};
 use crate::error::EngineError;
 use crate::metrics::Metrics;
-use crate::store::StoreError;
-use vector_index::{shard_of, IndexParams, Labels, LocalShard, Shard, ShardItem};
+use crate::store::{CatalogRecord, ScyllaCatalog, StoreError};
+use vector_index::{IndexParams, Labels, LocalShard, Shard, ShardItem};
 
 /// Errors of the internal API, mapped to statuses in one place.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ pub enum NodeError {
     BadRequest(String),
     #[error("shard {0} is not hosted here")]
     NotHosted(u32),
-    #[error("catching up with peer replicas")]
+    #[error("loading its shards from the catalogue")]
     NotReady,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -66,32 +66,35 @@ impl IntoResponse for NodeError {
 }
 
 pub struct ShardNode {
-    total_shards: usize,
+    hosted: Vec<u32>,
     dim: usize,
+    params: IndexParams,
+    snapshot_dir: PathBuf,
     cluster: ClusterConfig,
-    store: NodeStore,
-    shards: BTreeMap<u32, Arc<LocalShard>>,
+    follower: Follower,
+    /// The hosted shards, once loaded from the catalogue (the node is ready from then on).
+    shards: OnceLock<BTreeMap<u32, Arc<LocalShard>>>,
     boot_id: u64,
-    ready: AtomicBool,
-    /// Keeps a record's store write and its index update in the same order on this node.
-    write_lock: tokio::sync::Mutex<()>,
-    client: RpcClient,
     /// Verifies that internal calls come from a holder of the cluster secret.
     auth: ClusterAuth,
     metrics: Arc<Metrics>,
 }
 
+/// Least wait between two attempts to load the shards while ScyllaDB is unreachable.
+const LOAD_RETRY: Duration = Duration::from_secs(1);
+
 impl ShardNode {
-    /// Opens the node's store and its shards (reusing index snapshots in the data directory).
-    /// It is not ready until [`ShardNode::spawn_sync`] has caught up with its peers once.
-    pub async fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<Self>, EngineError> {
+    /// Sets the node up; nothing is loaded until [`ShardNode::spawn_sync`] runs, and the node
+    /// is not ready before that load completes.
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<Self>, EngineError> {
         let total = config.index.shards;
-        let hosted = config
+        let hosted: Vec<u32> = config
             .cluster
             .hosted(total)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let dir = config.storage.data_dir.join("shard-node");
-        let store = NodeStore::open(&dir)?;
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .into_iter()
+            .map(|s| s as u32)
+            .collect();
         let params = IndexParams {
             dim: config.cluster.dim,
             m: config.index.m,
@@ -99,249 +102,193 @@ impl ShardNode {
             ef_search: config.index.ef_search,
             rebuild_threshold: config.index.rebuild_threshold,
         };
-        let mut per_shard = Vec::new();
-        for &s in &hosted {
-            let items: Vec<ShardItem> = store
-                .live(s as u32)?
-                .into_iter()
-                .map(|r| ShardItem {
-                    labels: labels_of(&r),
-                    id: Arc::from(r.id.as_str()),
-                    version: r.version,
-                    vector: r.vector,
-                })
-                .collect();
-            per_shard.push((s, items));
-        }
-        let snapshot_dir = dir.join(format!(
+        let snapshot_dir = config.storage.data_dir.join("shard-node").join(format!(
             "index-d{}-m{}-efc{}",
             params.dim, params.m, params.ef_construction
         ));
-        let shards: BTreeMap<u32, Arc<LocalShard>> = on_rayon(move || {
-            per_shard
-                .into_par_iter()
-                .map(|(s, items)| {
-                    (
-                        s as u32,
-                        LocalShard::open(s, params, Some(&snapshot_dir), items),
-                    )
-                })
-                .collect()
-        })
-        .await?;
-        for (s, shard) in &shards {
-            metrics.set_shard_items(*s as usize, shard.len());
-        }
-        tracing::info!(
-            shards = ?shards.keys().collect::<Vec<_>>(),
-            store_id = store.store_id(),
-            "shard node opened"
-        );
+        let catalog = Arc::new(ScyllaCatalog::new(config.scylla.clone(), total));
         Ok(Arc::new(Self {
-            total_shards: total,
+            follower: Follower::new(catalog, hosted.iter().copied()),
+            hosted,
             dim: config.cluster.dim,
+            params,
+            snapshot_dir,
             cluster: config.cluster.clone(),
-            store,
-            shards,
+            shards: OnceLock::new(),
             boot_id: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
-            ready: AtomicBool::new(false),
-            write_lock: tokio::sync::Mutex::new(()),
-            client: RpcClient::new(&config.cluster.secret),
             auth: ClusterAuth::new(&config.cluster.secret),
             metrics,
         }))
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.shards.get().is_some()
     }
 
     pub fn info(&self) -> NodeInfo {
         NodeInfo {
-            store_id: self.store.store_id().to_string(),
             boot_id: self.boot_id,
-            shards: self.shards.keys().copied().collect(),
+            shards: self.hosted.clone(),
             ready: self.is_ready(),
             dim: self.dim,
-            items: self.shards.iter().map(|(s, sh)| (*s, sh.len())).collect(),
+            items: self
+                .shards
+                .get()
+                .map(|shards| shards.iter().map(|(s, sh)| (*s, sh.len())).collect())
+                .unwrap_or_default(),
         }
     }
 
-    fn shard(&self, shard: u32) -> Result<&Arc<LocalShard>, NodeError> {
-        self.shards.get(&shard).ok_or(NodeError::NotHosted(shard))
+    /// Loads every hosted shard from the catalogue and opens its index (reusing snapshots
+    /// that still match the items' versions).
+    async fn load(self: &Arc<Self>) -> Result<BTreeMap<u32, Arc<LocalShard>>, StoreError> {
+        let mut per_shard = Vec::new();
+        for &s in &self.hosted {
+            let items: Vec<ShardItem> = self
+                .follower
+                .load(s)
+                .await?
+                .into_iter()
+                .filter_map(|r| self.shard_item(r))
+                .collect();
+            per_shard.push((s, items));
+        }
+        let (params, dir) = (self.params, self.snapshot_dir.clone());
+        let shards: BTreeMap<u32, Arc<LocalShard>> = on_rayon(move || {
+            per_shard
+                .into_par_iter()
+                .map(|(s, items)| (s, LocalShard::open(s as usize, params, Some(&dir), items)))
+                .collect()
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        for (s, shard) in &shards {
+            self.metrics.set_shard_items(*s as usize, shard.len());
+        }
+        Ok(shards)
     }
 
-    /// Checks, stores durably and indexes records of one shard; returns how many were newer
-    /// than what the node held.
-    pub async fn apply(
-        self: &Arc<Self>,
-        shard: u32,
-        records: Vec<ItemRecord>,
-    ) -> Result<usize, NodeError> {
-        let index = self.shard(shard)?.clone();
-        let latest_version = now_micros() + MAX_VERSION_AHEAD_US;
-        for r in &records {
-            if r.version > latest_version {
-                return Err(NodeError::BadRequest(format!(
-                    "item '{}' has version {}, beyond this node's clock",
-                    r.id, r.version
-                )));
-            }
-            if shard_of(&r.id, self.total_shards) as u32 != shard {
-                return Err(NodeError::BadRequest(format!(
-                    "item '{}' does not belong to shard {shard}",
-                    r.id
-                )));
-            }
-            if r.item.is_some() && r.vector.len() != self.dim {
-                return Err(NodeError::BadRequest(format!(
-                    "item '{}' has a {}-d vector; this cluster holds {}-d vectors",
-                    r.id,
-                    r.vector.len(),
-                    self.dim
-                )));
-            }
+    /// A stored item as an index entry; `None` (logged) for a vector of another dimension.
+    fn shard_item(&self, r: CatalogRecord) -> Option<ShardItem> {
+        if r.vector.len() != self.dim {
+            tracing::error!(item = %r.id, dim = r.vector.len(), expected = self.dim, "stored item has a vector of another dimension; not indexed");
+            return None;
         }
-        let _order = self.write_lock.lock().await;
-        let node = self.clone();
-        let applied = tokio::task::spawn_blocking(move || node.store.apply(shard, records))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-        for r in &applied {
-            match r.item {
-                Some(_) => {
-                    index.upsert(Arc::from(r.id.as_str()), r.version, &r.vector, labels_of(r))
+        Some(ShardItem {
+            labels: labels_of(&r),
+            id: Arc::from(r.id.as_str()),
+            version: r.version,
+            vector: r.vector,
+        })
+    }
+
+    /// Applies what the change log says happened to one shard.
+    fn apply(&self, shard: &LocalShard, shard_id: u32, updates: Vec<Update>) {
+        for update in updates {
+            let held = shard.version(update.id());
+            if held.is_some_and(|v| v >= update.version()) {
+                continue;
+            }
+            match update {
+                Update::Upsert(r) => {
+                    if let Some(item) = self.shard_item(r) {
+                        shard.upsert(item.id, item.version, &item.vector, item.labels);
+                    }
                 }
-                None => index.remove(&r.id),
+                Update::Remove { id, .. } => shard.remove(&id),
             }
         }
-        self.metrics.set_shard_items(shard as usize, index.len());
-        Ok(applied.len())
+        self.metrics.set_shard_items(shard_id as usize, shard.len());
     }
 
     fn search(&self, req: &SearchRequest) -> Result<SearchResponse, NodeError> {
-        if !self.is_ready() {
+        let Some(shards) = self.shards.get() else {
             return Err(NodeError::NotReady);
-        }
+        };
         if req.query.len() != self.dim || req.k == 0 {
             return Err(NodeError::BadRequest(format!(
                 "expected a {}-d query and k > 0",
                 self.dim
             )));
         }
+        if let Some(s) = req.shards.iter().find(|s| !shards.contains_key(s)) {
+            return Err(NodeError::NotHosted(*s));
+        }
         let (k, ef) = (req.k as usize, req.ef.max(req.k) as usize);
         let shards = req
             .shards
             .par_iter()
             .filter_map(|s| {
-                let shard = self.shards.get(s)?;
+                let shard = shards.get(s)?;
                 Some((*s, shard.search(&req.query, k, ef, &req.filter)))
             })
             .collect();
         Ok(SearchResponse { shards })
     }
 
-    /// One round of anti-entropy: pulls, from every reachable peer replica, the changes of
-    /// the shards both host since the last round (re-reading a window, as writes may reach
-    /// a replica out of version order), and applies what is newer.
-    pub async fn catch_up(self: &Arc<Self>) -> usize {
-        let timeout = Duration::from_millis(self.cluster.health_interval_ms.max(1000));
-        let mut pulled = 0;
-        for addr in discover(&self.cluster).await {
-            let info: NodeInfo = match self.client.get(&addr, "/internal/v1/info", timeout).await {
-                Ok(body) => match serde_json::from_slice(&body) {
-                    Ok(info) => info,
-                    Err(_) => continue,
-                },
-                Err(_) => continue,
-            };
-            if info.store_id == self.store.store_id() {
-                continue;
-            }
-            for shard in info.shards.iter().filter(|s| self.shards.contains_key(s)) {
-                match self.pull(&addr, &info.store_id, *shard, timeout).await {
-                    Ok(n) => pulled += n,
-                    Err(e) => {
-                        tracing::warn!(peer = %addr, shard, error = %e, "catch-up from peer failed")
-                    }
-                }
-            }
-        }
-        pulled
-    }
-
-    async fn pull(
-        self: &Arc<Self>,
-        addr: &str,
-        peer: &str,
-        shard: u32,
-        timeout: Duration,
-    ) -> Result<usize, String> {
-        let reached = self.store.cursor(peer, shard).map_err(|e| e.to_string())?;
-        let mut after = match reached.version {
-            0 => Cursor::default(),
-            v => Cursor {
-                version: v.saturating_sub(CHANGE_WINDOW_US),
-                id: String::new(),
-            },
-        };
-        let mut furthest = reached;
-        let mut applied = 0;
-        loop {
-            let path = changes_path(shard, &after, CHANGES_PAGE);
-            let body = self
-                .client
-                .get(addr, &path, timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            let page = ItemRecord::decode_all(&body).map_err(|e| e.to_string())?;
-            let full = page.len() >= CHANGES_PAGE;
-            let Some(last) = page.last() else { break };
-            after = Cursor {
-                version: last.version,
-                id: last.id.clone(),
-            };
-            furthest = furthest.max(after.clone());
-            applied += self.apply(shard, page).await.map_err(|e| e.to_string())?;
-            if !full {
-                break;
-            }
-        }
-        self.store
-            .set_cursor(peer, shard, &furthest)
-            .map_err(|e| e.to_string())?;
-        if applied > 0 {
-            tracing::info!(peer = %addr, shard, applied, "caught up from peer");
-        }
-        Ok(applied)
-    }
-
-    /// Catches up once, then turns ready and keeps pulling every `sync_interval_ms`.
+    /// Loads the shards (retrying while ScyllaDB is unreachable), turns ready, then applies
+    /// the change log every `sync_interval_ms`.
     pub fn spawn_sync(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let node = self.clone();
         tokio::spawn(async move {
-            let pulled = node.catch_up().await;
-            node.ready.store(true, Ordering::SeqCst);
-            tracing::info!(pulled, "shard node ready");
+            let shards = loop {
+                match node.load().await {
+                    Ok(shards) => break shards,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "shards not loaded from the catalogue; retrying");
+                        tokio::time::sleep(LOAD_RETRY).await;
+                    }
+                }
+            };
+            let shards = node.shards.get_or_init(|| shards);
+            tracing::info!(
+                shards = ?shards.keys().collect::<Vec<_>>(),
+                items = shards.values().map(|s| s.len()).sum::<usize>(),
+                "shard node ready"
+            );
             let mut tick =
                 tokio::time::interval(Duration::from_millis(node.cluster.sync_interval_ms.max(10)));
-            tick.tick().await;
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                node.catch_up().await;
+                for (&s, shard) in shards {
+                    match node.follower.poll(s).await {
+                        Ok(updates) if !updates.is_empty() => node.apply(shard, s, updates),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(shard = s, error = %e, "change log not read");
+                            break;
+                        }
+                    }
+                }
             }
         })
     }
 
-    /// The internal RPC (routers and peers only; keep it off the public network).
+    /// Reads the change log of the given hosted shards now (a router's hint after a write,
+    /// so the write is searchable when it is acknowledged); returns the updates applied.
+    pub async fn sync_now(&self, shards: &[u32]) -> Result<usize, NodeError> {
+        let Some(hosted) = self.shards.get() else {
+            return Err(NodeError::NotReady);
+        };
+        let mut applied = 0;
+        for s in shards {
+            let shard = hosted.get(s).ok_or(NodeError::NotHosted(*s))?;
+            let updates = self.follower.poll(*s).await?;
+            applied += updates.len();
+            self.apply(shard, *s, updates);
+        }
+        Ok(applied)
+    }
+
+    /// The internal RPC (routers only; keep it off the public network).
     pub fn internal_app(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/internal/v1/info", get(info))
             .route("/internal/v1/search", post(search))
-            .route("/internal/v1/shards/{shard}/items", post(apply))
-            .route("/internal/v1/shards/{shard}/changes", get(changes))
+            .route("/internal/v1/sync", post(sync_now))
             .route("/healthz", get(|| async { "ok" }))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -360,16 +307,6 @@ impl ShardNode {
     }
 }
 
-pub fn changes_path(shard: u32, after: &Cursor, limit: usize) -> String {
-    let query = serde_urlencoded::to_string([
-        ("after_version", after.version.to_string()),
-        ("after_id", after.id.clone()),
-        ("limit", limit.to_string()),
-    ])
-    .expect("plain pairs encode");
-    format!("/internal/v1/shards/{shard}/changes?{query}")
-}
-
 async fn info(State(node): State<Arc<ShardNode>>) -> Json<NodeInfo> {
     Json(node.info())
 }
@@ -386,45 +323,12 @@ async fn search(State(node): State<Arc<ShardNode>>, body: Bytes) -> Result<Respo
     Ok(binary(answer.encode()))
 }
 
-#[derive(Serialize)]
-struct Applied {
-    applied: usize,
-}
-
-async fn apply(
+async fn sync_now(
     State(node): State<Arc<ShardNode>>,
-    Path(shard): Path<u32>,
-    body: Bytes,
-) -> Result<Json<Applied>, NodeError> {
-    let records = ItemRecord::decode_all(&body)?;
-    let applied = node.apply(shard, records).await?;
-    Ok(Json(Applied { applied }))
-}
-
-#[derive(Deserialize)]
-struct ChangesQuery {
-    #[serde(default)]
-    after_version: u64,
-    #[serde(default)]
-    after_id: String,
-    limit: Option<usize>,
-}
-
-async fn changes(
-    State(node): State<Arc<ShardNode>>,
-    Path(shard): Path<u32>,
-    Query(q): Query<ChangesQuery>,
-) -> Result<Response, NodeError> {
-    node.shard(shard)?;
-    let after = Cursor {
-        version: q.after_version,
-        id: q.after_id,
-    };
-    let limit = q.limit.unwrap_or(CHANGES_PAGE).clamp(1, 10 * CHANGES_PAGE);
-    let records = tokio::task::spawn_blocking(move || node.store.changes(shard, &after, limit))
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-    Ok(binary(ItemRecord::encode_all(&records)))
+    Json(shards): Json<Vec<u32>>,
+) -> Result<Json<serde_json::Value>, NodeError> {
+    let applied = node.sync_now(&shards).await?;
+    Ok(Json(serde_json::json!({ "applied": applied })))
 }
 
 async fn readyz(State(node): State<Arc<ShardNode>>) -> Response {
@@ -441,7 +345,7 @@ async fn readyz(State(node): State<Arc<ShardNode>>) -> Response {
     (
         status,
         Json(serde_json::json!({
-            "status": if info.ready { "ready" } else { "catching_up" },
+            "status": if info.ready { "ready" } else { "loading" },
             "role": "shard",
             "shards": info.shards,
             "items": items,
@@ -456,13 +360,6 @@ async fn metrics(State(node): State<Arc<ShardNode>>) -> Response {
         node.metrics.render(),
     )
         .into_response()
-}
-
-/// Microseconds since the epoch on this node's clock.
-fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Refuses internal calls not signed with the cluster secret (when one is configured).
@@ -495,8 +392,8 @@ async fn verify_call(
         .await
 }
 
-/// Largest internal call body (a write of many items with their vectors).
-const MAX_INTERNAL_BODY: usize = 256 << 20;
+/// Largest internal call body (a search: a query vector and a filter).
+const MAX_INTERNAL_BODY: usize = 16 << 20;
 
 fn refuse(code: ErrorCode, message: &str) -> Response {
     let status = StatusCode::from_u16(code.status()).expect("error codes carry valid statuses");
@@ -504,7 +401,7 @@ fn refuse(code: ErrorCode, message: &str) -> Response {
 }
 
 /// The filter labels of a stored item (its JSON), as the router's catalogue computes them.
-fn labels_of(record: &ItemRecord) -> Labels {
+fn labels_of(record: &CatalogRecord) -> Labels {
     match record.item.as_deref().map(serde_json::from_slice::<Item>) {
         Some(Ok(item)) => index_labels(&item),
         Some(Err(e)) => {

@@ -1,6 +1,6 @@
 //! A router's view of the shard nodes: which replicas of each shard are up (health rounds),
-//! scatter-gather search with per-shard deadlines, retries on another replica and hedged
-//! requests, writes to every replica of the owning shard, and reads of the change feeds.
+//! and scatter-gather search with per-shard deadlines, retries on another replica and
+//! hedged requests.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -9,14 +9,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::node::changes_path;
 use super::rpc::{RpcClient, RpcError};
-use super::wire::{Cursor, ItemRecord, SearchRequest, SearchResponse};
-use super::{discover, NodeInfo, CHANGES_PAGE};
+use super::wire::{SearchRequest, SearchResponse};
+use super::{discover, NodeInfo};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::StoreError;
-use vector_index::{shard_of, Filter, Hit};
+use vector_index::{Filter, Hit};
 
 /// The merged top-k and the shards that did not answer in time (a partial answer).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -156,30 +154,6 @@ impl ClusterIndex {
             up.rotate_left(turn % len);
         }
         up
-    }
-
-    /// Items in the cluster as its up replicas report them (the fullest replica per shard).
-    pub fn item_count(&self) -> usize {
-        let nodes = self.nodes.read().expect("nodes lock");
-        (0..self.total_shards as u32)
-            .map(|s| {
-                nodes
-                    .iter()
-                    .filter(|n| n.serves(s))
-                    .filter_map(|n| {
-                        n.state
-                            .read()
-                            .expect("node lock")
-                            .info
-                            .as_ref()?
-                            .items
-                            .get(&s)
-                            .copied()
-                    })
-                    .max()
-                    .unwrap_or(0)
-            })
-            .sum()
     }
 
     /// Shards with no replica up now.
@@ -372,8 +346,42 @@ impl ClusterIndex {
         (node, shards, answer)
     }
 
-    /// A version for a new write: microseconds since the epoch, strictly increasing here,
-    /// so the last writer wins across routers whose clocks agree to within the write rate.
+    /// Asks every up replica of `shards` to read the catalogue's change log now, so a write
+    /// just stored is searchable when it is acknowledged. A hint only: a replica that does
+    /// not answer within `deadline` applies the write at its next round anyway.
+    pub async fn sync_now(&self, shards: &[u32], deadline: Duration) {
+        let mut per_node: Vec<(Arc<Node>, Vec<u32>)> = Vec::new();
+        for &s in shards {
+            for node in self.replicas(s, 0) {
+                match per_node.iter_mut().find(|(n, _)| Arc::ptr_eq(n, &node)) {
+                    Some((_, list)) => list.push(s),
+                    None => per_node.push((node, vec![s])),
+                }
+            }
+        }
+        futures::future::join_all(per_node.into_iter().map(|(node, shards)| async move {
+            let body = serde_json::to_vec(&shards).expect("shard lists serialise");
+            let sent = self
+                .client
+                .call(
+                    hyper::Method::POST,
+                    &node.addr,
+                    "/internal/v1/sync",
+                    body.into(),
+                    "application/json",
+                    deadline,
+                )
+                .await;
+            if let Err(e) = sent {
+                tracing::debug!(node = %node.addr, error = %e, "sync hint not applied; the node catches up on its own");
+            }
+        }))
+        .await;
+    }
+
+    /// A version for a new write: microseconds since the epoch, strictly increasing here. It
+    /// is also the write's CQL write time, so ScyllaDB keeps the newest version of an item
+    /// across routers whose clocks agree (NTP).
     pub fn next_version(&self) -> u64 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -385,69 +393,5 @@ impl ClusterIndex {
             })
             .expect("always Some");
         now.max(previous + 1)
-    }
-
-    /// Writes records to every up replica of their shards; fails unless each shard had at
-    /// least `min_write_replicas` replicas store them durably.
-    pub async fn write(&self, records: Vec<ItemRecord>) -> Result<(), StoreError> {
-        let mut by_shard: HashMap<u32, Vec<ItemRecord>> = HashMap::new();
-        for r in records {
-            by_shard
-                .entry(shard_of(&r.id, self.total_shards) as u32)
-                .or_default()
-                .push(r);
-        }
-        let timeout = Duration::from_millis((self.config.shard_deadline_ms * 10).max(2000));
-        let results = futures::future::join_all(by_shard.into_iter().map(|(shard, records)| async move {
-            let body = ItemRecord::encode_all(&records);
-            let targets = self.replicas(shard, 0);
-            let path = format!("/internal/v1/shards/{shard}/items");
-            let stored = futures::future::join_all(targets.iter().map(|node| {
-                let body = body.clone();
-                let path = path.as_str();
-                async move {
-                    let result = self.client.post(&node.addr, path, body, timeout).await;
-                    if let Err(e) = &result {
-                        tracing::warn!(node = %node.addr, shard, error = %e, "write not stored on a replica; it catches up from its peers");
-                        self.metrics.count_shard_rpc_failure(&node.addr);
-                    }
-                    result.is_ok()
-                }
-            }))
-            .await
-            .into_iter()
-            .filter(|ok| *ok)
-            .count();
-            (shard, stored, targets.len())
-        }))
-        .await;
-        for (shard, stored, reachable) in results {
-            if stored < self.config.min_write_replicas {
-                return Err(StoreError::Unavailable(format!(
-                    "shard {shard}: {stored} of {reachable} reachable replicas stored the write, {} needed",
-                    self.config.min_write_replicas
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// One page of `shard`'s change feed after `after`, from any up replica.
-    pub async fn changes(&self, shard: u32, after: &Cursor) -> Result<Vec<ItemRecord>, StoreError> {
-        let timeout = Duration::from_secs(10);
-        let path = changes_path(shard, after, CHANGES_PAGE);
-        let mut last_error = String::from("no replica up");
-        for node in self.replicas(shard, self.rotation.fetch_add(1, Ordering::Relaxed)) {
-            match self.client.get(&node.addr, &path, timeout).await {
-                Ok(body) => {
-                    return ItemRecord::decode_all(&body)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))
-                }
-                Err(e) => last_error = format!("{}: {e}", node.addr),
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "shard {shard}: {last_error}"
-        )))
     }
 }

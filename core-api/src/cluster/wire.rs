@@ -1,7 +1,6 @@
 //! The internal RPC's message encoding: little-endian, length-prefixed, no schema
 //! negotiation (the path carries the version, `/internal/v1/...`). Binary because a search
-//! carries a 384-float query and an item record its vector; JSON would triple their size
-//! and their decoding time.
+//! carries a 384-float query; JSON would triple its size and its decoding time.
 
 use std::sync::Arc;
 
@@ -221,69 +220,6 @@ impl SearchResponse {
     }
 }
 
-/// One item as shard nodes store and replicate it. `item` is the item's JSON; `None` is a
-/// deletion (a tombstone, kept so a replica that missed it learns of it).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ItemRecord {
-    pub id: String,
-    pub version: u64,
-    pub item: Option<Vec<u8>>,
-    pub vector: Vec<f32>,
-}
-
-impl ItemRecord {
-    pub fn encode_into(&self, e: &mut Encoder) {
-        e.str(&self.id).u64(self.version);
-        match &self.item {
-            Some(json) => e.u8(1).bytes(json),
-            None => e.u8(0),
-        };
-        e.f32s(&self.vector);
-    }
-
-    pub fn decode_from(d: &mut Decoder<'_>) -> Result<Self, WireError> {
-        let id = d.str()?.to_string();
-        let version = d.u64()?;
-        let item = match d.u8()? {
-            0 => None,
-            1 => Some(d.bytes()?.to_vec()),
-            _ => return Err(WireError("bad record kind")),
-        };
-        Ok(Self {
-            id,
-            version,
-            item,
-            vector: d.f32s()?,
-        })
-    }
-
-    pub fn encode_all(records: &[ItemRecord]) -> Vec<u8> {
-        let mut e = Encoder::default();
-        e.u32(records.len() as u32);
-        for r in records {
-            r.encode_into(&mut e);
-        }
-        e.finish()
-    }
-
-    pub fn decode_all(buf: &[u8]) -> Result<Vec<Self>, WireError> {
-        let mut d = Decoder::new(buf);
-        let n = d.len(17)?;
-        let records = (0..n)
-            .map(|_| Self::decode_from(&mut d))
-            .collect::<Result<_, _>>()?;
-        d.end()?;
-        Ok(records)
-    }
-}
-
-/// Where a change feed left off: the last (version, item id) returned.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cursor {
-    pub version: u64,
-    pub id: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,24 +249,6 @@ mod tests {
             ],
         };
         assert_eq!(SearchResponse::decode(&resp.encode()).unwrap(), resp);
-        let records = vec![
-            ItemRecord {
-                id: "a".into(),
-                version: 42,
-                item: Some(br#"{"id":"a"}"#.to_vec()),
-                vector: vec![1.0, 2.0],
-            },
-            ItemRecord {
-                id: "b".into(),
-                version: 43,
-                item: None,
-                vector: vec![],
-            },
-        ];
-        assert_eq!(
-            ItemRecord::decode_all(&ItemRecord::encode_all(&records)).unwrap(),
-            records
-        );
     }
 
     #[test]
@@ -352,6 +270,5 @@ mod tests {
         let mut trailing = good;
         trailing.push(0);
         assert!(SearchRequest::decode(&trailing).is_err());
-        assert!(ItemRecord::decode_all(&[9, 0, 0, 0]).is_err());
     }
 }

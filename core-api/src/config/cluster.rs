@@ -21,7 +21,7 @@ pub struct ClusterConfig {
     pub ordinal: i64,
     /// Internal RPC listener of a shard node.
     pub internal_bind: String,
-    /// Shard nodes' internal addresses (`host:port`), for routers and for peer catch-up.
+    /// Shard nodes' internal addresses (`host:port`), for routers.
     pub nodes: Vec<String>,
     /// Or a DNS name (`host:port`, e.g. a Kubernetes headless service), resolved every round.
     pub nodes_dns: String,
@@ -30,11 +30,9 @@ pub struct ClusterConfig {
     /// A shard request unanswered after this long is also sent to another replica.
     pub hedge_after_ms: u64,
     pub health_interval_ms: u64,
-    /// Shard nodes pull missed writes from peer replicas, and routers pull catalogue changes,
-    /// this often.
+    /// Shard nodes and routers read the catalogue's change log in ScyllaDB this often: an
+    /// item written through one router is searchable about this long after its 2xx.
     pub sync_interval_ms: u64,
-    /// Replicas of the owning shard that must store a write before it is acknowledged.
-    pub min_write_replicas: usize,
     /// Vector dimension on shard nodes (they load no model); routers check it against theirs.
     pub dim: usize,
     /// Key shared by routers and shard nodes: every internal RPC call is signed with it
@@ -56,8 +54,7 @@ impl Default for ClusterConfig {
             shard_deadline_ms: 80,
             hedge_after_ms: 20,
             health_interval_ms: 500,
-            sync_interval_ms: 2000,
-            min_write_replicas: 1,
+            sync_interval_ms: 250,
             dim: 384,
             secret: String::new(),
         }

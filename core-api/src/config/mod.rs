@@ -192,12 +192,13 @@ impl Config {
         {
             return invalid("a router needs cluster.nodes or cluster.nodes_dns");
         }
-        if self.cluster.replication == 0
-            || self.cluster.min_write_replicas == 0
-            || self.cluster.shard_deadline_ms == 0
-        {
+        if self.cluster.replication == 0 || self.cluster.shard_deadline_ms == 0 {
+            return invalid("cluster.replication and shard_deadline_ms must be positive");
+        }
+        if self.cluster.role != Role::Single && self.scylla.nodes.trim().is_empty() {
             return invalid(
-                "cluster.replication, min_write_replicas and shard_deadline_ms must be positive",
+                "a router or shard node needs scylla.nodes (RECO__SCYLLA__NODES): the cluster's \
+                 catalogue and events live in ScyllaDB",
             );
         }
         if self.server.request_timeout_ms == 0 || self.server.max_body_bytes < 1024 {

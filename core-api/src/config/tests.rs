@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// A CQL contact point, which the cluster roles require.
+const SCYLLA: (&str, &str) = ("RECO__SCYLLA__NODES", "10.0.0.9:9042");
+
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -21,6 +24,7 @@ fn cluster_placement_and_list_overrides() {
             ("RECO__CLUSTER__ORDINAL", "3"),
             ("RECO__CLUSTER__NODES", "10.0.0.2:8081, 10.0.0.3:8081"),
             ("RECO__CLUSTER__SECRET", "cluster-secret"),
+            SCYLLA,
         ]),
     )
     .unwrap();
@@ -176,7 +180,7 @@ fn a_public_bind_needs_authentication_or_the_explicit_switch() {
     let shard = ("RECO__CLUSTER__ROLE", "shard");
     let cluster_secret = ("RECO__CLUSTER__SECRET", "cluster-secret");
     assert!(
-        Config::load(None, env(&[public, shard, cluster_secret])).is_ok(),
+        Config::load(None, env(&[public, shard, cluster_secret, SCYLLA])).is_ok(),
         "shard nodes serve no public API on server.bind"
     );
 }
@@ -184,25 +188,55 @@ fn a_public_bind_needs_authentication_or_the_explicit_switch() {
 #[test]
 fn an_internal_rpc_off_loopback_needs_the_cluster_secret() {
     let shard = ("RECO__CLUSTER__ROLE", "shard");
-    let err = Config::load(None, env(&[shard])).unwrap_err().to_string();
+    let err = Config::load(None, env(&[shard, SCYLLA]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cluster.secret"), "{err}");
     let local = ("RECO__CLUSTER__INTERNAL_BIND", "127.0.0.1:8081");
-    assert!(Config::load(None, env(&[shard, local])).is_ok());
-    assert!(Config::load(None, env(&[shard, ("RECO__CLUSTER__SECRET", "s")])).is_ok());
+    assert!(Config::load(None, env(&[shard, local, SCYLLA])).is_ok());
+    assert!(Config::load(None, env(&[shard, ("RECO__CLUSTER__SECRET", "s"), SCYLLA])).is_ok());
     let router = ("RECO__CLUSTER__ROLE", "router");
     let remote = ("RECO__CLUSTER__NODES", "127.0.0.1:8081,10.0.0.7:8081");
-    let err = Config::load(None, env(&[router, remote]))
+    let err = Config::load(None, env(&[router, remote, SCYLLA]))
         .unwrap_err()
         .to_string();
     assert!(err.contains("10.0.0.7:8081"), "{err}");
     assert!(Config::load(
         None,
-        env(&[router, ("RECO__CLUSTER__NODES", "127.0.0.1:8081")])
+        env(&[router, ("RECO__CLUSTER__NODES", "127.0.0.1:8081"), SCYLLA])
     )
     .is_ok());
     assert!(Config::load(
         None,
-        env(&[router, remote, ("RECO__AUTH__INSECURE_DEVELOPMENT", "true")])
+        env(&[
+            router,
+            remote,
+            ("RECO__AUTH__INSECURE_DEVELOPMENT", "true"),
+            SCYLLA
+        ])
     )
     .is_ok());
+}
+
+/// The cluster's catalogue and events live in ScyllaDB: a router or shard node without it
+/// would keep acknowledged writes nowhere durable, so it does not start.
+#[test]
+fn cluster_roles_need_scylla() {
+    for role in ["router", "shard"] {
+        let err = Config::load(
+            None,
+            env(&[
+                ("RECO__CLUSTER__ROLE", role),
+                ("RECO__CLUSTER__NODES", "127.0.0.1:8081"),
+                ("RECO__CLUSTER__INTERNAL_BIND", "127.0.0.1:8081"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("scylla.nodes"), "{role}: {err}");
+    }
+    assert!(
+        Config::load(None, env(&[])).is_ok(),
+        "a single process needs no ScyllaDB"
+    );
 }

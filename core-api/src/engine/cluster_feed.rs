@@ -1,8 +1,8 @@
-//! A router's view of the cluster: vector search scattered to the shard nodes, catalogue
-//! writes replicated to them, and the shard nodes' change feeds followed so the catalogue
-//! and the item graph stay in step with writes made through other routers.
+//! A router's view of the cluster: vector search scattered to the shard nodes, the
+//! catalogue stored in ScyllaDB, and its change log followed so the catalogue and the item
+//! graph stay in step with writes made through other routers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use shared_types::Item;
 
 use crate::catalog::{Catalog, CatalogEntry};
-use crate::cluster::wire::{Cursor, ItemRecord};
-use crate::cluster::{ClusterIndex, SearchOutcome, CHANGE_WINDOW_US};
+use crate::cluster::follow::{Follower, Update};
+use crate::cluster::{ClusterIndex, SearchOutcome};
 use crate::config::Config;
 use crate::error::EngineError;
 use crate::metrics::Metrics;
-use crate::store::{StoreError, StoredItem};
+use crate::store::{CatalogRecord, ScyllaCatalog, StoredItem};
 use vector_index::{Filter, Hit, Labels, ShardedIndex};
 
 use super::vectors::Vectors;
@@ -23,45 +23,50 @@ use super::Engine;
 
 /// How long a router waits at start for every shard to have a replica up.
 const CLUSTER_START_WAIT: Duration = Duration::from_secs(30);
-/// Items written per call when a router seeds an empty cluster.
+/// Items written per call when a router seeds an empty catalogue.
 const SEED_BATCH: usize = 500;
+/// Longest wait for shard nodes to apply a write the router just stored (a hint: the write
+/// is durable already, and nodes that miss the hint apply it at their next round).
+const SYNC_HINT_DEADLINE: Duration = Duration::from_millis(500);
+/// Least wait between two attempts to load the catalogue while ScyllaDB is unreachable.
+const LOAD_RETRY: Duration = Duration::from_secs(1);
 
-/// A router's position in each shard's change feed, and the deletions it has applied (so an
-/// older copy of a deleted item read again from a lagging replica stays deleted).
-#[derive(Default)]
-struct FeedState {
-    cursors: Vec<Option<Cursor>>,
-    removed: HashMap<Arc<str>, u64>,
-}
-
-/// The shard nodes behind the internal RPC.
+/// The shard nodes behind the internal RPC, and the catalogue in ScyllaDB.
 pub(crate) struct ClusterVectors {
     cluster: Arc<ClusterIndex>,
-    feed: Mutex<FeedState>,
+    follower: Follower,
     /// Items whose `SIMILAR_TO` edges were computed while shards were missing; recomputed
     /// once every shard answers again.
     graph_backlog: Mutex<HashSet<Arc<str>>>,
 }
 
-/// Connects to the shard nodes, waiting a while for every shard to have a replica up.
-pub(crate) async fn connect(
+/// What a router opens its engine on: the shard nodes and the catalogue in ScyllaDB.
+pub(crate) type RouterParts = (Arc<ClusterIndex>, Arc<ScyllaCatalog>);
+
+/// Connects to the shard nodes, waiting a while for every shard to have a replica up, and
+/// sets up the catalogue in ScyllaDB (contacted on first use).
+pub(crate) async fn connect_router(
     config: &Config,
     dim: usize,
     metrics: &Arc<Metrics>,
-) -> Arc<ClusterIndex> {
+) -> RouterParts {
     let cluster = ClusterIndex::connect(config, dim, metrics.clone()).await;
     if !cluster.wait_until_complete(CLUSTER_START_WAIT).await {
         tracing::warn!(
             shards = ?cluster.unavailable_shards(),
-            "starting with shards that have no replica up; their items load when one returns"
+            "starting with shards that have no replica up; searches are partial until one is"
         );
     }
-    cluster
+    let store = Arc::new(ScyllaCatalog::new(
+        config.scylla.clone(),
+        config.index.shards,
+    ));
+    (cluster, store)
 }
 
-/// An item as shard nodes store it.
-fn item_record(item: &Item, version: u64, vector: Vec<f32>) -> ItemRecord {
-    ItemRecord {
+/// An item as the catalogue stores it.
+fn item_record(item: &Item, version: u64, vector: Vec<f32>) -> CatalogRecord {
+    CatalogRecord {
         id: item.id.clone(),
         version,
         item: Some(serde_json::to_vec(item).expect("items serialise")),
@@ -69,54 +74,68 @@ fn item_record(item: &Item, version: u64, vector: Vec<f32>) -> ItemRecord {
     }
 }
 
+/// Whether the catalogue in ScyllaDB holds no item, retrying until ScyllaDB answers.
+pub(crate) async fn catalogue_is_empty(catalog: &ScyllaCatalog) -> bool {
+    loop {
+        match catalog.is_empty().await {
+            Ok(empty) => return empty,
+            Err(e) => {
+                tracing::warn!(error = %e, "catalogue in ScyllaDB not reachable; retrying");
+                tokio::time::sleep(LOAD_RETRY).await;
+            }
+        }
+    }
+}
+
 impl ClusterVectors {
-    /// Loads the catalogue from every shard's change feed; an empty cluster is seeded with
-    /// `stored` (the local item store: the demo, or data loaded before the cluster existed).
+    /// Loads the catalogue from ScyllaDB (retrying until it answers); an empty catalogue is
+    /// seeded with `stored` (the demo, or items loaded before the cluster existed).
     pub async fn open(
         cluster: Arc<ClusterIndex>,
+        store: Arc<ScyllaCatalog>,
         catalog: &Catalog,
         stored: Vec<StoredItem>,
     ) -> Result<Self, EngineError> {
+        let shards = store.shards() as u32;
         let this = Self {
-            feed: Mutex::new(FeedState {
-                cursors: vec![None; cluster.total_shards()],
-                removed: HashMap::new(),
-            }),
+            follower: Follower::new(store, 0..shards),
             cluster,
             graph_backlog: Mutex::new(HashSet::new()),
         };
-        let loaded = this.load(catalog).await;
+        let mut loaded = 0;
+        for shard in 0..shards {
+            let records = loop {
+                match this.follower.load(shard).await {
+                    Ok(records) => break records,
+                    Err(e) => {
+                        tracing::warn!(shard, error = %e, "catalogue not loaded from ScyllaDB; retrying");
+                        tokio::time::sleep(LOAD_RETRY).await;
+                    }
+                }
+            };
+            loaded += records.len();
+            for r in records {
+                let _ = Self::apply(catalog, Update::Upsert(r));
+            }
+        }
         if loaded == 0 && !stored.is_empty() {
             this.seed(catalog, stored).await?;
         }
         Ok(this)
     }
 
-    /// Reads every shard's change feed from the start into the catalogue; returns the
-    /// records read.
-    async fn load(&self, catalog: &Catalog) -> usize {
-        let mut read = 0;
-        for shard in 0..self.cluster.total_shards() {
-            match self.follow(catalog, shard).await {
-                Ok((n, _, _)) => read += n,
-                Err(e) => tracing::warn!(shard, error = %e, "shard's items not loaded yet"),
-            }
-        }
-        read
-    }
-
-    /// Writes the items of the local store to an empty cluster.
+    /// Writes the items of the local store to an empty catalogue.
     async fn seed(&self, catalog: &Catalog, stored: Vec<StoredItem>) -> Result<(), EngineError> {
         tracing::info!(
             items = stored.len(),
-            "seeding the empty cluster from the local item store"
+            "seeding the empty catalogue from the local item store"
         );
         for chunk in stored.chunks(SEED_BATCH) {
             let records = chunk
                 .iter()
                 .map(|s| item_record(&s.item, self.cluster.next_version(), s.vector.clone()))
                 .collect::<Vec<_>>();
-            self.cluster.write(records.clone()).await?;
+            self.follower.catalog().write(&records).await?;
             for (s, r) in chunk.iter().zip(records) {
                 catalog.insert(CatalogEntry::new(s.item.clone(), r.version, &s.vector));
             }
@@ -124,66 +143,59 @@ impl ClusterVectors {
         Ok(())
     }
 
-    /// Applies one shard's changes since the last read (re-reading a window) to the
-    /// catalogue. Returns the records read, the entries added or replaced and the ids
-    /// removed. The feed state is locked only while a fetched page is applied, so deletes
-    /// made meanwhile are kept.
+    /// Asks the shard nodes holding `records` to read the change log now: the write is then
+    /// searchable (and the item graph's edges, computed next, see it) when acknowledged.
+    async fn hint(&self, records: &[CatalogRecord]) {
+        let catalog = self.follower.catalog();
+        let mut shards: Vec<u32> = records.iter().map(|r| catalog.shard_of(&r.id)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        self.cluster.sync_now(&shards, SYNC_HINT_DEADLINE).await;
+    }
+
+    /// Applies one update to the catalogue unless it holds a newer version; returns the
+    /// entry added or the id removed.
+    fn apply(catalog: &Catalog, update: Update) -> Option<Result<Arc<CatalogEntry>, Arc<str>>> {
+        let held = catalog.get(update.id()).map(|e| e.version);
+        if held.is_some_and(|v| v >= update.version()) {
+            return None;
+        }
+        match update {
+            Update::Upsert(r) => match r.item.as_deref().map(serde_json::from_slice::<Item>) {
+                Some(Ok(item)) => {
+                    let id = catalog.insert(CatalogEntry::new(item, r.version, &r.vector));
+                    catalog.get(&id).map(Ok)
+                }
+                Some(Err(e)) => {
+                    tracing::error!(item = %r.id, error = %e, "unreadable item skipped");
+                    None
+                }
+                None => None,
+            },
+            Update::Remove { id, .. } => {
+                let known = catalog.get(&id)?.id.clone();
+                catalog.remove(&known);
+                Some(Err(known))
+            }
+        }
+    }
+
+    /// Applies one shard's changes since the last round to the catalogue. Returns the
+    /// entries added or replaced and the ids removed.
     async fn follow(
         &self,
         catalog: &Catalog,
-        shard: usize,
-    ) -> Result<(usize, Vec<Arc<CatalogEntry>>, Vec<Arc<str>>), StoreError> {
-        let mut after = match &self.feed.lock().expect("feed lock").cursors[shard] {
-            None => Cursor::default(),
-            Some(c) => Cursor {
-                version: c.version.saturating_sub(CHANGE_WINDOW_US),
-                id: String::new(),
-            },
-        };
-        let (mut read, mut upserted, mut removed) = (0, Vec::new(), Vec::new());
-        loop {
-            let page = self.cluster.changes(shard as u32, &after).await?;
-            let full = page.len() >= crate::cluster::CHANGES_PAGE;
-            let Some(last) = page.last() else { break };
-            after = Cursor {
-                version: last.version,
-                id: last.id.clone(),
-            };
-            read += page.len();
-            let mut feed = self.feed.lock().expect("feed lock");
-            for record in page {
-                let held = catalog.get(&record.id).map(|e| e.version);
-                let deleted = feed.removed.get(record.id.as_str()).copied();
-                if held.max(deleted).is_some_and(|v| v >= record.version) {
-                    continue;
-                }
-                match record.item.as_deref().map(serde_json::from_slice::<Item>) {
-                    Some(Ok(item)) => {
-                        let id =
-                            catalog.insert(CatalogEntry::new(item, record.version, &record.vector));
-                        upserted.extend(catalog.get(&id));
-                    }
-                    Some(Err(e)) => {
-                        tracing::error!(item = %record.id, error = %e, "unreadable item record skipped")
-                    }
-                    None => {
-                        let id: Arc<str> = Arc::from(record.id.as_str());
-                        catalog.remove(&id);
-                        feed.removed.insert(id.clone(), record.version);
-                        removed.push(id);
-                    }
-                }
-            }
-            let reached = feed.cursors[shard]
-                .clone()
-                .unwrap_or_default()
-                .max(after.clone());
-            feed.cursors[shard] = Some(reached);
-            if !full {
-                break;
+        shard: u32,
+    ) -> Result<(Vec<Arc<CatalogEntry>>, Vec<Arc<str>>), EngineError> {
+        let (mut upserted, mut removed) = (Vec::new(), Vec::new());
+        for update in self.follower.poll(shard).await? {
+            match Self::apply(catalog, update) {
+                Some(Ok(entry)) => upserted.push(entry),
+                Some(Err(id)) => removed.push(id),
+                None => {}
             }
         }
-        Ok((read, upserted, removed))
+        Ok((upserted, removed))
     }
 }
 
@@ -242,33 +254,32 @@ impl Vectors for ClusterVectors {
     }
 
     async fn write(&self, items: &[StoredItem]) -> Result<(), EngineError> {
-        let records = items
+        let records: Vec<CatalogRecord> = items
             .iter()
             .map(|s| item_record(&s.item, s.version, s.vector.clone()))
             .collect();
-        Ok(self.cluster.write(records).await?)
+        self.follower.catalog().write(&records).await?;
+        self.hint(&records).await;
+        Ok(())
     }
 
     fn index(&self, _id: Arc<str>, _version: u64, _vector: &[f32], _labels: Labels) {}
 
     async fn delete(&self, id: &str, known: Option<Arc<str>>) -> Result<bool, EngineError> {
-        let Some(known) = known else {
+        if known.is_none() {
             return Ok(false);
+        }
+        let record = CatalogRecord {
+            id: id.to_string(),
+            version: self.cluster.next_version(),
+            item: None,
+            vector: Vec::new(),
         };
-        let version = self.cluster.next_version();
-        self.cluster
-            .write(vec![ItemRecord {
-                id: id.to_string(),
-                version,
-                item: None,
-                vector: Vec::new(),
-            }])
+        self.follower
+            .catalog()
+            .write(std::slice::from_ref(&record))
             .await?;
-        self.feed
-            .lock()
-            .expect("feed lock")
-            .removed
-            .insert(known, version);
+        self.hint(&[record]).await;
         Ok(true)
     }
 
@@ -278,8 +289,8 @@ impl Vectors for ClusterVectors {
 }
 
 impl Engine {
-    /// Follows the shard nodes' change feeds (writes through other routers, items of shards
-    /// that were down at start) and keeps the catalogue and the item graph in step.
+    /// Follows the catalogue's change log (writes through other routers) and keeps the
+    /// catalogue and the item graph in step.
     pub(super) fn spawn_feed(engine: &Arc<Self>, cluster: Arc<ClusterVectors>) {
         let weak = Arc::downgrade(engine);
         let every = Duration::from_millis(engine.config.cluster.sync_interval_ms.max(10));
@@ -303,10 +314,13 @@ impl Engine {
                         engine.update_graph(entries).await;
                     }
                 }
-                for shard in 0..cluster.cluster.total_shards() {
+                for shard in 0..cluster.cluster.total_shards() as u32 {
                     let (upserted, removed) = match cluster.follow(&engine.catalog, shard).await {
-                        Ok((_, u, r)) => (u, r),
-                        Err(_) => continue,
+                        Ok(changes) => changes,
+                        Err(e) => {
+                            tracing::warn!(shard, error = %e, "catalogue change log not read");
+                            break;
+                        }
                     };
                     for id in removed {
                         if let Err(e) = engine.backends.graph.remove_content(&id).await {

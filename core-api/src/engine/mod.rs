@@ -9,7 +9,7 @@
 //! - [`learning`]: the online ranking policy and the trained model's retraining;
 //! - [`graph_sync`]: the item graph's `SIMILAR_TO` edges, kept in step with the catalogue;
 //! - [`vectors`]: the one seam over local shards and, on a router, the shard nodes
-//!   ([`cluster_feed`], which also follows their change feeds).
+//!   ([`cluster_feed`], which also stores the catalogue in ScyllaDB and follows its change log).
 
 mod cluster_feed;
 mod graph_sync;
@@ -44,7 +44,7 @@ use crate::store::{InteractionStore, ItemGraph, ItemStore, StoreError, UserEmbed
 use vector_index::ShardedIndex;
 
 pub use crate::embedding::{item_text, Embedder};
-pub(crate) use cluster_feed::connect as connect_cluster;
+pub(crate) use cluster_feed::{catalogue_is_empty, connect_router};
 pub use jobs::{ItemsSubmitted, JobState, JobStatus};
 pub use learning::PolicyReport;
 pub(crate) use writes::validate_item;

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use gpu_batch::batcher::{Batcher, BatcherConfig};
 
 use crate::catalog::Catalog;
-use crate::cluster::ClusterIndex;
 use crate::config::{Config, Role};
 use crate::error::EngineError;
 use crate::intent::IntentModel;
@@ -22,7 +21,7 @@ use crate::policy::ImpressionLog;
 use crate::store::InProcessItemGraph;
 use vector_index::IndexParams;
 
-use super::cluster_feed::{self, ClusterVectors};
+use super::cluster_feed::{self, ClusterVectors, RouterParts};
 use super::graph_sync::{content_node, FillDone};
 use super::learning::open_policy;
 use super::vectors::{LocalVectors, Vectors};
@@ -39,7 +38,9 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, EngineError> {
         let cluster = match config.cluster.role {
-            Role::Router => Some(cluster_feed::connect(&config, embedder.dim(), &metrics).await),
+            Role::Router => {
+                Some(cluster_feed::connect_router(&config, embedder.dim(), &metrics).await)
+            }
             _ => None,
         };
         Self::open_with(config, backends, embedder, metrics, cluster).await
@@ -50,7 +51,7 @@ impl Engine {
         backends: Backends,
         embedder: Arc<dyn Embedder>,
         metrics: Arc<Metrics>,
-        cluster: Option<Arc<ClusterIndex>>,
+        cluster: Option<RouterParts>,
     ) -> Result<Arc<Self>, EngineError> {
         let started = Instant::now();
         let stored = backends.items.load_all().await?;
@@ -63,12 +64,13 @@ impl Engine {
         };
         let catalog = Catalog::default();
         let (vectors, cluster): (Arc<dyn Vectors>, Option<Arc<ClusterVectors>>) = match cluster {
-            Some(cluster) => {
-                let cluster = Arc::new(ClusterVectors::open(cluster, &catalog, stored).await?);
+            Some((cluster, store)) => {
+                let cluster =
+                    Arc::new(ClusterVectors::open(cluster, store, &catalog, stored).await?);
                 tracing::info!(
                     items = catalog.len(),
                     took_ms = started.elapsed().as_millis() as u64,
-                    "catalogue loaded from the shard nodes"
+                    "catalogue loaded from ScyllaDB"
                 );
                 (cluster.clone(), Some(cluster))
             }

@@ -7,6 +7,7 @@ mod memory;
 pub mod neo4j;
 pub mod redis;
 pub mod scylla;
+pub mod scylla_catalog;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ pub use memory::{InProcessItemGraph, InProcessUserCache};
 pub use neo4j::Neo4jGraph;
 pub use redis::{RedisNonces, RedisUserCache};
 pub use scylla::ScyllaInteractionStore;
+pub use scylla_catalog::{CatalogRecord, ScyllaCatalog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

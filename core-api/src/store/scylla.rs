@@ -73,7 +73,43 @@ pub fn schema(keyspace: &str, replication: &str) -> Vec<String> {
                 user_id text PRIMARY KEY, last_seen timestamp, last_item_id text,
                 last_action text)"
         ),
+        // The cluster's catalogue (see `scylla_catalog`): items by (shard, part), written at
+        // their version as the CQL write time, so the last version wins on every replica.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.items (
+                shard int, part int, item_id text, version bigint, item blob, vector blob,
+                PRIMARY KEY ((shard, part), item_id))"
+        ),
+        // Each item write, in time order per shard and hour; kept a week.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.item_changes (
+                shard int, hour bigint, change timeuuid, item_id text, version bigint,
+                deleted boolean,
+                PRIMARY KEY ((shard, hour), change))
+             WITH default_time_to_live = 604800"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.catalog_settings (
+                name text PRIMARY KEY, value text)"
+        ),
     ]
+}
+
+/// A time-based (version 1) UUID for `micros` since the Unix epoch whose clock-sequence and
+/// node bits are taken from a hash of `key`: the same key and time always give the same UUID.
+pub(crate) fn timeuuid_at(micros: i64, key: &[u8]) -> CqlTimeuuid {
+    use sha2::{Digest, Sha256};
+    const GREGORIAN_TO_UNIX_100NS: i128 = 0x01B2_1DD2_1381_4000;
+    let hash = Sha256::digest(key);
+    let ticks = (i128::from(micros) * 10 + GREGORIAN_TO_UNIX_100NS) as u64;
+    let mut b = [0u8; 16];
+    b[0..4].copy_from_slice(&(ticks as u32).to_be_bytes());
+    b[4..6].copy_from_slice(&((ticks >> 32) as u16).to_be_bytes());
+    b[6..8].copy_from_slice(&((((ticks >> 48) as u16) & 0x0FFF) | 0x1000).to_be_bytes());
+    b[8] = (hash[0] & 0x3F) | 0x80;
+    b[9] = hash[1];
+    b[10..16].copy_from_slice(&hash[2..8]);
+    CqlTimeuuid::from_bytes(b)
 }
 
 struct Connected {
@@ -96,10 +132,114 @@ struct Connected {
 
 pub struct ScyllaInteractionStore {
     config: ScyllaConfig,
-    consistency: Consistency,
-    connected: std::sync::RwLock<Option<Arc<Connected>>>,
+    connected: Lazy<Connected>,
+}
+
+/// Prepared statements on a session that is opened on first use and again after a failed
+/// attempt (at most once per [`RECONNECT_BACKOFF`]); once open, the driver re-establishes
+/// lost connections by itself and follows topology changes.
+pub(crate) struct Lazy<C> {
+    connected: std::sync::RwLock<Option<Arc<C>>>,
     /// Serialises connection attempts; holds when the last one failed.
     connecting: Mutex<Option<Instant>>,
+}
+
+impl<C> Default for Lazy<C> {
+    fn default() -> Self {
+        Self {
+            connected: std::sync::RwLock::new(None),
+            connecting: Mutex::new(None),
+        }
+    }
+}
+
+impl<C> Lazy<C> {
+    pub(crate) async fn get<F, Fut>(&self, nodes: &str, open: F) -> Result<Arc<C>, StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<C, StoreError>>,
+    {
+        if let Some(c) = self.connected.read().expect("scylla state").clone() {
+            return Ok(c);
+        }
+        let mut last_failure = self.connecting.lock().await;
+        if let Some(c) = self.connected.read().expect("scylla state").clone() {
+            return Ok(c);
+        }
+        if last_failure.is_some_and(|at| at.elapsed() < RECONNECT_BACKOFF) {
+            return Err(StoreError::Unavailable(
+                "scylla: cluster unreachable (retrying)".into(),
+            ));
+        }
+        match open().await {
+            Ok(c) => {
+                let c = Arc::new(c);
+                *self.connected.write().expect("scylla state") = Some(c.clone());
+                *last_failure = None;
+                tracing::info!(nodes, "connected to the CQL cluster");
+                Ok(c)
+            }
+            Err(e) => {
+                *last_failure = Some(Instant::now());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Opens a session on the configured nodes and creates the keyspace's schema when missing.
+pub(crate) async fn open_session(config: &ScyllaConfig) -> Result<Session, StoreError> {
+    let consistency = consistency(config.consistency);
+    let timeout = Duration::from_millis(config.timeout_ms.max(1));
+    let profile = ExecutionProfile::builder()
+        .consistency(consistency)
+        .request_timeout(Some(timeout))
+        .build();
+    let nodes: Vec<&str> = config
+        .nodes
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let pool = std::num::NonZeroUsize::new(config.pool_size.max(1)).expect("nonzero");
+    let session = SessionBuilder::new()
+        .known_nodes(nodes)
+        .connection_timeout(timeout.max(Duration::from_secs(2)))
+        .pool_size(PoolSize::PerHost(pool))
+        .default_execution_profile_handle(profile.into_handle())
+        .build()
+        .await
+        .map_err(|e| unavailable("connect", e))?;
+    // Schema changes take longer than reads and writes: give them their own budget.
+    let ddl_profile = ExecutionProfile::builder()
+        .consistency(consistency)
+        .request_timeout(Some(Duration::from_secs(30)))
+        .build()
+        .into_handle();
+    for ddl in schema(&config.keyspace, &config.replication) {
+        let mut statement = scylla::statement::unprepared::Statement::new(ddl);
+        statement.set_execution_profile_handle(Some(ddl_profile.clone()));
+        session
+            .query_unpaged(statement, ())
+            .await
+            .map_err(|e| unavailable("schema", e))?;
+    }
+    session
+        .await_schema_agreement()
+        .await
+        .map_err(|e| unavailable("schema agreement", e))?;
+    Ok(session)
+}
+
+/// Prepares `cql` on `session`.
+pub(crate) async fn prepare_on(
+    session: &Session,
+    cql: String,
+) -> Result<PreparedStatement, StoreError> {
+    session
+        .prepare(cql)
+        .await
+        .map_err(|e| unavailable("prepare", e))
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -126,32 +266,19 @@ fn interaction(row: EventRow) -> Result<Interaction, StoreError> {
     })
 }
 
-/// The row key of an event: a version-1 UUID with the event's time and, in place of the
-/// clock sequence and node, bits of a hash of its id. The same event always gets the same
-/// key (a retry overwrites its own row); two events in one second get different ones.
+/// The row key of an event: a time-based UUID at the event's second whose other bits come
+/// from its id. The same event always gets the same key (a retry overwrites its own row);
+/// two events in one second get different ones.
 fn event_timeuuid(timestamp_secs: i64, event_id: &str) -> CqlTimeuuid {
-    use sha2::{Digest, Sha256};
-    const GREGORIAN_TO_UNIX_100NS: i128 = 0x01B2_1DD2_1381_4000;
-    let hash = Sha256::digest(event_id.as_bytes());
-    let ticks = (i128::from(timestamp_secs) * 10_000_000 + GREGORIAN_TO_UNIX_100NS) as u64;
-    let mut b = [0u8; 16];
-    b[0..4].copy_from_slice(&(ticks as u32).to_be_bytes());
-    b[4..6].copy_from_slice(&((ticks >> 32) as u16).to_be_bytes());
-    b[6..8].copy_from_slice(&((((ticks >> 48) as u16) & 0x0FFF) | 0x1000).to_be_bytes());
-    b[8] = (hash[0] & 0x3F) | 0x80;
-    b[9] = hash[1];
-    b[10..16].copy_from_slice(&hash[2..8]);
-    CqlTimeuuid::from_bytes(b)
+    timeuuid_at(timestamp_secs * 1_000_000, event_id.as_bytes())
 }
 
 impl ScyllaInteractionStore {
     /// Validates the configuration; the cluster is contacted on first use.
     pub fn new(config: ScyllaConfig) -> Result<Self, StoreError> {
         Ok(Self {
-            consistency: consistency(config.consistency),
             config,
-            connected: std::sync::RwLock::new(None),
-            connecting: Mutex::new(None),
+            connected: Lazy::default(),
         })
     }
 
@@ -162,83 +289,13 @@ impl ScyllaInteractionStore {
     }
 
     async fn session(&self) -> Result<Arc<Connected>, StoreError> {
-        if let Some(c) = self.connected.read().expect("scylla state").clone() {
-            return Ok(c);
-        }
-        let mut last_failure = self.connecting.lock().await;
-        if let Some(c) = self.connected.read().expect("scylla state").clone() {
-            return Ok(c);
-        }
-        if last_failure.is_some_and(|at| at.elapsed() < RECONNECT_BACKOFF) {
-            return Err(StoreError::Unavailable(
-                "scylla: cluster unreachable (retrying)".into(),
-            ));
-        }
-        match self.open().await {
-            Ok(c) => {
-                let c = Arc::new(c);
-                *self.connected.write().expect("scylla state") = Some(c.clone());
-                *last_failure = None;
-                tracing::info!(nodes = %self.config.nodes, "connected to the CQL cluster");
-                Ok(c)
-            }
-            Err(e) => {
-                *last_failure = Some(Instant::now());
-                Err(e)
-            }
-        }
+        self.connected.get(&self.config.nodes, || self.open()).await
     }
 
     async fn open(&self) -> Result<Connected, StoreError> {
-        let timeout = Duration::from_millis(self.config.timeout_ms.max(1));
-        let profile = ExecutionProfile::builder()
-            .consistency(self.consistency)
-            .request_timeout(Some(timeout))
-            .build();
-        let nodes: Vec<&str> = self
-            .config
-            .nodes
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .collect();
-        let pool = std::num::NonZeroUsize::new(self.config.pool_size.max(1)).expect("nonzero");
-        let session = SessionBuilder::new()
-            .known_nodes(nodes)
-            .connection_timeout(timeout.max(Duration::from_secs(2)))
-            .pool_size(PoolSize::PerHost(pool))
-            .default_execution_profile_handle(profile.into_handle())
-            .build()
-            .await
-            .map_err(|e| unavailable("connect", e))?;
-        // Schema changes take longer than reads and writes: give them their own budget.
-        let ddl_profile = ExecutionProfile::builder()
-            .consistency(self.consistency)
-            .request_timeout(Some(Duration::from_secs(30)))
-            .build()
-            .into_handle();
+        let session = open_session(&self.config).await?;
         let ks = &self.config.keyspace;
-        for ddl in schema(ks, &self.config.replication) {
-            let mut statement = scylla::statement::unprepared::Statement::new(ddl);
-            statement.set_execution_profile_handle(Some(ddl_profile.clone()));
-            session
-                .query_unpaged(statement, ())
-                .await
-                .map_err(|e| unavailable("schema", e))?;
-        }
-        session
-            .await_schema_agreement()
-            .await
-            .map_err(|e| unavailable("schema agreement", e))?;
-        let prepare = |cql: String| {
-            let session = &session;
-            async move {
-                session
-                    .prepare(cql)
-                    .await
-                    .map_err(|e| unavailable("prepare", e))
-            }
-        };
+        let prepare = |cql: String| prepare_on(&session, cql);
         let claim_event = prepare(format!(
             "INSERT INTO {ks}.user_event_ids (user_id, event_id, timestamp) VALUES (?, ?, ?)
              IF NOT EXISTS"

@@ -1,6 +1,7 @@
-//! A real cluster on loopback: three shard-node processes and a router process (each its
-//! own `core-api` on its own 127.0.0.x address), checked against a single-node process on
-//! the same items. Nodes are SIGKILLed and restarted while the router serves.
+//! A real cluster on loopback: three shard-node processes and routers (each its own
+//! `core-api` on its own 127.0.0.x address) over a real CQL server, checked against a
+//! single-node process on the same items. Nodes are SIGKILLed and restarted while the
+//! router serves. Needs `SEMREC_TEST_CQL` (which `scripts/test.sh` starts).
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -18,6 +19,41 @@ use vector_index::shard_of;
 const SHARDS: usize = 4;
 const DIM: usize = 384;
 const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The CQL server of the run, or `None` (the test is skipped) when none is configured.
+fn cql_server() -> Option<String> {
+    match std::env::var("SEMREC_TEST_CQL") {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var("SEMREC_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "SEMREC_TEST_CQL is not set but SEMREC_TEST_REQUIRE_SERVERS=1"
+            );
+            eprintln!("skipped: SEMREC_TEST_CQL is not set (scripts/test.sh starts the servers)");
+            None
+        }
+    }
+}
+
+/// A keyspace of its own for each test cluster (the catalogue's shard count is per keyspace).
+fn keyspace(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn scylla_config(nodes: &str, keyspace: &str) -> core_api::config::ScyllaConfig {
+    core_api::config::ScyllaConfig {
+        nodes: nodes.to_string(),
+        keyspace: keyspace.to_string(),
+        replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
+        consistency: core_api::config::Consistency::One,
+        timeout_ms: 10_000,
+        ..Default::default()
+    }
+}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -257,7 +293,8 @@ async fn assert_same_as_single(client: &Client, router: &Node, single: &Node, wh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
+async fn cluster_matches_a_single_node_and_survives_node_loss_with_state_in_scylla() {
+    let Some(cql) = cql_server() else { return };
     let dir = std::env::temp_dir().join(format!("core-api-cluster-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -270,9 +307,13 @@ async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
             .map(|(n, ip)| (n, free_addr(ip)))
             .collect();
     let nodes_list = format!("{:?}", internal.values().collect::<Vec<_>>());
-    // Every internal call in this cluster is signed with the cluster secret.
+    // Every internal call in this cluster is signed with the cluster secret; the catalogue
+    // and the events live in the CQL server.
+    let ks = keyspace("cluster");
     let timing = format!(
-        "health_interval_ms = 200\nsync_interval_ms = 300\nshard_deadline_ms = 1500\nhedge_after_ms = 300\nsecret = \"{CLUSTER_SECRET}\""
+        "health_interval_ms = 200\nsync_interval_ms = 200\nshard_deadline_ms = 1500\nhedge_after_ms = 300\nsecret = \"{CLUSTER_SECRET}\"\n\
+         [scylla]\nnodes = \"{cql}\"\nkeyspace = \"{ks}\"\nconsistency = \"one\"\ntimeout_ms = 10000\n\
+         replication = \"{{'class': 'SimpleStrategy', 'replication_factor': 1}}\""
     );
     let shard_node = |name: &str, ip: &str, hosted: &str| {
         Node::new(
@@ -285,15 +326,11 @@ async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
             ),
         )
     };
+    let router_toml = format!("[cluster]\nrole = \"router\"\nnodes = {nodes_list}\n{timing}");
     let mut a = shard_node("a", "127.0.0.2", "[0, 1]");
     let mut b = shard_node("b", "127.0.0.3", "[2, 3]");
     let mut c = shard_node("c", "127.0.0.4", "[0, 1, 2, 3]");
-    let router = Node::new(
-        &dir,
-        "router",
-        "127.0.0.5",
-        format!("[cluster]\nrole = \"router\"\nnodes = {nodes_list}\n{timing}"),
-    );
+    let mut router = Node::new(&dir, "router", "127.0.0.5", router_toml.clone());
     let single = Node::new(&dir, "single", "127.0.0.6", String::new());
     for node in [&a, &b, &c] {
         client.wait(node, "ready", |r| r["status"] == "ready").await;
@@ -314,13 +351,14 @@ async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
             .unwrap();
         assert_eq!(done["upserted"], 200, "{}", node.name);
     }
+    // Shard nodes learn of the items from the catalogue's change log.
+    let holds = |n: u64| move |r: &Value| items_in(r) == n;
+    client
+        .wait(&a, "A holds shards 0-1", |r| items_in(r) > 0)
+        .await;
+    client.wait(&c, "C holds all 200", holds(200)).await;
     let stored = client.items_held(&a).await + client.items_held(&b).await;
     assert_eq!(stored, 200, "A and B together hold every item once");
-    assert_eq!(
-        client.items_held(&c).await,
-        200,
-        "C holds a replica of everything"
-    );
     assert_same_as_single(&client, &router, &single, "all nodes up").await;
 
     // A dies: C serves shards 0 and 1, nothing is missing.
@@ -351,20 +389,9 @@ async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
         })
         .await;
 
-    // Writes: an item of shard 0/1 cannot be stored anywhere (503); items of shards 2/3
-    // go to B only, C missing them while it is down.
+    // Writes do not need shard nodes: items of every shard are stored (in ScyllaDB) while
+    // shards 0 and 1 have no replica up, and one item is deleted.
     let fresh = items(40, 99, "n");
-    let (low, high): (Vec<Value>, Vec<Value>) = fresh
-        .into_iter()
-        .partition(|i| shard_of(i["id"].as_str().unwrap(), SHARDS) < 2);
-    let refused = client
-        .post(&router, "/v1/items", json!([low[0]]))
-        .await
-        .unwrap_err();
-    assert!(
-        refused.contains("503"),
-        "write without a replica must be refused: {refused}"
-    );
     let gone = catalogue
         .iter()
         .map(|i| i["id"].as_str().unwrap())
@@ -384,18 +411,20 @@ async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
             .await;
         // 204 has no body: the call succeeds with empty bytes.
         assert!(deleted.is_ok(), "{}: {deleted:?}", node.name);
-    }
-    for node in [&router, &single] {
-        client.post(node, "/v1/items", json!(high)).await.unwrap();
+        let done = client.post(node, "/v1/items", json!(fresh)).await.unwrap();
+        assert_eq!(done["upserted"], 40, "{}", node.name);
     }
 
-    // C returns: it catches up from B (the new items, the deletion) before it serves.
+    // C returns: it loads its shards from ScyllaDB (the new items, the deletion).
     c.start();
     client.wait(&c, "ready", |r| r["status"] == "ready").await;
+    let live = 200 + fresh.len() as u64 - 1;
+    client
+        .wait(&c, "C holds every live item", holds(live))
+        .await;
     client
         .wait(&router, "all shards up again", all_shards_up)
         .await;
-    let probe_new = format!("/v1/similar/{}?limit=10", high[0]["id"].as_str().unwrap());
     // Graph edges of the items written during the outage were computed without shards 0
     // and 1; the router recomputes them now that every shard answers.
     client
@@ -403,32 +432,45 @@ async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
             r["graph_backlog"] == 0
         })
         .await;
-    // B dies: shards 2 and 3 are now served by C alone, with what it caught up.
+    // B dies: shards 2 and 3 are now served by C alone, with what it loaded.
     b.kill();
     assert_same_as_single(&client, &router, &single, "only C up").await;
-    let (got, partial, _) = answer(&client, &router, &probe_new).await;
-    let (expected, _, _) = answer(&client, &single, &probe_new).await;
-    assert!(!partial);
-    assert_eq!(
-        got, expected,
-        "C serves the items written while it was down"
-    );
-    assert_eq!(
-        client.items_held(&c).await,
-        200 + high.len() as u64 - 1,
-        "C holds every live item after catching up"
-    );
+    for new in [&fresh[0], &fresh[1], &fresh[2]] {
+        let probe = format!("/v1/similar/{}?limit=10", new["id"].as_str().unwrap());
+        let (got, partial, _) = answer(&client, &router, &probe).await;
+        let (expected, _, _) = answer(&client, &single, &probe).await;
+        assert!(!partial);
+        assert_eq!(
+            got, expected,
+            "C serves the items written while it was down"
+        );
+    }
 
-    // Everyone back: complete and identical again; restarted nodes reuse their data.
+    // Routers keep nothing: one killed and restarted on an empty data directory loads the
+    // catalogue from ScyllaDB and answers as before.
+    router.kill();
+    std::fs::remove_dir_all(dir.join("router")).unwrap();
+    router.start();
     a.start();
     b.start();
     for node in [&a, &b] {
         client.wait(node, "ready", |r| r["status"] == "ready").await;
     }
-    client.wait(&router, "all shards up", all_shards_up).await;
-    assert_same_as_single(&client, &router, &single, "all back").await;
+    client
+        .wait(&router, "all shards up, graph filled", |r| {
+            all_shards_up(r) && r["graph_filled"] == true
+        })
+        .await;
+    assert_same_as_single(&client, &router, &single, "all back, router restarted").await;
     drop((a, b, c, router, single));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Live items a shard node reports on `/readyz`.
+fn items_in(readyz: &Value) -> u64 {
+    readyz["items"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
 }
 
 /// Two in-process shard nodes hold the same shard; one answers searches only after 5 s. With
@@ -436,13 +478,36 @@ async fn cluster_matches_a_single_node_survives_node_loss_and_catches_up() {
 /// hedging off, searches sent to the slow replica first come back partial.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hedged_requests_complete_searches_despite_a_slow_replica() {
-    use core_api::cluster::wire::ItemRecord;
     use core_api::cluster::{ClusterIndex, ShardNode};
     use core_api::config::Config;
     use core_api::metrics::Metrics;
+    use core_api::store::{CatalogRecord, ScyllaCatalog};
     use std::sync::Arc;
 
     const DIM: usize = 8;
+    let Some(cql) = cql_server() else { return };
+    let scylla = scylla_config(&cql, &keyspace("hedge"));
+    let mut rng = StdRng::seed_from_u64(3);
+    let vectors: Vec<Vec<f32>> = (0..50)
+        .map(|_| {
+            let v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / n).collect()
+        })
+        .collect();
+    let catalogue = ScyllaCatalog::new(scylla.clone(), 1);
+    let records: Vec<CatalogRecord> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| CatalogRecord {
+            id: format!("i{i}"),
+            version: 1_700_000_000_000_000 + i as u64,
+            item: Some(br#"{}"#.to_vec()),
+            vector: v.clone(),
+        })
+        .collect();
+    catalogue.write(&records).await.unwrap();
+
     let dir = std::env::temp_dir().join(format!("core-api-hedge-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut addrs = Vec::new();
@@ -452,9 +517,8 @@ async fn hedged_requests_complete_searches_despite_a_slow_replica() {
         config.cluster.role = core_api::config::Role::Shard;
         config.cluster.dim = DIM;
         config.storage.data_dir = dir.join(name);
-        let node = ShardNode::open(&config, Arc::new(Metrics::new()))
-            .await
-            .unwrap();
+        config.scylla = scylla.clone();
+        let node = ShardNode::new(&config, Arc::new(Metrics::new())).unwrap();
         node.spawn_sync();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         addrs.push(listener.local_addr().unwrap().to_string());
@@ -468,14 +532,6 @@ async fn hedged_requests_complete_searches_despite_a_slow_replica() {
         ));
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
-    let mut rng = StdRng::seed_from_u64(3);
-    let vectors: Vec<Vec<f32>> = (0..50)
-        .map(|_| {
-            let v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / n).collect()
-        })
-        .collect();
 
     for hedge_after_ms in [50, 3000] {
         let mut config = Config::default();
@@ -486,20 +542,7 @@ async fn hedged_requests_complete_searches_despite_a_slow_replica() {
         config.cluster.hedge_after_ms = hedge_after_ms;
         let metrics = Arc::new(Metrics::new());
         let cluster = ClusterIndex::connect(&config, DIM, metrics.clone()).await;
-        assert!(cluster.wait_until_complete(Duration::from_secs(20)).await);
-        if hedge_after_ms == 50 {
-            let records = vectors
-                .iter()
-                .enumerate()
-                .map(|(i, v)| ItemRecord {
-                    id: format!("i{i}"),
-                    version: cluster.next_version(),
-                    item: Some(br#"{}"#.to_vec()),
-                    vector: v.clone(),
-                })
-                .collect();
-            cluster.write(records).await.unwrap();
-        }
+        assert!(cluster.wait_until_complete(Duration::from_secs(60)).await);
         let mut partial = 0;
         for q in vectors.iter().take(6) {
             let outcome = cluster.search(q, 5, None, &Default::default()).await;
@@ -534,10 +577,11 @@ async fn hedged_requests_complete_searches_despite_a_slow_replica() {
 /// The secret shared by the routers and shard nodes of the test clusters.
 const CLUSTER_SECRET: &str = "cluster-test-secret";
 
+/// Internal calls without the cluster secret are refused before anything else runs (the
+/// node here has no reachable ScyllaDB and is not ready: authentication comes first).
 #[tokio::test]
-async fn shard_nodes_refuse_unsigned_calls_and_versions_from_the_future() {
+async fn shard_nodes_refuse_unsigned_calls() {
     use core_api::cluster::rpc::RpcError;
-    use core_api::cluster::wire::ItemRecord;
     use core_api::cluster::ShardNode;
     use core_api::config::Config;
     use core_api::metrics::Metrics;
@@ -551,9 +595,9 @@ async fn shard_nodes_refuse_unsigned_calls_and_versions_from_the_future() {
     config.cluster.dim = 4;
     config.cluster.secret = CLUSTER_SECRET.into();
     config.storage.data_dir = dir.clone();
-    let node = ShardNode::open(&config, Arc::new(Metrics::new()))
-        .await
-        .unwrap();
+    // Nothing listens on port 1: the node keeps trying to load and stays unready.
+    config.scylla.nodes = "127.0.0.1:1".into();
+    let node = ShardNode::new(&config, Arc::new(Metrics::new())).unwrap();
     node.spawn_sync();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -561,19 +605,15 @@ async fn shard_nodes_refuse_unsigned_calls_and_versions_from_the_future() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let timeout = Duration::from_secs(5);
-    let record = |version: u64| {
-        ItemRecord::encode_all(&[ItemRecord {
-            id: "i1".into(),
-            version,
-            item: Some(br#"{}"#.to_vec()),
-            vector: vec![0.5; 4],
-        }])
-    };
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
-    let path = "/internal/v1/shards/0/items";
+    let search = core_api::cluster::wire::SearchRequest {
+        k: 1,
+        ef: 10,
+        shards: vec![0],
+        query: vec![0.5; 4],
+        filter: Default::default(),
+    }
+    .encode();
+    let path = "/internal/v1/search";
     for (name, client) in [
         ("no secret", RpcClient::new("")),
         ("another secret", RpcClient::new("not-the-cluster-secret")),
@@ -585,33 +625,111 @@ async fn shard_nodes_refuse_unsigned_calls_and_versions_from_the_future() {
             }
             other => panic!("{name}: an unsigned call must be refused, got {other:?}"),
         }
-        assert!(
-            client
-                .post(&addr, path, record(now_us), timeout)
-                .await
-                .is_err(),
-            "{name}: writes are refused too"
-        );
+        match client.post(&addr, path, search.clone(), timeout).await {
+            Err(RpcError::Status(status, _)) => assert_eq!(status.as_u16(), 401, "{name}"),
+            other => panic!("{name}: an unsigned search must be refused, got {other:?}"),
+        }
     }
     let signed = RpcClient::new(CLUSTER_SECRET);
-    signed
+    let info = signed
         .get(&addr, "/internal/v1/info", timeout)
         .await
         .expect("a signed call is served");
-    signed
-        .post(&addr, path, record(now_us), timeout)
-        .await
-        .expect("a current version is stored");
-    let year_us = 365 * 86_400 * 1_000_000;
-    match signed
-        .post(&addr, path, record(now_us + year_us), timeout)
-        .await
-    {
+    let info: Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["ready"], false, "no catalogue loaded: {info}");
+    match signed.post(&addr, path, search, timeout).await {
         Err(RpcError::Status(status, body)) => {
-            assert_eq!(status.as_u16(), 400, "{body}");
-            assert!(body.contains("beyond this node's clock"), "{body}");
+            assert_eq!(status.as_u16(), 503, "{body}");
+            assert!(body.contains("not_ready"), "{body}");
         }
-        other => panic!("a version a year ahead must be refused, got {other:?}"),
+        other => {
+            panic!("a node that has not loaded its shards must refuse searches, got {other:?}")
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The catalogue in a real CQL server and its change log, as shard nodes and routers follow
+/// them: loads, upserts, replacements, deletions, writes arriving out of version order, and
+/// a process configured with another shard count.
+#[tokio::test]
+async fn the_catalogue_change_log_is_followed_to_the_stored_state() {
+    use core_api::cluster::follow::{Follower, Update};
+    use core_api::store::{CatalogRecord, ScyllaCatalog, StoreError};
+    use std::sync::Arc;
+
+    let Some(cql) = cql_server() else { return };
+    let scylla = scylla_config(&cql, &keyspace("catalogue"));
+    let catalogue = Arc::new(ScyllaCatalog::new(scylla.clone(), 1));
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let item = |id: &str, version: u64, x: f32| CatalogRecord {
+        id: id.into(),
+        version,
+        item: Some(format!(r#"{{"id":"{id}"}}"#).into_bytes()),
+        vector: vec![x, 1.0],
+    };
+    let deletion = |id: &str, version: u64| CatalogRecord {
+        id: id.into(),
+        version,
+        item: None,
+        vector: vec![],
+    };
+    catalogue
+        .write(&[item("a", now_us, 0.1), item("b", now_us + 1, 0.2)])
+        .await
+        .unwrap();
+    let follower = Follower::new(catalogue.clone(), [0]);
+    let mut loaded = follower.load(0).await.unwrap();
+    loaded.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(loaded, [item("a", now_us, 0.1), item("b", now_us + 1, 0.2)]);
+
+    // A replaced, B deleted, C added; then an older write of A arrives late.
+    catalogue
+        .write(&[
+            item("a", now_us + 10, 0.3),
+            deletion("b", now_us + 11),
+            item("c", now_us + 12, 0.4),
+        ])
+        .await
+        .unwrap();
+    catalogue
+        .write(&[item("a", now_us + 5, 0.9)])
+        .await
+        .unwrap();
+    let mut updates = follower.poll(0).await.unwrap();
+    updates.sort_by(|x, y| x.id().cmp(y.id()));
+    assert_eq!(
+        updates,
+        [
+            // The newest version stays stored, whatever order the writes came in.
+            Update::Upsert(item("a", now_us + 10, 0.3)),
+            Update::Remove {
+                id: "b".into(),
+                version: now_us + 11
+            },
+            Update::Upsert(item("c", now_us + 12, 0.4)),
+        ]
+    );
+    assert!(
+        follower.poll(0).await.unwrap().is_empty(),
+        "what was applied is not applied again"
+    );
+    // A new follower loads the stored state.
+    let fresh = Follower::new(catalogue.clone(), [0]);
+    let mut state = fresh.load(0).await.unwrap();
+    state.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(
+        state,
+        [item("a", now_us + 10, 0.3), item("c", now_us + 12, 0.4)]
+    );
+
+    // The catalogue was written with one shard: two would place items elsewhere.
+    let other = ScyllaCatalog::new(scylla, 2);
+    match other.connect().await {
+        Err(StoreError::Corrupt(why)) => assert!(why.contains("1 shards"), "{why}"),
+        other => panic!("another shard count must be refused, got {other:?}"),
+    }
 }

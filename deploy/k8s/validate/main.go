@@ -14,16 +14,21 @@
 //     request CPU, PDBs and NetworkPolicies select pods that exist;
 //   - core-api specifics: every *.toml in a ConfigMap parses and uses only the sections and
 //     keys of core-api's configuration structs (read from core-api/src/config/), RECO__
-//     variables have the RECO__SECTION__KEY form and name existing keys, and
-//     cluster.shard_nodes equals the replicas of the StatefulSet that mounts the config.
+//     variables have the RECO__SECTION__KEY form and name existing keys,
+//     cluster.shard_nodes equals the replicas of the StatefulSet that mounts the config, and
+//     routers and shard nodes have scylla.nodes (they refuse to start without it).
 //
-// usage: go run . [DIR]   (DIR defaults to .., the deploy/k8s folder)
+// With -scylla FILE it checks the ScyllaDB Operator manifest instead (see scylla.go): strict
+// decoding, names, sizes, and its agreement with the [scylla] settings of DIR's ConfigMap.
+//
+// usage: go run . [-scylla FILE] [DIR]   (DIR defaults to .., the deploy/k8s folder)
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -69,11 +74,17 @@ func (c *checker) fail(where, format string, args ...any) {
 }
 
 func main() {
+	scyllaFile := flag.String("scylla", "", "check this ScyllaDB Operator manifest against DIR's core-api config instead")
+	flag.Parse()
 	dir := ".."
-	if len(os.Args) > 1 {
-		dir = os.Args[1]
+	if flag.NArg() > 0 {
+		dir = flag.Arg(0)
 	}
 	configRsRoot = filepath.Join(dir, "..", "..") // the repository root
+	if *scyllaFile != "" {
+		checkScylla(*scyllaFile, dir)
+		return
+	}
 	c := &checker{}
 	files, err := yamlFiles(dir)
 	if err != nil {
@@ -477,6 +488,28 @@ func checkReferences(c *checker, objs []object) {
 					}
 				}
 			}
+			// Egress to pods of these manifests: the peer selects some, and the ports are theirs.
+			for _, rule := range v.Spec.Egress {
+				for _, peer := range rule.To {
+					if peer.PodSelector == nil || peer.NamespaceSelector != nil {
+						continue
+					}
+					dests := selecting(v.Namespace, labelSelector(o.where, peer.PodSelector))
+					if len(dests) == 0 {
+						c.fail(o.where, "NetworkPolicy %s: egress peer %v selects no pods of these manifests", v.Name, peer.PodSelector.MatchLabels)
+					}
+					for _, p := range rule.Ports {
+						if p.Port == nil {
+							continue
+						}
+						for _, d := range dests {
+							if !hasPort(d.spec, *p.Port) {
+								c.fail(o.where, "NetworkPolicy %s: egress port %s is not a container port of %s %s", v.Name, p.Port.String(), d.kind, d.name)
+							}
+						}
+					}
+				}
+			}
 		case *autoscalingv2.HorizontalPodAutoscaler:
 			ref := v.Spec.ScaleTargetRef
 			var target *workload
@@ -691,9 +724,13 @@ func checkCoreConfig(c *checker, objs []object) {
 					Shards int `toml:"shards"`
 				} `toml:"index"`
 				Cluster struct {
-					ShardNodes  int `toml:"shard_nodes"`
-					Replication int `toml:"replication"`
+					Role        string `toml:"role"`
+					ShardNodes  int    `toml:"shard_nodes"`
+					Replication int    `toml:"replication"`
 				} `toml:"cluster"`
+				Scylla struct {
+					Nodes string `toml:"nodes"`
+				} `toml:"scylla"`
 			}
 			if err := toml.Unmarshal([]byte(text), &cfg); err != nil {
 				c.fail(o.where, "ConfigMap %s key %s: %v", cm.Name, key, err)
@@ -702,6 +739,36 @@ func checkCoreConfig(c *checker, objs []object) {
 			checkConfigKeys(c, o.where, cm.Name+"/"+key, text)
 			fmt.Printf("ConfigMap %s/%s: TOML parses (index.shards=%d, cluster.shard_nodes=%d, cluster.replication=%d)\n",
 				cm.Name, key, cfg.Index.Shards, cfg.Cluster.ShardNodes, cfg.Cluster.Replication)
+			// Routers and shard nodes keep their data in ScyllaDB and refuse to start without it.
+			clustered := 0
+			for _, w := range objs {
+				spec := podSpecOf(w.obj)
+				m, _ := metaOf(w.obj)
+				if spec == nil || m.GetNamespace() != cm.Namespace || !mountsConfigMap(spec, cm.Name) {
+					continue
+				}
+				for _, ctr := range spec.Containers {
+					role, nodes := cfg.Cluster.Role, cfg.Scylla.Nodes
+					for _, e := range ctr.Env {
+						switch {
+						case e.Name == "RECO__CLUSTER__ROLE" && e.ValueFrom == nil:
+							role = e.Value
+						case e.Name == "RECO__SCYLLA__NODES" && (e.Value != "" || e.ValueFrom != nil):
+							nodes = "(from the environment)"
+						}
+					}
+					if role != "router" && role != "shard" {
+						continue
+					}
+					clustered++
+					if strings.TrimSpace(nodes) == "" {
+						c.fail(w.where, "container %s runs role %s without scylla.nodes (ConfigMap %s or RECO__SCYLLA__NODES): it would refuse to start", ctr.Name, role, cm.Name)
+					}
+				}
+			}
+			if clustered > 0 && strings.TrimSpace(cfg.Scylla.Nodes) != "" {
+				fmt.Printf("ConfigMap %s/%s: scylla.nodes = %q for the %d router/shard container(s) that mount it\n", cm.Name, key, cfg.Scylla.Nodes, clustered)
+			}
 			if cfg.Cluster.ShardNodes == 0 {
 				continue
 			}
