@@ -6,7 +6,8 @@
 # local workerd in front of a real core-api process, and the production backends against real
 # servers on loopback: redis-server (Debian package), Apache Cassandra 5.0 as the CQL server and
 # Neo4j 5.26 (both from Maven Central on Java 17, started fresh here and stopped at the end),
-# a cluster of core-api processes on loopback, and the deployment artefacts (scripts/check-deploy.sh).
+# a cluster of core-api processes on loopback, the deployment artefacts (scripts/check-deploy.sh),
+# and a 2-minute fault soak (benches/soak.sh --check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
@@ -62,3 +63,10 @@ wait_server "$neo4j_start" neo4j
 cargo test --workspace
 # The benchmark suite, once on tiny inputs, so it cannot silently rot (figures not checked).
 bash benches/smoke.sh
+# Fault soak, 2 minutes: a loopback cluster (3 Cassandra nodes, Neo4j, Redis, 3 shard nodes, 2
+# routers) under load while components are killed -9 and restarted; it fails when an
+# acknowledged write is lost or stored twice, or a 5xx other than a 503 with a JSON body is
+# answered. The single test servers are stopped first to leave it the memory.
+stop_servers
+bash benches/soak.sh --minutes 2 --check --no-build --bin-dir "${CARGO_TARGET_DIR:-target}/debug" \
+  --out "$server_logs/RESULTS-soak.md"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs and runs a real single-node Apache Cassandra 5.0 CQL server on 127.0.0.1, without
-# Docker: the server jar and its dependencies come from Maven Central (scripts/servers/cassandra/
-# pom.xml, copied once into a cache folder) and run on the installed Java 17.
+# Installs and runs a real Apache Cassandra 5.0 CQL server node without Docker (by default a
+# single-node cluster on 127.0.0.1; scripts/servers/cassandra-cluster.sh runs several as one): the
+# server jar and its dependencies come from Maven Central (scripts/servers/cassandra/pom.xml,
+# copied once into a cache folder) and run on the installed Java 17.
 #
 #   scripts/servers/cassandra.sh start [--fresh]  start it (no-op when already up) and wait until
 #                                                 it answers CQL; --fresh wipes its data first
@@ -10,14 +11,31 @@
 #   scripts/servers/cassandra.sh wait             wait until a started server answers CQL
 #
 # Environment:
+#   CASSANDRA_HOST           loopback address the node listens on: listen_address, rpc_address
+#                            and every port check (default 127.0.0.1; any 127.x.y.z works on Linux)
 #   CASSANDRA_PORT           CQL port (default 9042)
-#   CASSANDRA_STORAGE_PORT   internode port, loopback only (default CASSANDRA_PORT-2042, so 7000)
-#   CASSANDRA_HOME_DIR       data, config and logs
-#                            (default ${XDG_CACHE_HOME:-$HOME/.cache}/semrec-servers/cassandra-$CASSANDRA_PORT)
+#   CASSANDRA_STORAGE_PORT   internode port, on CASSANDRA_HOST (default CASSANDRA_PORT-2042, so
+#                            7000)
+#   CASSANDRA_SEEDS          seed list, "HOST:PORT,HOST:PORT" (default
+#                            CASSANDRA_HOST:CASSANDRA_STORAGE_PORT: a cluster of its own)
+#   CASSANDRA_CLUSTER_NAME   cluster_name (default semrec-local); all nodes of a cluster share it
+#   CASSANDRA_NEW_CLUSTER    1: the node belongs to a cluster whose nodes all started empty
+#                            together, so it joins without bootstrapping (auto_bootstrap: false:
+#                            there is no data to stream from the others yet). Harmless on later
+#                            restarts of such a node (it keeps its tokens and data). Never use it
+#                            to add an empty node to a cluster that already holds data. Default 0
+#   CASSANDRA_INITIAL_TOKEN  the node's token (Murmur3, -2^63..2^63-1); default: random on first
+#                            start, then kept
+#   CASSANDRA_HOME_DIR       data, config and logs (default
+#                            ${XDG_CACHE_HOME:-$HOME/.cache}/semrec-servers/cassandra-$CASSANDRA_PORT,
+#                            or .../cassandra-$CASSANDRA_HOST-$CASSANDRA_PORT when CASSANDRA_HOST is
+#                            not 127.0.0.1)
 #   CASSANDRA_HEAP           -Xms/-Xmx (default 1g)
 #   CASSANDRA_VERSION        cassandra-all version from Maven Central (default 5.0.9)
 #   CASSANDRA_START_TIMEOUT  seconds to wait for CQL (default 180)
 #   CASSANDRA_EXTRA_YAML     extra lines appended to the generated cassandra.yaml
+#   CASSANDRA_JVM_OPTS       extra JVM options, space-separated, after the script's own (a later
+#                            -Dname=value wins), e.g. -Dcassandra.superuser_setup_delay_ms=1000
 #   JAVA_HOME                Java 17 to use (default: java on PATH)
 #
 # Writes are durable: commitlog_sync is batch, so a write the server acknowledged survives a
@@ -29,6 +47,11 @@ CASSANDRA_PORT="${CASSANDRA_PORT:-9042}"
 CASSANDRA_HEAP="${CASSANDRA_HEAP:-1g}"
 CASSANDRA_START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-180}"
 CASSANDRA_EXTRA_YAML="${CASSANDRA_EXTRA_YAML:-}"
+CASSANDRA_HOST="${CASSANDRA_HOST:-127.0.0.1}"
+CASSANDRA_CLUSTER_NAME="${CASSANDRA_CLUSTER_NAME:-semrec-local}"
+CASSANDRA_NEW_CLUSTER="${CASSANDRA_NEW_CLUSTER:-0}"
+CASSANDRA_INITIAL_TOKEN="${CASSANDRA_INITIAL_TOKEN:-}"
+CASSANDRA_JVM_OPTS="${CASSANDRA_JVM_OPTS:-}"
 if [[ -z ${CASSANDRA_STORAGE_PORT:-} ]]; then
   if (( CASSANDRA_PORT > 3066 )); then
     CASSANDRA_STORAGE_PORT=$((CASSANDRA_PORT - 2042))
@@ -36,19 +59,38 @@ if [[ -z ${CASSANDRA_STORAGE_PORT:-} ]]; then
     CASSANDRA_STORAGE_PORT=$((CASSANDRA_PORT + 1000))
   fi
 fi
+CASSANDRA_SEEDS="${CASSANDRA_SEEDS:-$CASSANDRA_HOST:$CASSANDRA_STORAGE_PORT}"
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}"
-CASSANDRA_HOME_DIR="${CASSANDRA_HOME_DIR:-$cache_root/semrec-servers/cassandra-$CASSANDRA_PORT}"
+if [[ $CASSANDRA_HOST == 127.0.0.1 ]]; then
+  default_home="$cache_root/semrec-servers/cassandra-$CASSANDRA_PORT"
+else # nodes on other addresses may share the port: one home each
+  default_home="$cache_root/semrec-servers/cassandra-$CASSANDRA_HOST-$CASSANDRA_PORT"
+fi
+CASSANDRA_HOME_DIR="${CASSANDRA_HOME_DIR:-$default_home}"
 tools_dir="$cache_root/semrec-tools/cassandra-$CASSANDRA_VERSION"
 lib_dir="$tools_dir/lib"
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 pom="$script_dir/cassandra/pom.xml"
-host=127.0.0.1
+host="$CASSANDRA_HOST"
+[[ $host =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] \
+  || { echo "cassandra.sh: CASSANDRA_HOST must be a loopback IPv4 address (127.x.y.z), not '$host'" >&2; exit 2; }
+[[ $CASSANDRA_NEW_CLUSTER == [01] ]] \
+  || { echo "cassandra.sh: CASSANDRA_NEW_CLUSTER must be 0 or 1, not '$CASSANDRA_NEW_CLUSTER'" >&2; exit 2; }
+# How to address this node again in messages: the environment that differs from the defaults.
+if [[ $host == 127.0.0.1 ]]; then
+  log_tag=":$CASSANDRA_PORT"
+  env_hint="CASSANDRA_PORT=$CASSANDRA_PORT"
+else
+  log_tag="$host:$CASSANDRA_PORT"
+  env_hint="CASSANDRA_HOST=$host CASSANDRA_PORT=$CASSANDRA_PORT"
+fi
 
-log() { echo "cassandra.sh [:$CASSANDRA_PORT]: $*" >&2; }
+log() { echo "cassandra.sh [$log_tag]: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 usage() {
-  sed -n '6,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  # the command lines of the header: between its first and second lone "#"
+  awk '/^#$/ { n++; next } n == 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -204,14 +246,14 @@ write_config() {
   mkdir -p "$conf_dir" "$data_dir"/{data,commitlog,hints,saved_caches,cdc_raw} "$CASSANDRA_HOME_DIR/logs"
   cat >"$yaml" <<EOF
 # Generated by scripts/servers/cassandra.sh on every start: edits are overwritten.
-cluster_name: semrec-local
+cluster_name: $CASSANDRA_CLUSTER_NAME
 num_tokens: 1
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 endpoint_snitch: SimpleSnitch
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "$host:$CASSANDRA_STORAGE_PORT"
+      - seeds: "$CASSANDRA_SEEDS"
 listen_address: $host
 rpc_address: $host
 storage_port: $CASSANDRA_STORAGE_PORT
@@ -247,6 +289,20 @@ cdc_enabled: false
 disk_failure_policy: stop
 commit_failure_policy: stop
 EOF
+  if [[ -n $CASSANDRA_INITIAL_TOKEN ]]; then
+    printf '\n# CASSANDRA_INITIAL_TOKEN (used on the first start only; the node keeps its token)\ninitial_token: %s\n' \
+      "$CASSANDRA_INITIAL_TOKEN" >>"$yaml"
+  fi
+  if (( CASSANDRA_NEW_CLUSTER )); then
+    cat >>"$yaml" <<'EOF'
+
+# CASSANDRA_NEW_CLUSTER=1: all nodes of this cluster started empty together, so a joining node has
+# no data to stream and takes its token(s) at once instead of bootstrapping (no 30 s ring delay,
+# no "other bootstrapping nodes" refusal when several join at the same time). A node that already
+# joined keeps its tokens and data on restart either way.
+auto_bootstrap: false
+EOF
+  fi
   if [[ -n $CASSANDRA_EXTRA_YAML ]]; then
     printf '\n# CASSANDRA_EXTRA_YAML\n%s\n' "$CASSANDRA_EXTRA_YAML" >>"$yaml"
   fi
@@ -278,7 +334,7 @@ wait_ready() { # started-epoch-seconds pid
       return 0
     fi
     if (( $(date +%s) - t0 >= CASSANDRA_START_TIMEOUT )); then
-      log "not answering CQL on $host:$CASSANDRA_PORT after ${CASSANDRA_START_TIMEOUT} s (pid $pid still running; stop it with: CASSANDRA_PORT=$CASSANDRA_PORT $0 stop); last 50 lines of $logfile:"
+      log "not answering CQL on $host:$CASSANDRA_PORT after ${CASSANDRA_START_TIMEOUT} s (pid $pid still running; stop it with: $env_hint $0 stop); last 50 lines of $logfile:"
       tail -n 50 "$logfile" >&2 || true
       exit 1
     fi
@@ -375,6 +431,9 @@ cmd_start() {
     -Dcassandra.skip_wait_for_gossip_to_settle=0
     -Dcassandra.superuser_setup_delay_ms=0
   )
+  local -a extra_jvm=()
+  read -r -a extra_jvm <<<"$CASSANDRA_JVM_OPTS"
+  jvm+=("${extra_jvm[@]}")
 
   if [[ -f $logfile ]]; then mv -f "$logfile" "$logfile.1"; fi
   log "starting Cassandra $CASSANDRA_VERSION on $host:$CASSANDRA_PORT (home $CASSANDRA_HOME_DIR, heap $CASSANDRA_HEAP, log $logfile)"
