@@ -134,7 +134,7 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    if let Err(e) = engine.persist_policy() {
+    if let Err(e) = engine.persist_policy().await {
         tracing::warn!(error = %e, "ranking policy state not saved");
     }
     tracing::info!("shut down");

@@ -103,6 +103,17 @@ impl Follower {
     /// What changed in `shard` since the last round: for each item written, its stored
     /// state once that is at least as new as the write read from the log.
     pub async fn poll(&self, shard: u32) -> Result<Vec<Update>, StoreError> {
+        self.poll_apply(shard, |updates| updates).await
+    }
+
+    /// [`Self::poll`], with `apply` run on the updates before the next round of this shard
+    /// can start: two rounds that overlap (a timer and a hint) then never apply an older
+    /// state after a newer one.
+    pub async fn poll_apply<R>(
+        &self,
+        shard: u32,
+        apply: impl FnOnce(Vec<Update>) -> R,
+    ) -> Result<R, StoreError> {
         let mut cursor = self.cursor(shard).lock().await;
         let now = now_us();
         let since = cursor.reached_us.saturating_sub(CHANGE_WINDOW_US);
@@ -147,6 +158,6 @@ impl Follower {
         }
         cursor.reached_us = now;
         cursor.applied.retain(|_, version| *version >= since);
-        Ok(updates)
+        Ok(apply(updates))
     }
 }

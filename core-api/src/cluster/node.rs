@@ -254,9 +254,13 @@ impl ShardNode {
             loop {
                 tick.tick().await;
                 for (&s, shard) in shards {
-                    match node.follower.poll(s).await {
-                        Ok(updates) if !updates.is_empty() => node.apply(shard, s, updates),
-                        Ok(_) => {}
+                    let round = node.follower.poll_apply(s, |updates| {
+                        if !updates.is_empty() {
+                            node.apply(shard, s, updates);
+                        }
+                    });
+                    match round.await {
+                        Ok(()) => {}
                         Err(e) => {
                             tracing::warn!(shard = s, error = %e, "change log not read");
                             break;
@@ -276,9 +280,14 @@ impl ShardNode {
         let mut applied = 0;
         for s in shards {
             let shard = hosted.get(s).ok_or(NodeError::NotHosted(*s))?;
-            let updates = self.follower.poll(*s).await?;
-            applied += updates.len();
-            self.apply(shard, *s, updates);
+            applied += self
+                .follower
+                .poll_apply(*s, |updates| {
+                    let n = updates.len();
+                    self.apply(shard, *s, updates);
+                    n
+                })
+                .await?;
         }
         Ok(applied)
     }

@@ -57,9 +57,12 @@ fn policy_state_path(config: &Config) -> std::path::PathBuf {
     config.storage.data_dir.join("policy-state.json")
 }
 
+/// Name of the policy's learned state among a cluster's shared state.
+const POLICY_STATE: &str = "ranking_policy";
+
 /// The ranking policy the configuration asks for (`None` when switched off), restored from
-/// its saved state when there is one.
-pub(super) fn open_policy(config: &Config) -> Option<Arc<Policy>> {
+/// its saved state in the data directory when `from_disk` and there is one.
+pub(super) fn open_policy(config: &Config, from_disk: bool) -> Option<Arc<Policy>> {
     config.policy.enabled.then(|| {
         let policy = Policy::new(
             PolicySettings {
@@ -73,11 +76,15 @@ pub(super) fn open_policy(config: &Config) -> Option<Arc<Policy>> {
                 .duration_since(UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64),
         );
-        match policy.restore(&policy_state_path(config)) {
-            Ok(true) => tracing::info!(updates = policy.total_updates(), "ranking policy restored"),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "ranking policy state unreadable; starting from the prior")
+        if from_disk {
+            match policy.restore(&policy_state_path(config)) {
+                Ok(true) => {
+                    tracing::info!(updates = policy.total_updates(), "ranking policy restored")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "ranking policy state unreadable; starting from the prior")
+                }
             }
         }
         Arc::new(policy)
@@ -191,22 +198,63 @@ impl Engine {
                 policy.update(&attribution.segment, &attribution.features, reward);
                 let every = self.config.policy.save_every.max(1);
                 if !policy.settings().frozen && policy.total_updates() % every == 0 {
-                    let (policy, path) = (policy.clone(), policy_state_path(&self.config));
-                    tokio::task::spawn_blocking(move || {
-                        if let Err(e) = policy.save(&path) {
-                            tracing::warn!(error = %e, "ranking policy state not saved");
-                        }
-                    });
+                    self.spawn_policy_save(policy.clone());
                 }
             }
         }
     }
 
+    /// Saves the policy's state in the background: in ScyllaDB in a cluster (a router's
+    /// disk is scratch), else in the data directory.
+    fn spawn_policy_save(&self, policy: Arc<Policy>) {
+        match &self.shared_state {
+            Some(store) => {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = save_shared(&policy, &store).await {
+                        tracing::warn!(error = %e, "ranking policy state not saved");
+                    }
+                });
+            }
+            None => {
+                let path = policy_state_path(&self.config);
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = policy.save(&path) {
+                        tracing::warn!(error = %e, "ranking policy state not saved");
+                    }
+                });
+            }
+        }
+    }
+
+    /// In a cluster, restores the policy from the state the routers saved in ScyllaDB.
+    pub(super) async fn restore_shared_policy(&self) {
+        let (Some(policy), Some(store)) = (&self.policy, &self.shared_state) else {
+            return;
+        };
+        match store.load_state(POLICY_STATE).await {
+            Ok(Some(state)) => match policy.restore_json(state.as_bytes()) {
+                Ok(()) => tracing::info!(
+                    updates = policy.total_updates(),
+                    "ranking policy restored from ScyllaDB"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ranking policy state unreadable; starting from the prior")
+                }
+            },
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "ranking policy state not read; starting from the prior")
+            }
+        }
+    }
+
     /// Saves the policy state now (at shutdown).
-    pub fn persist_policy(&self) -> std::io::Result<()> {
-        match &self.policy {
-            Some(policy) => policy.save(&policy_state_path(&self.config)),
-            None => Ok(()),
+    pub async fn persist_policy(&self) -> std::io::Result<()> {
+        match (&self.policy, &self.shared_state) {
+            (None, _) => Ok(()),
+            (Some(policy), Some(store)) => save_shared(policy, store).await,
+            (Some(policy), None) => policy.save(&policy_state_path(&self.config)),
         }
     }
 
@@ -322,6 +370,15 @@ impl Engine {
             }
         });
     }
+}
+
+/// Writes the policy's state into a cluster's shared state (the last router's save wins).
+async fn save_shared(policy: &Policy, store: &crate::store::ScyllaCatalog) -> std::io::Result<()> {
+    let json = String::from_utf8(policy.state_json()?).map_err(std::io::Error::other)?;
+    store
+        .save_state(POLICY_STATE, &json)
+        .await
+        .map_err(std::io::Error::other)
 }
 
 #[cfg(test)]

@@ -80,6 +80,9 @@ pub struct Engine {
     current_year: i32,
     /// The online-learning ranking policy (`None` when switched off).
     policy: Option<Arc<Policy>>,
+    /// Where a cluster keeps its shared state (ScyllaDB); `None` in a single process, which
+    /// keeps it in its data directory.
+    shared_state: Option<Arc<crate::store::ScyllaCatalog>>,
     impressions: ImpressionLog,
     ontology: Ontology,
     intent_model: IntentModel,

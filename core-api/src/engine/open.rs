@@ -63,6 +63,7 @@ impl Engine {
             rebuild_threshold: config.index.rebuild_threshold,
         };
         let catalog = Catalog::default();
+        let shared_state = cluster.as_ref().map(|(_, store)| store.clone());
         let (vectors, cluster): (Arc<dyn Vectors>, Option<Arc<ClusterVectors>>) = match cluster {
             Some((cluster, store)) => {
                 let cluster =
@@ -132,7 +133,8 @@ impl Engine {
         };
         let config_ingest_concurrency = config.model.ingest_concurrency.max(1);
         let engine = Arc::new(Self {
-            policy: open_policy(&config),
+            policy: open_policy(&config, shared_state.is_none()),
+            shared_state,
             impressions: ImpressionLog::new(config.policy.impression_capacity),
             config,
             catalog,
@@ -153,6 +155,7 @@ impl Engine {
             jobs: Default::default(),
             after_commit_gate: Default::default(),
         });
+        engine.restore_shared_policy().await;
         if let Some(cluster) = cluster {
             Self::spawn_feed(&engine, cluster);
         }

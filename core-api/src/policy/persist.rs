@@ -15,13 +15,19 @@ struct PersistedState {
 }
 
 impl Policy {
-    /// Writes the state atomically (temporary file, then rename).
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+    /// The learned state as JSON (what [`Policy::save`] writes and a cluster keeps in
+    /// ScyllaDB).
+    pub fn state_json(&self) -> std::io::Result<Vec<u8>> {
         let state = PersistedState {
             features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
             segments: self.segments.read().expect("policy lock").clone(),
         };
-        let bytes = serde_json::to_vec(&state).map_err(std::io::Error::other)?;
+        serde_json::to_vec(&state).map_err(std::io::Error::other)
+    }
+
+    /// Writes the state atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = self.state_json()?;
         // One writer at a time (periodic saves and the one at shutdown may overlap); the
         // rename is made durable by syncing the directory that holds the file.
         let _one_writer = self
@@ -43,8 +49,13 @@ impl Policy {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
-        let state: PersistedState =
-            serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+        self.restore_json(&bytes)?;
+        Ok(true)
+    }
+
+    /// Restores a state from [`Policy::state_json`]; one for other features is refused.
+    pub fn restore_json(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let state: PersistedState = serde_json::from_slice(bytes).map_err(std::io::Error::other)?;
         let valid = state.features == FEATURE_NAMES
             && state.segments.values().all(|m| {
                 m.a.len() == FEATURES * FEATURES
@@ -57,7 +68,7 @@ impl Policy {
             ));
         }
         *self.segments.write().expect("policy lock") = state.segments;
-        Ok(true)
+        Ok(())
     }
 }
 

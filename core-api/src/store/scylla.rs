@@ -88,8 +88,10 @@ pub fn schema(keyspace: &str, replication: &str) -> Vec<String> {
                 PRIMARY KEY ((shard, hour), change))
              WITH default_time_to_live = 604800"
         ),
+        // Small shared values of a cluster: the catalogue's shard count, the ranking
+        // policy's learned state.
         format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.catalog_settings (
+            "CREATE TABLE IF NOT EXISTS {keyspace}.cluster_state (
                 name text PRIMARY KEY, value text)"
         ),
     ]

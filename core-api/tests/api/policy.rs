@@ -98,7 +98,7 @@ async fn rewards_teach_the_policy_which_is_reported_evaluated_and_persisted() {
     // The learned state survives a restart.
     let learned = engine.policy_report(None).weights;
     assert!(learned.is_some());
-    engine.persist_policy().unwrap();
+    engine.persist_policy().await.unwrap();
     engine.graph_filled().await;
     drop(router);
     drop(engine);

@@ -94,6 +94,7 @@ shards = {SHARDS}
 rebuild_threshold = 100000
 [policy]
 epsilon = 0.0
+save_every = 1
 {role_toml}
 "#,
             data = data.display(),
@@ -446,8 +447,30 @@ async fn cluster_matches_a_single_node_and_survives_node_loss_with_state_in_scyl
         );
     }
 
+    // The ranking policy learns from a reward; its state is saved in ScyllaDB. (The single
+    // node gets the same event, so popularity stays the same on both.)
+    let mut liked = Value::Null;
+    for node in [&router, &single] {
+        let served = client
+            .get(node, "/v1/recommendations?user_id=policy-user&limit=5")
+            .await;
+        if liked.is_null() {
+            liked = served["items"][0]["item"]["id"].clone();
+        }
+        let reward = json!([{
+            "user_id": "policy-user",
+            "item_id": liked,
+            "action": "like",
+            "recommendation_id": served["recommendation_id"],
+        }]);
+        client.post(node, "/v1/events", reward).await.unwrap();
+    }
+    let learned = client.get(&router, "/admin/policy").await["updates"].clone();
+    assert_eq!(learned, 1, "the reward reached the policy");
+
     // Routers keep nothing: one killed and restarted on an empty data directory loads the
-    // catalogue from ScyllaDB and answers as before.
+    // catalogue from ScyllaDB and answers as before, and restores what the policy learned.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     router.kill();
     std::fs::remove_dir_all(dir.join("router")).unwrap();
     router.start();
@@ -462,6 +485,11 @@ async fn cluster_matches_a_single_node_and_survives_node_loss_with_state_in_scyl
         })
         .await;
     assert_same_as_single(&client, &router, &single, "all back, router restarted").await;
+    assert_eq!(
+        client.get(&router, "/admin/policy").await["updates"],
+        learned,
+        "the policy's state came back from ScyllaDB"
+    );
     drop((a, b, c, router, single));
     let _ = std::fs::remove_dir_all(&dir);
 }
