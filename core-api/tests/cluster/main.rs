@@ -657,6 +657,13 @@ async fn shard_nodes_refuse_unsigned_calls() {
             Err(RpcError::Status(status, _)) => assert_eq!(status.as_u16(), 401, "{name}"),
             other => panic!("{name}: an unsigned search must be refused, got {other:?}"),
         }
+        match client
+            .post(&addr, "/internal/v1/sync", b"[0]".to_vec(), timeout)
+            .await
+        {
+            Err(RpcError::Status(status, _)) => assert_eq!(status.as_u16(), 401, "{name}"),
+            other => panic!("{name}: an unsigned sync hint must be refused, got {other:?}"),
+        }
     }
     let signed = RpcClient::new(CLUSTER_SECRET);
     let info = signed
