@@ -570,7 +570,20 @@ async fn hedged_requests_complete_searches_despite_a_slow_replica() {
         config.cluster.hedge_after_ms = hedge_after_ms;
         let metrics = Arc::new(Metrics::new());
         let cluster = ClusterIndex::connect(&config, DIM, metrics.clone()).await;
-        assert!(cluster.wait_until_complete(Duration::from_secs(60)).await);
+        // Both replicas must be up (each loads the shard from the CQL server first), or every
+        // search would go to the one that is and nothing would be hedged.
+        let started = Instant::now();
+        while !metrics
+            .render()
+            .lines()
+            .any(|l| l == "reco_cluster_shard_replicas_up{shard=\"0\"} 2")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "both replicas up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let mut partial = 0;
         for q in vectors.iter().take(6) {
             let outcome = cluster.search(q, 5, None, &Default::default()).await;
