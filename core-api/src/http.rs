@@ -571,7 +571,7 @@ async fn policy_report(
     Extension(caller): Extension<Principal>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::AdminRead)?;
-    Ok(Json(state.engine()?.policy_report(None)).into_response())
+    Ok(Json(state.engine()?.policy_report(None).await?).into_response())
 }
 
 /// Off-policy estimate of candidate ranking weights on the logged decisions, before they
@@ -614,7 +614,7 @@ async fn evaluate_policy(
         }
         weights[i] = value;
     }
-    Ok(Json(state.engine()?.policy_report(Some(&weights))).into_response())
+    Ok(Json(state.engine()?.policy_report(Some(&weights)).await?).into_response())
 }
 
 async fn post_events(

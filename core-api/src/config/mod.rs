@@ -178,6 +178,11 @@ impl Config {
         if self.policy.prior_strength <= 0.0 {
             return invalid("policy.prior_strength must be positive");
         }
+        if self.policy.sync_secs == 0 || self.policy.impression_ttl_secs < 60 {
+            return invalid(
+                "policy.sync_secs must be at least 1 and policy.impression_ttl_secs at least 60",
+            );
+        }
         if self
             .cluster
             .hosted_shards

@@ -28,6 +28,11 @@ pub struct PolicyConfig {
     pub impression_capacity: usize,
     /// The state is saved to the data directory every this many updates (and at shutdown).
     pub save_every: u64,
+    /// In a cluster: how long ScyllaDB keeps an impression for attribution (seconds).
+    pub impression_ttl_secs: u64,
+    /// In a cluster: how often a router publishes what it learned and takes in what the
+    /// other routers learned (seconds).
+    pub sync_secs: u64,
 }
 
 impl Default for PolicyConfig {
@@ -46,6 +51,8 @@ impl Default for PolicyConfig {
             reward_dislike: -1.0,
             impression_capacity: 100_000,
             save_every: 100,
+            impression_ttl_secs: 86_400,
+            sync_secs: 10,
         }
     }
 }

@@ -160,6 +160,9 @@ fn invalid_values_are_rejected() {
     assert!(Config::load(None, env(&[("RECO__NOPE__X", "1")])).is_err());
     assert!(Config::load(None, env(&[("RECO__INDEX__NOPE", "1")])).is_err());
     assert!(Config::load(None, env(&[("RECO__INDEX__SHARDS", "many")])).is_err());
+    assert!(Config::load(None, env(&[("RECO__POLICY__SYNC_SECS", "0")])).is_err());
+    assert!(Config::load(None, env(&[("RECO__POLICY__IMPRESSION_TTL_SECS", "5")])).is_err());
+    assert!(Config::load(None, env(&[("RECO__POLICY__SYNC_SECS", "2")])).is_ok());
 }
 
 #[test]

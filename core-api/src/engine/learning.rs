@@ -3,6 +3,7 @@
 //! (retrained in the background, on demand, or by `reco-train`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +14,7 @@ use crate::error::EngineError;
 use crate::learn::learner::{ModelStatus, TrainError, TrainingSlot};
 use crate::learn::TrainReport;
 use crate::policy::{self, Features, Impression, LeadDecision, Policy, PolicySettings};
-use crate::store::Interaction;
+use crate::store::{Interaction, ScyllaPolicyStore, StoreError};
 
 use super::Engine;
 
@@ -57,8 +58,43 @@ fn policy_state_path(config: &Config) -> std::path::PathBuf {
     config.storage.data_dir.join("policy-state.json")
 }
 
-/// Name of the policy's learned state among a cluster's shared state.
-const POLICY_STATE: &str = "ranking_policy";
+/// A cluster router's share of the policy's learning in ScyllaDB.
+pub(crate) struct SharedPolicy {
+    store: Arc<ScyllaPolicyStore>,
+    /// This process's name among the writers of `policy_stats` (a new one per start, so a
+    /// restarted router never overwrites the sums of its previous run).
+    writer: String,
+    /// Own updates at the last publication (nothing new: nothing to write).
+    published: AtomicU64,
+    /// One synchronisation at a time.
+    syncing: tokio::sync::Mutex<()>,
+}
+
+impl SharedPolicy {
+    pub(super) fn new(store: Arc<ScyllaPolicyStore>) -> Self {
+        Self {
+            store,
+            writer: format!("{:032x}", rand::random::<u128>()),
+            published: AtomicU64::new(0),
+            syncing: Default::default(),
+        }
+    }
+
+    /// Publishes this router's sums when they changed, then serves everyone's.
+    async fn sync(&self, policy: &Policy) -> Result<(), StoreError> {
+        let _one = self.syncing.lock().await;
+        let own = policy.own_updates();
+        if own != self.published.load(Ordering::Relaxed) {
+            self.store
+                .save_stats(&self.writer, &policy.own_stats())
+                .await?;
+            self.published.store(own, Ordering::Relaxed);
+        }
+        let others = self.store.others_stats(&self.writer).await?;
+        policy.merge(&others);
+        Ok(())
+    }
+}
 
 /// The ranking policy the configuration asks for (`None` when switched off), restored from
 /// its saved state in the data directory when `from_disk` and there is one.
@@ -123,7 +159,7 @@ fn train_error(e: TrainError) -> EngineError {
 impl Engine {
     /// The policy stage: the bandit picks which of the top candidates leads (the rest keep
     /// their order), and the impression is logged for reward attribution.
-    pub(super) fn apply_policy(
+    pub(super) async fn apply_policy(
         &self,
         recommendation_id: &str,
         req: &NormalisedRequest,
@@ -159,15 +195,23 @@ impl Engine {
             .zip(features)
             .map(|(i, x)| (Arc::from(i.item.id.as_str()), x))
             .collect();
-        self.impressions.record(
-            recommendation_id.to_string(),
-            Impression {
-                user: req.user_id.clone(),
-                segment,
-                shown,
-                lead,
-            },
-        );
+        let impression = Impression {
+            user: req.user_id.clone(),
+            segment,
+            shown,
+            lead,
+        };
+        let (store, id) = (self.impressions.clone(), recommendation_id.to_string());
+        let record = async move {
+            if let Err(e) = store.record(id, impression).await {
+                tracing::warn!(error = %e, "impression not recorded; its events will not reward the policy");
+            }
+        };
+        // A cluster's impressions go to ScyllaDB: the answer does not wait for that write.
+        match self.shared_policy {
+            Some(_) => drop(tokio::spawn(record)),
+            None => record.await,
+        }
         items
     }
 
@@ -182,16 +226,27 @@ impl Engine {
         }
     }
 
-    /// Attributes events that reference a response to its impression and teaches the policy.
-    pub(super) fn learn_from(&self, events: &[Interaction]) {
-        for e in events {
-            let Some(id) = e.recommendation_id.as_deref() else {
-                continue;
-            };
-            let reward = self.reward_for(e.action);
-            let Some(attribution) = self.impressions.reward(id, &e.user_id, &e.item_id, reward)
-            else {
-                continue;
+    /// Attributes events that reference a response to its impression and teaches the policy
+    /// (after the events are stored: a failure here loses a reward, never an event).
+    pub(super) async fn learn_from(self: &Arc<Self>, events: &[Interaction]) {
+        let mut attributed = Vec::new();
+        for chunk in events.chunks(16) {
+            let mut lookups = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                if let Some(id) = e.recommendation_id.as_deref() {
+                    lookups.push(self.attribute(id, e));
+                }
+            }
+            attributed.extend(futures::future::join_all(lookups).await);
+        }
+        for (attribution, reward) in attributed {
+            let attribution = match attribution {
+                Ok(Some(a)) => a,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reward not attributed");
+                    continue;
+                }
             };
             self.metrics.count_policy_reward(reward);
             if let Some(policy) = &self.policy {
@@ -204,17 +259,26 @@ impl Engine {
         }
     }
 
-    /// Saves the policy's state in the background: in ScyllaDB in a cluster (a router's
-    /// disk is scratch), else in the data directory.
-    fn spawn_policy_save(&self, policy: Arc<Policy>) {
-        match &self.shared_state {
-            Some(store) => {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = save_shared(&policy, &store).await {
-                        tracing::warn!(error = %e, "ranking policy state not saved");
-                    }
-                });
+    async fn attribute(
+        &self,
+        id: &str,
+        e: &Interaction,
+    ) -> (Result<Option<crate::policy::Attribution>, StoreError>, f32) {
+        let reward = self.reward_for(e.action);
+        let attribution = self
+            .impressions
+            .reward(id, &e.user_id, &e.item_id, reward)
+            .await;
+        (attribution, reward)
+    }
+
+    /// Saves the policy's state in the background: in a cluster, publishes this router's
+    /// sums to ScyllaDB (a router's disk is scratch); else to the data directory.
+    fn spawn_policy_save(self: &Arc<Self>, policy: Arc<Policy>) {
+        match &self.shared_policy {
+            Some(_) => {
+                let engine = self.clone();
+                tokio::spawn(async move { engine.sync_policy(&policy).await });
             }
             None => {
                 let path = policy_state_path(&self.config);
@@ -227,41 +291,57 @@ impl Engine {
         }
     }
 
-    /// In a cluster, restores the policy from the state the routers saved in ScyllaDB.
-    pub(super) async fn restore_shared_policy(&self) {
-        let (Some(policy), Some(store)) = (&self.policy, &self.shared_state) else {
-            return;
-        };
-        match store.load_state(POLICY_STATE).await {
-            Ok(Some(state)) => match policy.restore_json(state.as_bytes()) {
-                Ok(()) => tracing::info!(
-                    updates = policy.total_updates(),
-                    "ranking policy restored from ScyllaDB"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "ranking policy state unreadable; starting from the prior")
-                }
-            },
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "ranking policy state not read; starting from the prior")
+    async fn sync_policy(&self, policy: &Policy) {
+        if let Some(shared) = &self.shared_policy {
+            if let Err(e) = shared.sync(policy).await {
+                tracing::warn!(error = %e, "ranking policy not synchronised with the other routers");
             }
         }
     }
 
+    /// In a cluster, serves what every router has learned (restoring it at start), then
+    /// publishes and takes in the routers' learning every `policy.sync_secs`.
+    pub(super) async fn spawn_policy_sync(engine: &Arc<Self>) {
+        let (Some(policy), Some(_)) = (engine.policy.clone(), &engine.shared_policy) else {
+            return;
+        };
+        engine.sync_policy(&policy).await;
+        tracing::info!(
+            updates = policy.total_updates(),
+            "ranking policy restored from ScyllaDB"
+        );
+        let every = Duration::from_secs(engine.config.policy.sync_secs.max(1));
+        let weak = Arc::downgrade(engine);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(engine) = weak.upgrade() else { return };
+                engine.sync_policy(&policy).await;
+            }
+        });
+    }
+
     /// Saves the policy state now (at shutdown).
     pub async fn persist_policy(&self) -> std::io::Result<()> {
-        match (&self.policy, &self.shared_state) {
+        match (&self.policy, &self.shared_policy) {
             (None, _) => Ok(()),
-            (Some(policy), Some(store)) => save_shared(policy, store).await,
+            (Some(policy), Some(shared)) => {
+                shared.sync(policy).await.map_err(std::io::Error::other)
+            }
             (Some(policy), None) => policy.save(&policy_state_path(&self.config)),
         }
     }
 
     /// The policy's state and off-policy estimates over the remembered decisions: the
     /// learned policy, the static ranker, and optionally candidate `weights`.
-    pub fn policy_report(&self, candidate: Option<&Features>) -> PolicyReport {
-        let log = self.impressions.decisions();
+    pub async fn policy_report(
+        &self,
+        candidate: Option<&Features>,
+    ) -> Result<PolicyReport, EngineError> {
+        let log = self
+            .impressions
+            .decisions(self.config.policy.impression_capacity)
+            .await?;
         let top_k = self.config.policy.top_k;
         let prior = static_prior();
         let learned = self.policy.as_ref().map(|p| {
@@ -269,7 +349,7 @@ impl Engine {
                 p.greedy(segment, &c[..c.len().min(top_k)])
             })
         });
-        PolicyReport {
+        Ok(PolicyReport {
             enabled: self.policy.is_some(),
             frozen: self.config.policy.frozen,
             epsilon: self.config.policy.epsilon,
@@ -289,7 +369,7 @@ impl Engine {
             static_ranker: policy::ips(&log, |_, c| policy::linear_choice(&prior, c, top_k)),
             candidate: candidate
                 .map(|w| policy::ips(&log, |_, c| policy::linear_choice(w, c, top_k))),
-        }
+        })
     }
 
     /// Trains a new collaborative model and ranker from every stored interaction and serves
@@ -370,15 +450,6 @@ impl Engine {
             }
         });
     }
-}
-
-/// Writes the policy's state into a cluster's shared state (the last router's save wins).
-async fn save_shared(policy: &Policy, store: &crate::store::ScyllaCatalog) -> std::io::Result<()> {
-    let json = String::from_utf8(policy.state_json()?).map_err(std::io::Error::other)?;
-    store
-        .save_state(POLICY_STATE, &json)
-        .await
-        .map_err(std::io::Error::other)
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ use crate::intent::IntentModel;
 use crate::learn::learner::Learner;
 use crate::metrics::Metrics;
 use crate::ontology::Ontology;
-use crate::policy::{ImpressionLog, Policy};
+use crate::policy::Policy;
 use crate::store::{InteractionStore, ItemGraph, ItemStore, StoreError, UserEmbeddingCache};
 use vector_index::ShardedIndex;
 
@@ -80,10 +80,11 @@ pub struct Engine {
     current_year: i32,
     /// The online-learning ranking policy (`None` when switched off).
     policy: Option<Arc<Policy>>,
-    /// Where a cluster keeps its shared state (ScyllaDB); `None` in a single process, which
-    /// keeps it in its data directory.
-    shared_state: Option<Arc<crate::store::ScyllaCatalog>>,
-    impressions: ImpressionLog,
+    /// In a cluster, where the routers share what the policy learns (ScyllaDB); `None` in a
+    /// single process, which keeps it in its data directory.
+    shared_policy: Option<learning::SharedPolicy>,
+    /// What responses showed: in process, or in ScyllaDB in a cluster.
+    impressions: Arc<dyn crate::store::ImpressionStore>,
     ontology: Ontology,
     intent_model: IntentModel,
     /// False while the background graph fill runs.

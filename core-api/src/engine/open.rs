@@ -18,12 +18,12 @@ use crate::learn::learner::Learner;
 use crate::metrics::Metrics;
 use crate::ontology::Ontology;
 use crate::policy::ImpressionLog;
-use crate::store::InProcessItemGraph;
+use crate::store::{InProcessItemGraph, ScyllaPolicyStore};
 use vector_index::IndexParams;
 
 use super::cluster_feed::{self, ClusterVectors, RouterParts};
 use super::graph_sync::{content_node, FillDone};
-use super::learning::open_policy;
+use super::learning::{open_policy, SharedPolicy};
 use super::vectors::{LocalVectors, Vectors};
 use super::{Backends, Embedder, Engine};
 
@@ -63,7 +63,12 @@ impl Engine {
             rebuild_threshold: config.index.rebuild_threshold,
         };
         let catalog = Catalog::default();
-        let shared_state = cluster.as_ref().map(|(_, store)| store.clone());
+        let shared_store = cluster.as_ref().map(|(_, catalogue)| {
+            Arc::new(ScyllaPolicyStore::new(
+                catalogue.config().clone(),
+                config.policy.impression_ttl_secs,
+            ))
+        });
         let (vectors, cluster): (Arc<dyn Vectors>, Option<Arc<ClusterVectors>>) = match cluster {
             Some((cluster, store)) => {
                 let cluster =
@@ -133,9 +138,12 @@ impl Engine {
         };
         let config_ingest_concurrency = config.model.ingest_concurrency.max(1);
         let engine = Arc::new(Self {
-            policy: open_policy(&config, shared_state.is_none()),
-            shared_state,
-            impressions: ImpressionLog::new(config.policy.impression_capacity),
+            policy: open_policy(&config, shared_store.is_none()),
+            impressions: match &shared_store {
+                Some(store) => store.clone(),
+                None => Arc::new(ImpressionLog::new(config.policy.impression_capacity)),
+            },
+            shared_policy: shared_store.map(SharedPolicy::new),
             config,
             catalog,
             vectors,
@@ -145,7 +153,8 @@ impl Engine {
             query_vectors: Mutex::new(HashMap::new()),
             query_batcher,
             ingest_permits: tokio::sync::Semaphore::new(config_ingest_concurrency),
-            response_seq: AtomicU64::new(0),
+            // Random start: two routers' response ids (impression keys in ScyllaDB) never meet.
+            response_seq: AtomicU64::new(rand::random()),
             current_year: crate::clock::current_year(),
             ontology,
             intent_model,
@@ -155,7 +164,7 @@ impl Engine {
             jobs: Default::default(),
             after_commit_gate: Default::default(),
         });
-        engine.restore_shared_policy().await;
+        Self::spawn_policy_sync(&engine).await;
         if let Some(cluster) = cluster {
             Self::spawn_feed(&engine, cluster);
         }

@@ -205,7 +205,9 @@ impl Engine {
             .await?;
         let policy_started = Instant::now();
         let recommendation_id = self.next_response_id();
-        let items = self.apply_policy(&recommendation_id, req, response, cold_start);
+        let items = self
+            .apply_policy(&recommendation_id, req, response, cold_start)
+            .await;
         self.metrics.observe_stage(Stage::Policy, policy_started);
         Ok(RecommendationResponse {
             recommendation_id,

@@ -181,12 +181,12 @@ impl Engine {
             accepted: count,
             duplicates: count - fresh.len(),
         };
-        // Stored: from here on nothing turns the write into an error. The in-process
-        // learning is immediate; the graph and cache updates may wait on their backends.
-        self.learn_from(&fresh);
+        // Stored: from here on nothing turns the write into an error. The policy's rewards,
+        // graph and cache updates may wait on their backends.
         let engine = self.clone();
         let gate = self.after_commit_gate.clone().read_owned().await;
         let after = tokio::spawn(async move {
+            engine.learn_from(&fresh).await;
             engine
                 .after_commit(fresh, previous, previous_positive)
                 .await;
@@ -269,12 +269,13 @@ impl Engine {
         // The store first: it is the source everything else is rebuilt from.
         let events = self.backends.interactions.erase_user(user_id).await?;
         let seen_items = self.learner.forget_user(user_id);
-        let impressions = self.impressions.forget_user(user_id);
-        let (graph_edges, cache) = tokio::join!(
+        let (impressions, graph_edges, cache) = tokio::join!(
+            self.impressions.forget_user(user_id),
             self.backends.graph.forget_user(user_id),
             self.backends.user_cache.forget(user_id)
         );
         cache?;
+        let impressions = impressions?;
         let report = ErasureReport {
             user_id: user_id.to_string(),
             events,

@@ -9,13 +9,14 @@
 //! inverse-propensity (IPS) evaluation of another policy on the logged decisions possible.
 //!
 //! Layout: this file holds the bandit itself ([`Policy`], its per-segment model and the
-//! ε-greedy decision); `persist` saves and restores its state, `impressions` remembers what
-//! was shown so rewards can be attributed, and `off_policy` estimates other policies' rewards
-//! from the logged decisions.
+//! ε-greedy decision); `persist` saves and restores its state, `shared` adds up what the
+//! routers of a cluster learn, `impressions` remembers what was shown so rewards can be
+//! attributed, and `off_policy` estimates other policies' rewards from the logged decisions.
 
 mod impressions;
 mod off_policy;
 mod persist;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +30,7 @@ pub use impressions::{
     Attribution, Impression, ImpressionLog, LeadDecision, MAX_REWARDS_PER_IMPRESSION,
 };
 pub use off_policy::{ips, ips_stochastic, observed_reward, IpsEstimate, LoggedDecision};
+pub use shared::SegmentStats;
 
 /// semantic, graph, popularity, freshness, quality, collaborative, transition, the ranking
 /// pipeline's score, bias, has-intent, cold-start.
@@ -88,10 +90,15 @@ impl SegmentModel {
             }
             self.b[i] += f64::from(reward) * f64::from(x[i]);
         }
+        self.solve();
+        self.updates += 1;
+    }
+
+    /// Refreshes `θ` from `A` and `b` (kept as it was if `A` is not positive definite).
+    fn solve(&mut self) {
         if let Some(theta) = solve_spd(&self.a, &self.b) {
             self.theta = theta;
         }
-        self.updates += 1;
     }
 }
 
@@ -149,6 +156,9 @@ pub struct Policy {
     settings: PolicySettings,
     prior: Features,
     segments: RwLock<HashMap<String, SegmentModel>>,
+    /// What this process observed itself, per segment: its share of a cluster's learning
+    /// (locked after `segments` when both are held).
+    own: std::sync::Mutex<HashMap<String, SegmentStats>>,
     rng: AtomicU64,
     /// One save at a time: concurrent saves share the temporary file.
     saving: std::sync::Mutex<()>,
@@ -174,6 +184,7 @@ impl Policy {
             settings,
             prior,
             segments: RwLock::new(HashMap::new()),
+            own: Default::default(),
             rng: AtomicU64::new(seed),
             saving: std::sync::Mutex::new(()),
         }
@@ -233,6 +244,12 @@ impl Policy {
             .entry(segment.to_string())
             .or_insert_with(|| SegmentModel::new(&self.prior, self.settings.prior_strength))
             .update(x, reward);
+        self.own
+            .lock()
+            .expect("policy lock")
+            .entry(segment.to_string())
+            .or_default()
+            .observe(x, reward);
     }
 
     /// Learned weights of a segment (the prior for a segment never updated).

@@ -8,6 +8,7 @@ pub mod neo4j;
 pub mod redis;
 pub mod scylla;
 pub mod scylla_catalog;
+pub mod scylla_policy;
 
 use std::sync::Arc;
 
@@ -20,6 +21,9 @@ pub use neo4j::Neo4jGraph;
 pub use redis::{RedisNonces, RedisUserCache};
 pub use scylla::ScyllaInteractionStore;
 pub use scylla_catalog::{CatalogRecord, ScyllaCatalog};
+pub use scylla_policy::ScyllaPolicyStore;
+
+use crate::policy::{Attribution, Impression, LoggedDecision};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -90,6 +94,31 @@ pub struct UserProfile {
     pub last_seen: i64,
     pub last_item_id: String,
     pub last_action: Action,
+}
+
+/// What responses showed, kept so that a later event can reward the ranking policy for it:
+/// in process on a single node, in ScyllaDB in a cluster (where any router attributes an
+/// event to any router's response).
+#[async_trait]
+pub trait ImpressionStore: Send + Sync {
+    /// Remembers response `id` (stored once this returns `Ok`).
+    async fn record(&self, id: String, impression: Impression) -> Result<(), StoreError>;
+    /// Attributes `reward` from `user` for `item` to impression `id`; `None` when the
+    /// impression is unknown (or expired), was served to another user, did not show the
+    /// item, already counted this user for it, or has collected
+    /// [`crate::policy::MAX_REWARDS_PER_IMPRESSION`] rewards.
+    async fn reward(
+        &self,
+        id: &str,
+        user: &str,
+        item: &str,
+        reward: f32,
+    ) -> Result<Option<Attribution>, StoreError>;
+    /// Forgets the impressions served to a user and their part in others' rewards; returns
+    /// the impressions dropped.
+    async fn forget_user(&self, user: &str) -> Result<usize, StoreError>;
+    /// Up to `limit` remembered lead decisions with the reward their lead item earned.
+    async fn decisions(&self, limit: usize) -> Result<Vec<LoggedDecision>, StoreError>;
 }
 
 /// Durable log of user interactions.

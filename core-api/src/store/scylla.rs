@@ -88,11 +88,33 @@ pub fn schema(keyspace: &str, replication: &str) -> Vec<String> {
                 PRIMARY KEY ((shard, hour), change))
              WITH default_time_to_live = 604800"
         ),
-        // Small shared values of a cluster: the catalogue's shard count, the ranking
-        // policy's learned state.
+        // Small shared values of a cluster: the catalogue's shard count.
         format!(
             "CREATE TABLE IF NOT EXISTS {keyspace}.cluster_state (
                 name text PRIMARY KEY, value text)"
+        ),
+        // What the ranking policy learns from in a cluster (see `scylla_policy`): the
+        // responses served, the rewards taken, a user's share of both (for erasure), and
+        // each router's sums of observations.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.impressions (
+                id text PRIMARY KEY, user_id text, body blob)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.impression_rewards (
+                id text, item_id text, user_id text, reward double,
+                PRIMARY KEY ((id), item_id, user_id))"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.user_impressions (
+                user_id text, id text, item_id text,
+                PRIMARY KEY ((user_id), id, item_id))"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.policy_stats (
+                policy text, segment text, writer text, features text,
+                xx list<double>, rx list<double>, updates bigint,
+                PRIMARY KEY ((policy), segment, writer))"
         ),
     ]
 }

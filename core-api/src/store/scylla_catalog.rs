@@ -8,8 +8,7 @@
 //! - `item_changes ((shard, hour), change)`: one row per write (upsert or deletion), in the
 //!   same logged batch as the item row, so one is never stored without the other.
 //! - `cluster_state`: the shard count the catalogue was written with (items are placed by
-//!   it, so a process configured with another count refuses to start), and other small
-//!   values the processes of a cluster keep there (the ranking policy's learned state).
+//!   it, so a process configured with another count refuses to start).
 
 use std::sync::Arc;
 
@@ -61,8 +60,6 @@ struct Prepared {
     select_item: PreparedStatement,
     select_changes: PreparedStatement,
     any_item: PreparedStatement,
-    save_state: PreparedStatement,
-    load_state: PreparedStatement,
 }
 
 pub struct ScyllaCatalog {
@@ -130,6 +127,12 @@ impl ScyllaCatalog {
         self.shards
     }
 
+    /// The cluster it connects to (other stores of the cluster's state open their own
+    /// sessions on it).
+    pub fn config(&self) -> &ScyllaConfig {
+        &self.config
+    }
+
     /// Connects (creating the schema when missing) and checks the shard count.
     pub async fn connect(&self) -> Result<(), StoreError> {
         self.session().await.map(|_| ())
@@ -180,14 +183,6 @@ impl ScyllaCatalog {
         ))
         .await?;
         let any_item = prepare(format!("SELECT item_id FROM {ks}.items LIMIT 1")).await?;
-        let save_state = prepare(format!(
-            "INSERT INTO {ks}.cluster_state (name, value) VALUES (?, ?)"
-        ))
-        .await?;
-        let load_state = prepare(format!(
-            "SELECT value FROM {ks}.cluster_state WHERE name = ?"
-        ))
-        .await?;
         Ok(Prepared {
             upsert: batch(&upsert_item),
             delete: batch(&delete_item),
@@ -196,8 +191,6 @@ impl ScyllaCatalog {
             select_item,
             select_changes,
             any_item,
-            save_state,
-            load_state,
         })
     }
 
@@ -344,30 +337,6 @@ impl ScyllaCatalog {
             }
         }
         Ok(out)
-    }
-
-    /// Stores a named value of the cluster's shared state (the last save wins).
-    pub async fn save_state(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        let c = self.session().await?;
-        c.session
-            .execute_unpaged(&c.save_state, (name, value))
-            .await
-            .map(|_| ())
-            .map_err(|e| unavailable("save state", e))
-    }
-
-    /// A named value of the cluster's shared state, `None` when never saved.
-    pub async fn load_state(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let c = self.session().await?;
-        c.session
-            .execute_unpaged(&c.load_state, (name,))
-            .await
-            .map_err(|e| unavailable("load state", e))?
-            .into_rows_result()
-            .map_err(corrupt)?
-            .maybe_first_row::<(Option<String>,)>()
-            .map_err(corrupt)
-            .map(|row| row.and_then(|(v,)| v))
     }
 
     /// Whether the catalogue holds no item at all.

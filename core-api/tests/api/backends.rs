@@ -3,11 +3,17 @@
 //! started by `scripts/test.sh`); schema creation is idempotent; the engine runs on all the
 //! production backends at once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use core_api::policy::{
+    Attribution, Features, Impression, ImpressionLog, LeadDecision, LoggedDecision, SegmentStats,
+    FEATURES,
+};
 use core_api::store::{
-    ContentNode, EmbeddedStore, InProcessItemGraph, Interaction, InteractionStore, ItemGraph,
-    ItemStore, Neo4jGraph, ScyllaInteractionStore, StoreError, UserProfile,
+    ContentNode, EmbeddedStore, ImpressionStore, InProcessItemGraph, Interaction, InteractionStore,
+    ItemGraph, ItemStore, Neo4jGraph, ScyllaInteractionStore, ScyllaPolicyStore, StoreError,
+    UserProfile,
 };
 use shared_types::Action;
 
@@ -711,4 +717,139 @@ async fn a_store_that_cannot_write_says_so() {
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{log}");
     assert!(log.contains("1 passed"), "the child ran the test: {log}");
+}
+
+fn shown_features(v: f32) -> Features {
+    let mut x = [0.0; FEATURES];
+    x[0] = v;
+    x[8] = 1.0;
+    x
+}
+
+/// An impression of items `a` then `b` (the lead), served to `user` or to anyone.
+fn impression(user: Option<&str>) -> Impression {
+    Impression {
+        user: user.map(str::to_string),
+        segment: "global".into(),
+        shown: vec![
+            (Arc::from("a"), shown_features(0.9)),
+            (Arc::from("b"), shown_features(0.5)),
+        ],
+        lead: Some(LeadDecision {
+            candidates: vec![shown_features(0.9), shown_features(0.5)],
+            chosen: 0,
+            propensity: 0.95,
+        }),
+    }
+}
+
+/// What any impression store must do: attribute a reward once per user and item, only to
+/// the user served, only for an item shown; forget a user; replay decisions with rewards.
+async fn impression_store_contract(store: &dyn ImpressionStore, tag: &str) {
+    let id = |n: u32| format!("{tag}-r{n}");
+    let (alice, bob) = (format!("{tag}-alice"), format!("{tag}-bob"));
+    store.record(id(1), impression(Some(&alice))).await.unwrap();
+    store.record(id(2), impression(None)).await.unwrap();
+
+    let got = store.reward(&id(1), &alice, "a", 1.0).await.unwrap();
+    assert_eq!(
+        got,
+        Some(Attribution {
+            segment: "global".into(),
+            features: shown_features(0.9)
+        })
+    );
+    assert_eq!(
+        store.reward(&id(1), &alice, "a", 1.0).await.unwrap(),
+        None,
+        "once"
+    );
+    assert_eq!(
+        store.reward(&id(1), &bob, "a", 1.0).await.unwrap(),
+        None,
+        "not bob's"
+    );
+    assert_eq!(
+        store.reward(&id(1), &alice, "zz", 1.0).await.unwrap(),
+        None,
+        "not shown"
+    );
+    assert_eq!(
+        store.reward(&id(9), &alice, "a", 1.0).await.unwrap(),
+        None,
+        "unknown"
+    );
+    // An anonymous response rewards each user once.
+    assert!(store
+        .reward(&id(2), &alice, "b", -0.5)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .reward(&id(2), &bob, "b", -0.5)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(store.reward(&id(2), &bob, "b", -0.5).await.unwrap(), None);
+
+    let ours = |decisions: Vec<LoggedDecision>| {
+        let mut rewards: Vec<f32> = decisions.iter().map(|d| d.reward).collect();
+        rewards.sort_by(f32::total_cmp);
+        rewards
+    };
+    // The lead is the first item shown: `a` (rewarded 1.0 on r1), nothing on r2.
+    assert_eq!(ours(store.decisions(10_000).await.unwrap()), [0.0, 1.0]);
+
+    // Alice is forgotten: her impression goes, and her reward on the anonymous one.
+    assert_eq!(store.forget_user(&alice).await.unwrap(), 1);
+    assert_eq!(store.reward(&id(1), &alice, "b", 1.0).await.unwrap(), None);
+    assert!(
+        store
+            .reward(&id(2), &alice, "b", -0.5)
+            .await
+            .unwrap()
+            .is_some(),
+        "her earlier reward on the anonymous response is gone"
+    );
+    assert_eq!(
+        store.forget_user(&format!("{tag}-nobody")).await.unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn in_process_impression_log_meets_the_contract() {
+    impression_store_contract(&ImpressionLog::new(100), "local").await;
+}
+
+/// The cluster's impressions in a real CQL server; routers' policy sums add up, each
+/// writer keeping its own row.
+#[tokio::test]
+async fn scylla_impressions_meet_the_contract_and_routers_share_policy_sums() {
+    let Some(nodes) = test_server("SEMREC_TEST_CQL") else {
+        return;
+    };
+    let mut config = scylla_test_config(&nodes);
+    config.keyspace = unique("impressions").replace('-', "_");
+    let store = ScyllaPolicyStore::new(config.clone(), 3_600);
+    impression_store_contract(&store, &unique("scylla")).await;
+
+    let sums = |updates: u64| {
+        let s = SegmentStats {
+            xx: vec![1.0; FEATURES * FEATURES],
+            rx: vec![2.0; FEATURES],
+            updates,
+        };
+        HashMap::from([("global".to_string(), s)])
+    };
+    store.save_stats("router-a", &sums(3)).await.unwrap();
+    store.save_stats("router-b", &sums(4)).await.unwrap();
+    // A writer's later save replaces its own row only.
+    store.save_stats("router-b", &sums(5)).await.unwrap();
+    let other = ScyllaPolicyStore::new(config, 3_600);
+    let seen_by_a = other.others_stats("router-a").await.unwrap();
+    assert_eq!(seen_by_a["global"].updates, 5);
+    let seen_by_c = other.others_stats("router-c").await.unwrap();
+    assert_eq!(seen_by_c["global"].updates, 8);
+    assert_eq!(seen_by_c["global"].rx, vec![4.0; FEATURES]);
 }

@@ -96,7 +96,7 @@ async fn rewards_teach_the_policy_which_is_reported_evaluated_and_persisted() {
     .assert_error(StatusCode::BAD_REQUEST, "invalid_weights");
 
     // The learned state survives a restart.
-    let learned = engine.policy_report(None).weights;
+    let learned = engine.policy_report(None).await.unwrap().weights;
     assert!(learned.is_some());
     engine.persist_policy().await.unwrap();
     engine.graph_filled().await;
@@ -105,7 +105,7 @@ async fn rewards_teach_the_policy_which_is_reported_evaluated_and_persisted() {
     let reopened = core_api::bootstrap::open_embedded(config, encoder(), Arc::new(Metrics::new()))
         .await
         .unwrap();
-    let restored = reopened.policy_report(None);
+    let restored = reopened.policy_report(None).await.unwrap();
     assert_eq!(restored.updates, rewarded as u64);
     assert_eq!(restored.weights, learned);
 }

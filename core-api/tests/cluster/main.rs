@@ -95,6 +95,7 @@ rebuild_threshold = 100000
 [policy]
 epsilon = 0.0
 save_every = 1
+sync_secs = 1
 {role_toml}
 "#,
             data = data.display(),
@@ -215,9 +216,14 @@ impl Client {
 
     /// Polls `/readyz` until `ready(body)` holds.
     async fn wait(&self, node: &Node, what: &str, ready: impl Fn(&Value) -> bool) {
+        self.wait_for(node, "/readyz", what, ready).await
+    }
+
+    /// Polls `path` until `ready(body)` holds.
+    async fn wait_for(&self, node: &Node, path: &str, what: &str, ready: impl Fn(&Value) -> bool) {
         let started = Instant::now();
         loop {
-            if let Ok(body) = self.call(Method::GET, node, "/readyz", None).await {
+            if let Ok(body) = self.call(Method::GET, node, path, None).await {
                 if ready(&body) {
                     return;
                 }
@@ -333,6 +339,7 @@ async fn cluster_matches_a_single_node_and_survives_node_loss_with_state_in_scyl
     let mut c = shard_node("c", "127.0.0.4", "[0, 1, 2, 3]");
     let mut router = Node::new(&dir, "router", "127.0.0.5", router_toml.clone());
     let single = Node::new(&dir, "single", "127.0.0.6", String::new());
+    let router2 = Node::new(&dir, "router2", "127.0.0.7", router_toml.clone());
     for node in [&a, &b, &c] {
         client.wait(node, "ready", |r| r["status"] == "ready").await;
     }
@@ -447,26 +454,60 @@ async fn cluster_matches_a_single_node_and_survives_node_loss_with_state_in_scyl
         );
     }
 
-    // The ranking policy learns from a reward; its state is saved in ScyllaDB. (The single
-    // node gets the same event, so popularity stays the same on both.)
-    let mut liked = Value::Null;
-    for node in [&router, &single] {
+    // Impressions and what the policy learns are shared through ScyllaDB: an event sent to
+    // one router rewards the response of the other, and each router serves both routers'
+    // learning. (The single node gets the same events, so popularity stays the same.)
+    client.wait(&router2, "all shards up", all_shards_up).await;
+    let policy_updates = |r: &Value| r["updates"].as_u64().unwrap_or(0);
+    for (served_by, told) in [(&router, &router2), (&router2, &router)] {
         let served = client
-            .get(node, "/v1/recommendations?user_id=policy-user&limit=5")
+            .get(served_by, "/v1/recommendations?user_id=policy-user&limit=5")
             .await;
-        if liked.is_null() {
-            liked = served["items"][0]["item"]["id"].clone();
-        }
-        let reward = json!([{
-            "user_id": "policy-user",
-            "item_id": liked,
-            "action": "like",
-            "recommendation_id": served["recommendation_id"],
-        }]);
-        client.post(node, "/v1/events", reward).await.unwrap();
+        let liked = served["items"][0]["item"]["id"].clone();
+        let before = policy_updates(&client.get(told, "/admin/policy").await);
+        let reward = |recommendation_id: &Value| {
+            json!([{
+                "user_id": "policy-user",
+                "item_id": liked,
+                "action": "like",
+                "recommendation_id": recommendation_id,
+            }])
+        };
+        client
+            .post(told, "/v1/events", reward(&served["recommendation_id"]))
+            .await
+            .unwrap();
+        client
+            .wait_for(
+                told,
+                "/admin/policy",
+                "the other router's response rewarded",
+                |r| policy_updates(r) > before,
+            )
+            .await;
+        let on_single = client
+            .get(&single, "/v1/recommendations?user_id=policy-user&limit=5")
+            .await;
+        client
+            .post(
+                &single,
+                "/v1/events",
+                reward(&on_single["recommendation_id"]),
+            )
+            .await
+            .unwrap();
+    }
+    for node in [&router, &router2] {
+        client
+            .wait_for(
+                node,
+                "/admin/policy",
+                "both routers' learning served",
+                |r| policy_updates(r) == 2,
+            )
+            .await;
     }
     let learned = client.get(&router, "/admin/policy").await["updates"].clone();
-    assert_eq!(learned, 1, "the reward reached the policy");
 
     // Routers keep nothing: one killed and restarted on an empty data directory loads the
     // catalogue from ScyllaDB and answers as before, and restores what the policy learned.
@@ -490,7 +531,7 @@ async fn cluster_matches_a_single_node_and_survives_node_loss_with_state_in_scyl
         learned,
         "the policy's state came back from ScyllaDB"
     );
-    drop((a, b, c, router, single));
+    drop((a, b, c, router, router2, single));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
