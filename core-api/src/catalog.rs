@@ -19,12 +19,25 @@ pub struct CatalogEntry {
     pub genres: Vec<String>,
 }
 
+/// Version of the labels [`index_labels`] gives: part of the snapshot directory's name, so
+/// snapshots whose nodes carry older labels are rebuilt rather than trusted (2: the year).
+const LABELS_VERSION: u32 = 2;
+
+/// The directory name of index snapshots built with `params` and these labels.
+pub fn snapshot_dir_name(params: &vector_index::IndexParams) -> String {
+    format!(
+        "index-d{}-m{}-efc{}-l{LABELS_VERSION}",
+        params.dim, params.m, params.ef_construction
+    )
+}
+
 /// The labels the vector index filters on (see `HardFilters::index_filter`): each lowercase
-/// genre, the rating (or `?`), and the language with each of its `-` prefixes (or `?`),
-/// so `en` matches `en` and `en-us` as the hard filter does.
+/// genre, the rating (or `?`), the language with each of its `-` prefixes (or `?`), so `en`
+/// matches `en` and `en-us` as the hard filter does, and the release year when known.
 pub fn index_labels(item: &Item) -> Labels {
     let mut labels: Vec<Arc<str>> = item.genres.iter().map(|g| genre_label(g)).collect();
     labels.push(maturity_label(item.maturity));
+    labels.extend(item.year.map(year_label));
     match item.language.as_deref().map(str::to_ascii_lowercase) {
         Some(lang) => {
             for (i, _) in lang.match_indices('-') {
@@ -48,6 +61,10 @@ pub fn maturity_label(maturity: Option<Maturity>) -> Arc<str> {
         "maturity:{}",
         maturity.map_or("?", Maturity::as_str)
     ))
+}
+
+pub fn year_label(year: u16) -> Arc<str> {
+    Arc::from(format!("year:{year}"))
 }
 
 pub fn language_label(language: Option<&str>) -> Arc<str> {

@@ -50,6 +50,11 @@ pub fn context_hash(req: &NormalisedRequest) -> String {
     for (name, value) in fields {
         canonical.push_str(&format!("{name}={}:{value};", value.len()));
     }
+    // Appended only when set, so requests without a year range keep their keys.
+    if let Some(years) = req.years {
+        let value = format!("{}-{}", years.from, years.to);
+        canonical.push_str(&format!("years={}:{value};", value.len()));
+    }
     stable_hash(&canonical)
 }
 
@@ -137,7 +142,7 @@ impl TtlTier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{RecommendationQuery, TimeOfDay};
+    use crate::{ErrorCode, RecommendationQuery, TimeOfDay};
 
     fn normalised(query: &str) -> NormalisedRequest {
         let q: RecommendationQuery = serde_json::from_str(query).unwrap();
@@ -169,6 +174,31 @@ mod tests {
         let mut d = a.clone();
         d.time_of_day = Some(TimeOfDay::Night);
         assert_ne!(context_hash(&a), context_hash(&d));
+    }
+
+    #[test]
+    fn year_ranges_are_validated_and_keyed() {
+        let plain = normalised(r#"{"limit":5}"#);
+        let nineties = normalised(r#"{"limit":5,"year_from":1990,"year_to":1999}"#);
+        assert_eq!(
+            nineties.years,
+            Some(crate::YearRange {
+                from: 1990,
+                to: 1999
+            })
+        );
+        assert_ne!(context_hash(&plain), context_hash(&nineties));
+        let open = normalised(r#"{"limit":5,"year_from":1990}"#);
+        assert_eq!(open.years.unwrap().to, crate::YearRange::LATEST);
+        assert_ne!(context_hash(&open), context_hash(&nineties));
+        for bad in [
+            r#"{"year_from":2000,"year_to":1990}"#,
+            r#"{"year_from":1200}"#,
+            r#"{"year_to":3000}"#,
+        ] {
+            let q: RecommendationQuery = serde_json::from_str(bad).unwrap();
+            assert_eq!(q.normalise().unwrap_err().code, ErrorCode::InvalidQuery);
+        }
     }
 
     #[test]

@@ -62,7 +62,7 @@ macro_rules! error_codes {
 }
 
 error_codes! {
-    /// An unknown, repeated or malformed query parameter.
+    /// An unknown, repeated or malformed query parameter (or a year range out of order).
     InvalidQuery = ("invalid_query", 400, Core),
     /// `limit` outside 1-100.
     InvalidLimit = ("invalid_limit", 400, Core),

@@ -20,6 +20,6 @@ pub use error_code::{ErrorCode, Exposure};
 pub use query::parse_query;
 pub use validate::{
     effective_limit, normalise_query_text, validate_item_id, validate_user_id, NormalisedRequest,
-    ValidationError, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_TEXT_BYTES,
+    ValidationError, YearRange, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_TEXT_BYTES,
 };
 pub use wire::*;

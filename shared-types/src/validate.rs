@@ -143,6 +143,49 @@ pub struct NormalisedRequest {
     pub genre: Option<String>,
     /// Lowercase ontology audience filter.
     pub audience: Option<String>,
+    /// Release years admitted, both ends included.
+    pub years: Option<YearRange>,
+}
+
+/// An inclusive range of release years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YearRange {
+    pub from: u16,
+    pub to: u16,
+}
+
+impl YearRange {
+    /// The earliest and latest years a range may name: a filter's years become one index
+    /// label each, so the span stays bounded.
+    pub const EARLIEST: u16 = 1800;
+    pub const LATEST: u16 = 2200;
+
+    /// The range `year_from..=year_to` asks for, an open end running to the bound.
+    pub fn of_query(from: Option<u16>, to: Option<u16>) -> Result<Option<Self>, ValidationError> {
+        if from.is_none() && to.is_none() {
+            return Ok(None);
+        }
+        let range = Self {
+            from: from.unwrap_or(Self::EARLIEST),
+            to: to.unwrap_or(Self::LATEST),
+        };
+        let in_bounds = |y: u16| (Self::EARLIEST..=Self::LATEST).contains(&y);
+        if !in_bounds(range.from) || !in_bounds(range.to) || range.from > range.to {
+            return Err(ValidationError {
+                code: ErrorCode::InvalidQuery,
+                message: format!(
+                    "year_from and year_to must be years within {}-{}, year_from not after year_to",
+                    Self::EARLIEST,
+                    Self::LATEST
+                ),
+            });
+        }
+        Ok(Some(range))
+    }
+
+    pub fn contains(&self, year: u16) -> bool {
+        (self.from..=self.to).contains(&year)
+    }
 }
 
 fn normalise_tag(field: &'static str, v: Option<&str>) -> Result<Option<String>, ValidationError> {
@@ -197,6 +240,7 @@ impl crate::RecommendationQuery {
             max_maturity: self.max_maturity,
             genre: normalise_tag("genre", self.genre.as_deref())?,
             audience: normalise_tag("audience", self.audience.as_deref())?,
+            years: YearRange::of_query(self.year_from, self.year_to)?,
         })
     }
 }

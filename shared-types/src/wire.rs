@@ -239,6 +239,12 @@ pub struct RecommendationQuery {
     /// A named audience filter of the ontology, e.g. `family-friendly`.
     #[serde(default)]
     pub audience: Option<String>,
+    /// Only items released in or after this year (items without a year are left out).
+    #[serde(default)]
+    pub year_from: Option<u16>,
+    /// Only items released in or before this year (items without a year are left out).
+    #[serde(default)]
+    pub year_to: Option<u16>,
 }
 
 /// Query string of `GET /v1/similar/{item_id}`.

@@ -102,10 +102,11 @@ impl ShardNode {
             ef_search: config.index.ef_search,
             rebuild_threshold: config.index.rebuild_threshold,
         };
-        let snapshot_dir = config.storage.data_dir.join("shard-node").join(format!(
-            "index-d{}-m{}-efc{}",
-            params.dim, params.m, params.ef_construction
-        ));
+        let snapshot_dir = config
+            .storage
+            .data_dir
+            .join("shard-node")
+            .join(crate::catalog::snapshot_dir_name(&params));
         let catalog = Arc::new(ScyllaCatalog::new(config.scylla.clone(), total));
         Ok(Arc::new(Self {
             follower: Follower::new(catalog, hosted.iter().copied()),

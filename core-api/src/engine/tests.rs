@@ -63,6 +63,7 @@ fn request(user: &str) -> NormalisedRequest {
         max_maturity: None,
         genre: None,
         audience: None,
+        years: None,
     }
 }
 

@@ -84,10 +84,7 @@ impl LocalVectors {
                 labels,
             });
         }
-        let snapshot_dir = data_dir.join(format!(
-            "index-d{}-m{}-efc{}",
-            params.dim, params.m, params.ef_construction
-        ));
+        let snapshot_dir = data_dir.join(crate::catalog::snapshot_dir_name(&params));
         let shards: Vec<Arc<dyn Shard>> = on_rayon(move || {
             per_shard
                 .into_par_iter()

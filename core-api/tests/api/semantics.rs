@@ -175,60 +175,96 @@ async fn ontology_filters_match_sub_genres_and_keep_family_audiences_safe() {
         .assert_error(StatusCode::BAD_REQUEST, "invalid_context");
 }
 
-/// A narrow genre is searched inside the index: the answer holds the films of that genre
-/// nearest to the intent, not the genre's popular films.
-#[tokio::test]
-async fn a_narrow_genre_gets_its_films_nearest_to_the_intent() {
-    use core_api::embedding::item_text;
-    let app = crate::common::demo_app();
+/// The demo films the engine holds that pass `keep`.
+fn demo_films_where(keep: impl Fn(&shared_types::Item) -> bool) -> Vec<shared_types::Item> {
     let (engine, _) = crate::common::demo_engine();
-    let config = crate::common::demo_config(&crate::common::temp_dir("noir"), DEMO_FILMS);
-    let noir: Vec<shared_types::Item> = std::fs::read_to_string(&config.demo.catalog)
+    let config = crate::common::demo_config(&crate::common::temp_dir("films"), DEMO_FILMS);
+    std::fs::read_to_string(&config.demo.catalog)
         .unwrap()
         .lines()
         .filter_map(core_api::demo::parse_movie)
-        .filter(|f| engine.has_item(&f.id) && f.genres.iter().any(|g| g == "Film-Noir"))
-        .collect();
-    assert!(
-        (20..DEMO_FILMS / 20).contains(&noir.len()),
-        "Film-Noir is a narrow genre here: {}",
-        noir.len()
-    );
-    // The exact ranking of the genre's films by similarity to the intent.
-    let q = "a hard-boiled detective in a rain-soaked city at night";
+        .filter(|f| engine.has_item(&f.id) && keep(f))
+        .collect()
+}
+
+/// Asks `path` (a request with intent `q` and a filter that admits exactly `admitted`) and
+/// checks the answer holds admitted films only, ranked by relevance to the intent.
+async fn assert_nearest_admitted(q: &str, path: &str, admitted: &[shared_types::Item]) {
+    use core_api::embedding::item_text;
+    // The exact ranking of the admitted films by similarity to the intent.
     let encoder = crate::common::encoder();
     let qv = encoder.embed_batch(&[q.to_string()]).unwrap().remove(0);
-    let texts: Vec<String> = noir.iter().map(item_text).collect();
+    let texts: Vec<String> = admitted.iter().map(item_text).collect();
     let mut truth: Vec<(f32, &str)> = encoder
         .embed_batch(&texts)
         .unwrap()
         .iter()
-        .zip(&noir)
+        .zip(admitted)
         .map(|(v, f)| (v.iter().zip(&qv).map(|(a, b)| a * b).sum(), f.id.as_str()))
         .collect();
     truth.sort_by(|a, b| b.0.total_cmp(&a.0));
     let rank = |id: &str| truth.iter().position(|(_, t)| *t == id);
 
-    let reply = crate::common::get(
-        &app,
-        "/v1/recommendations?q=a+hard-boiled+detective+in+a+rain-soaked+city+at+night&genre=film-noir&limit=5",
-    )
-    .await
-    .json_ok();
+    let reply = crate::common::get(&crate::common::demo_app(), path)
+        .await
+        .json_ok();
     let items = reply["items"].as_array().unwrap();
     assert_eq!(items.len(), 5, "{reply}");
     let ranks: Vec<usize> = items
         .iter()
         .map(|i| {
             let id = i["item"]["id"].as_str().unwrap();
-            rank(id).unwrap_or_else(|| panic!("{id} is not a Film-Noir film"))
+            rank(id).unwrap_or_else(|| panic!("{id} does not pass the filter of {path}"))
         })
         .collect();
     // Ranked by relevance (the ranker blends in quality and diversity, so not the exact
-    // order): every pick among the closest third of the genre, the first among its top 5.
+    // order): every pick among the closest third of the admitted, the first among its top 5.
     assert!(
-        ranks.iter().all(|&r| r < noir.len() / 3) && ranks[0] < 5,
-        "ranks among {} Film-Noir films: {ranks:?}",
+        ranks.iter().all(|&r| r < admitted.len() / 3) && ranks[0] < 5,
+        "ranks among {} admitted films: {ranks:?}",
+        admitted.len()
+    );
+}
+
+/// A narrow genre is searched inside the index: the answer holds the films of that genre
+/// nearest to the intent, not the genre's popular films.
+#[tokio::test]
+async fn a_narrow_genre_gets_its_films_nearest_to_the_intent() {
+    let noir = demo_films_where(|f| f.genres.iter().any(|g| g == "Film-Noir"));
+    assert!(
+        (20..DEMO_FILMS / 20).contains(&noir.len()),
+        "Film-Noir is a narrow genre here: {}",
         noir.len()
     );
+    assert_nearest_admitted(
+        "a hard-boiled detective in a rain-soaked city at night",
+        "/v1/recommendations?q=a+hard-boiled+detective+in+a+rain-soaked+city+at+night&genre=film-noir&limit=5",
+        &noir,
+    )
+    .await;
+}
+
+/// A release-year range is searched inside the index too: the films of those years nearest
+/// to the intent; films without a year, or out of range, never appear.
+#[tokio::test]
+async fn a_year_range_gets_its_films_nearest_to_the_intent() {
+    let thirties = demo_films_where(|f| f.year.is_some_and(|y| (1930..=1939).contains(&y)));
+    assert!(
+        (20..DEMO_FILMS / 10).contains(&thirties.len()),
+        "the 1930s are a narrow range here: {}",
+        thirties.len()
+    );
+    assert_nearest_admitted(
+        "a screwball comedy about a runaway heiress",
+        "/v1/recommendations?q=a+screwball+comedy+about+a+runaway+heiress&year_from=1930&year_to=1939&limit=5",
+        &thirties,
+    )
+    .await;
+    let app = crate::common::demo_app();
+    crate::common::get(&app, "/v1/recommendations?year_from=1999&year_to=1990")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_query");
+    crate::common::get(&app, "/v1/recommendations?year_from=nineteen")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_query");
 }

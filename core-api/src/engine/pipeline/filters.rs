@@ -1,11 +1,11 @@
 //! Hard filters: constraints a pick must meet whatever its score (maturity, language,
-//! excluded genres, the ontology's audience filters and genre/theme expansion).
+//! excluded genres, the ontology's audience filters and genre/theme expansion, release years).
 
-use shared_types::{ErrorCode, Maturity, NormalisedRequest};
+use shared_types::{ErrorCode, Maturity, NormalisedRequest, YearRange};
 
 use vector_index::Filter;
 
-use crate::catalog::{genre_label, language_label, maturity_label, CatalogEntry};
+use crate::catalog::{genre_label, language_label, maturity_label, year_label, CatalogEntry};
 use crate::error::EngineError;
 use crate::ontology::{Ontology, SemanticFilter};
 
@@ -18,6 +18,8 @@ pub(crate) struct HardFilters {
     pub audience: Option<SemanticFilter>,
     /// Requested genre or theme, expanded to every genre under it.
     pub genres_any: Option<Vec<String>>,
+    /// Release years admitted (items without a year are not).
+    pub years: Option<YearRange>,
 }
 
 impl HardFilters {
@@ -58,6 +60,7 @@ impl HardFilters {
             language: req.language.clone(),
             audience,
             genres_any,
+            years: req.years,
         })
     }
 
@@ -93,6 +96,9 @@ impl HardFilters {
         if let Some(wanted) = &self.genres_any {
             filter = filter.any_of(wanted.iter().map(|g| genre_label(g)));
         }
+        if let Some(years) = self.years {
+            filter = filter.any_of((years.from..=years.to).map(year_label));
+        }
         filter
     }
 
@@ -121,6 +127,9 @@ impl HardFilters {
                 .genres_any
                 .as_ref()
                 .is_none_or(|wanted| e.genres.iter().any(|g| wanted.contains(g)))
+            && self
+                .years
+                .is_none_or(|years| e.item.year.is_some_and(|y| years.contains(y)))
     }
 }
 
@@ -142,6 +151,7 @@ mod tests {
             max_maturity: None,
             genre: None,
             audience: None,
+            years: None,
         }
     }
 
@@ -251,16 +261,28 @@ mod tests {
             Some(Maturity::Adult),
         ];
         let languages = [None, Some("en"), Some("EN-gb"), Some("eng"), Some("fr")];
+        let years = [
+            None,
+            Some(1950),
+            Some(1989),
+            Some(1990),
+            Some(1999),
+            Some(2000),
+        ];
         let mut entries = Vec::new();
         for genres in genre_sets {
             for m in maturities {
-                for lang in languages {
+                for (n, lang) in languages.into_iter().enumerate() {
                     entries.push(entry_with("x", genres, &v, |i| {
                         i.maturity = m;
                         i.language = lang.map(str::to_string);
+                        i.year = years[n % years.len()];
                     }));
                 }
             }
+        }
+        for year in years {
+            entries.push(entry_with("y", &["Drama"], &v, |i| i.year = year));
         }
         let mut requests = vec![request()];
         for audience in ontology.filter_names() {
@@ -291,6 +313,12 @@ mod tests {
             language: Some("en-gb".into()),
             ..request()
         });
+        for (from, to) in [(1990, 1999), (1800, 1989), (2000, 2200), (1999, 1999)] {
+            requests.push(NormalisedRequest {
+                years: Some(YearRange { from, to }),
+                ..request()
+            });
+        }
         let mut admitted = 0;
         for req in &requests {
             let filters = HardFilters::of_request(&ontology, req).unwrap();
