@@ -22,17 +22,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The CQL server of the run, or `None` (the test is skipped) when none is configured.
 fn cql_server() -> Option<String> {
-    match std::env::var("SEMREC_TEST_CQL") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("SEMREC_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "SEMREC_TEST_CQL is not set but SEMREC_TEST_REQUIRE_SERVERS=1"
-            );
-            eprintln!("skipped: SEMREC_TEST_CQL is not set (scripts/test.sh starts the servers)");
-            None
-        }
-    }
+    test_support::servers::test_server("SEMREC_TEST_CQL")
 }
 
 /// A keyspace of its own for each test cluster (the catalogue's shard count is per keyspace).
