@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use super::off_policy::LoggedDecision;
 use super::Features;
-use crate::store::StoreError;
 
 /// The lead decision of one response.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,34 +159,6 @@ impl ImpressionLog {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-#[async_trait::async_trait]
-impl crate::store::ImpressionStore for ImpressionLog {
-    async fn record(&self, id: String, impression: Impression) -> Result<(), StoreError> {
-        ImpressionLog::record(self, id, impression);
-        Ok(())
-    }
-
-    async fn reward(
-        &self,
-        id: &str,
-        user: &str,
-        item: &str,
-        reward: f32,
-    ) -> Result<Option<Attribution>, StoreError> {
-        Ok(ImpressionLog::reward(self, id, user, item, reward))
-    }
-
-    async fn forget_user(&self, user: &str) -> Result<usize, StoreError> {
-        Ok(ImpressionLog::forget_user(self, user))
-    }
-
-    async fn decisions(&self, limit: usize) -> Result<Vec<LoggedDecision>, StoreError> {
-        let mut all = ImpressionLog::decisions(self);
-        let skip = all.len().saturating_sub(limit);
-        Ok(all.split_off(skip))
     }
 }
 

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{ContentNode, GraphNeighbour, ItemGraph, StoreError, UserEmbeddingCache};
+use super::{
+    ContentNode, GraphNeighbour, ImpressionStore, ItemGraph, StoreError, UserEmbeddingCache,
+};
+use crate::policy::{Attribution, Impression, ImpressionLog, LoggedDecision};
 
 /// Bounded map of user vectors with a time-to-live (Redis takes this role in production).
 pub struct InProcessUserCache {
@@ -252,6 +255,35 @@ impl ItemGraph for InProcessItemGraph {
 
     async fn content_count(&self) -> Result<usize, StoreError> {
         Ok(self.state.read().expect("graph lock").quality.len())
+    }
+}
+
+/// The single node's impressions: in memory, the last `policy.impression_capacity`.
+#[async_trait]
+impl ImpressionStore for ImpressionLog {
+    async fn record(&self, id: String, impression: Impression) -> Result<(), StoreError> {
+        ImpressionLog::record(self, id, impression);
+        Ok(())
+    }
+
+    async fn reward(
+        &self,
+        id: &str,
+        user: &str,
+        item: &str,
+        reward: f32,
+    ) -> Result<Option<Attribution>, StoreError> {
+        Ok(ImpressionLog::reward(self, id, user, item, reward))
+    }
+
+    async fn forget_user(&self, user: &str) -> Result<usize, StoreError> {
+        Ok(ImpressionLog::forget_user(self, user))
+    }
+
+    async fn decisions(&self, limit: usize) -> Result<Vec<LoggedDecision>, StoreError> {
+        let mut all = ImpressionLog::decisions(self);
+        let skip = all.len().saturating_sub(limit);
+        Ok(all.split_off(skip))
     }
 }
 
