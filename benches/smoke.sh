@@ -28,6 +28,15 @@ echo "index_memory (3,000 vectors, 2 shards)"
 "$bin/index_memory" --vectors 3000 --shards 2 --queries 50 |
   expect_keys recall_at_10 index_heap_mib_per_100k build_seconds single_thread_qps_all_shards
 
+echo "index_mapped + scaling_report.py (3,000 vectors, 2 shards, each storage)"
+"$bin/index_mapped" build --vectors 3000 --shards 2 --queries 20 --dir "$work/mapped" >"$work/mapped.jsonl"
+expect_keys build_seconds shard_build_peak_over_index fp16_files_gib int8_files_gib <"$work/mapped.jsonl"
+for storage in fp16 int8 int8-rerank; do
+  "$bin/index_mapped" search --dir "$work/mapped" --storage "$storage" --ef 40 | tee -a "$work/mapped.jsonl" |
+    expect_keys recall_at_10 load_seconds single_thread_qps_all_shards anon_after_search_gib
+done
+python3 benches/scaling_report.py --rows-dir "$work" --mapped "$work/mapped.jsonl" >/dev/null
+
 echo "embed_score (16 texts, 2,000 candidates)"
 "$bin/embed_score" --texts 16 --candidates 2000 --queries 16 | expect_keys backend embedding scoring
 
@@ -50,7 +59,7 @@ open(os.path.join(out, "gt.i32"), "wb").write(gt)
 json.dump({"dim": dim, "name": "smoke"}, open(os.path.join(out, "meta.json"), "w"))
 PY
 for pass in build load; do  # the second pass loads the graphs the first one saved
-  "$bin/examples/ann_bench" "$work/ann" --efs 10,40 --rounds 1 --precisions fp32,fp16,int8 --threads 1,2 --shards 2 \
+  "$bin/examples/ann_bench" "$work/ann" --efs 10,40 --rounds 1 --precisions fp32,fp16,int8,int8-rerank --threads 1,2 --shards 2 \
     --build-threads 1,2 --index-dir "$work/ann-indexes" | tee -a "$work/ann.jsonl" > "$work/ann-pass.jsonl"
   grep '"ef"' "$work/ann-pass.jsonl" | expect_keys library ef recall_at_10 qps
 done

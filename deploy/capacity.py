@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Capacity sheet for a core-api cluster, computed from the measured index memory in
-benches/RESULTS.md (Python 3.11, standard library only).
+"""Capacity sheet for a core-api cluster, computed from the index measured at scale in
+benches/mapped-rows.jsonl (Python 3.11, standard library only).
 
     python3 deploy/capacity.py                 # print the sheet (Markdown)
     python3 deploy/capacity.py --items 1e9     # other parameters, see --help
@@ -8,16 +8,17 @@ benches/RESULTS.md (Python 3.11, standard library only).
     python3 deploy/capacity.py --check         # self-test, and CAPACITY.md and the shard
                                                # StatefulSet's memory request are up to date
 
-Measured inputs (read from benches/RESULTS.md, section "Vector index memory and search"):
-the index heap per 100K vectors (FP16 vectors plus HNSW links) and the raw FP16 vectors per
-100K. Per-vector link bytes = heap - raw FP16; a vector costs links + 2*dim bytes in FP16 and
-links + 4*dim bytes in FP32. Everything else (router catalogue entry, process baseline) is an
-estimate and is labelled as one.
+Measured inputs (`benches/scaling.sh --mapped`, the largest build measured): the bytes per
+vector of the written index files (FP16 vectors + HNSW links; INT8 vectors + the same links),
+which is what a shard maps and wants resident, and the worst shard's peak memory while building
+over the index it keeps (what a rebuild needs beside the served index). Everything else (router
+catalogue entry, process baseline) is an estimate and is labelled as one.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import sys
@@ -25,15 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benches" / "RESULTS.md"
+RESULTS = ROOT / "benches" / "mapped-rows.jsonl"
 CAPACITY_MD = ROOT / "deploy" / "CAPACITY.md"
 SHARD_MANIFEST = ROOT / "deploy" / "k8s" / "shard.yaml"
-
-SECTION_RE = re.compile(r"^## Vector index memory and search \(([\d,]+) clustered (\d+)-d vectors")
-HEAP_LABEL = "index heap (FP16 vectors + links) per 100K vectors"
-RAW_LABEL = "raw FP16 vectors per 100K (lower bound)"
-RSS_LABEL = "process RSS growth per 100K while building"
-MIB = 1 << 20
 GIB = 1 << 30
 
 
@@ -46,65 +41,53 @@ class Measured:
     source: str
     date: str
     vectors: int
+    shards: int
     dim: int
-    heap_mib_per_100k: float
-    raw_fp16_mib_per_100k: float
-    build_rss_mib_per_100k: float | None
-    setup: str = ""
-
-    @property
-    def link_bytes(self) -> float:
-        return (self.heap_mib_per_100k - self.raw_fp16_mib_per_100k) * MIB / 100_000
+    fp16_file_bytes: float
+    int8_file_bytes: float
+    build_peak: float
+    searches: tuple[dict, ...] = ()
 
     def bytes_per_vector(self, fmt: str) -> float:
-        return self.link_bytes + {"FP32": 4, "FP16": 2}[fmt] * self.dim
+        """Resident bytes per vector: the mapped file's share, or FP32 for comparison."""
+        return {
+            "FP32": self.fp16_file_bytes + 2 * self.dim,
+            "FP16": self.fp16_file_bytes,
+            "INT8": self.int8_file_bytes,
+        }[fmt]
 
 
 def read_measured(path: Path) -> Measured:
-    """Parses the index memory section of benches/RESULTS.md; raises InputError when absent."""
+    """The largest measured build in `path` and its search rows; raises InputError when absent."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
+        rows = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
+    except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"cannot read {path}: {e}") from e
-    date_m = re.search(r"Written by .* on (\d{4}-\d{2}-\d{2})", "\n".join(lines[:5]))
-    start = next((i for i, l in enumerate(lines) if SECTION_RE.match(l)), None)
-    if start is None:
-        raise InputError(
-            f"{path}: no section '## Vector index memory and search (N clustered D-d vectors, ...)'; "
-            "run benches/run.sh to measure the index"
-        )
-    head = SECTION_RE.match(lines[start])
-    rows: dict[str, str] = {}
-    for line in lines[start + 1 :]:
-        if line.startswith("## "):
-            break
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 2:
-            rows[cells[0]] = cells[1]
-
-    def mib(label: str, required: bool = True) -> float | None:
-        value = rows.get(label)
-        if value is None:
-            if required:
-                raise InputError(f"{path}: row '| {label} | ... MiB |' missing from '{lines[start]}'")
-            return None
-        m = re.fullmatch(r"([\d.]+)\s*MiB", value)
-        if not m:
-            raise InputError(f"{path}: row '{label}' has value {value!r}, expected 'N MiB'")
-        return float(m.group(1))
-
-    heap, raw = mib(HEAP_LABEL), mib(RAW_LABEL)
-    if heap <= raw:
-        raise InputError(f"{path}: index heap ({heap} MiB) must exceed the raw FP16 vectors ({raw} MiB)")
+    builds = [r for r in rows if r.get("phase") == "build"]
+    if not builds:
+        raise InputError(f"{path}: no build row; run benches/scaling.sh --mapped to measure the index")
+    b = max(builds, key=lambda r: r["vectors"])
+    try:
+        fp16 = b["fp16_files_gib"] * GIB / b["vectors"]
+        int8 = b["int8_files_gib"] * GIB / b["vectors"]
+        peak = float(b["shard_build_peak_over_index"])
+        dim = int(b["dim"])
+    except (KeyError, TypeError, ZeroDivisionError) as e:
+        raise InputError(f"{path}: build row for {b.get('vectors')} vectors lacks a field: {e}") from e
+    if not (2 * dim < fp16 < 8 * dim and dim < int8 < fp16 and peak >= 1):
+        raise InputError(f"{path}: implausible sizes ({fp16:.1f} B FP16, {int8:.1f} B INT8 per vector, peak {peak})")
+    searches = tuple(r for r in rows if r.get("phase") == "search" and r["vectors"] == b["vectors"]
+                     and r["shards"] == b["shards"])
     return Measured(
         source=str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
-        date=date_m.group(1) if date_m else "unknown date",
-        vectors=int(head.group(1).replace(",", "")),
-        dim=int(head.group(2)),
-        heap_mib_per_100k=heap,
-        raw_fp16_mib_per_100k=raw,
-        build_rss_mib_per_100k=mib(RSS_LABEL, required=False),
-        setup=lines[start].split("(", 1)[1].rsplit(")", 1)[0],
+        date=b.get("date", "unknown date"),
+        vectors=int(b["vectors"]),
+        shards=int(b["shards"]),
+        dim=dim,
+        fp16_file_bytes=fp16,
+        int8_file_bytes=int8,
+        build_peak=peak,
+        searches=searches,
     )
 
 
@@ -136,8 +119,10 @@ def sheet(m: Measured, a: argparse.Namespace) -> str:
     items, shards, repl = int(a.items), a.shards, a.replication
     usable_gib = a.node_memory_gib * (1 - a.headroom)
     per_shard = math.ceil(items / shards)
+    rebuild_gib = rebuild_reserve_gib(m, a)
     catalog_default = 2 * m.dim + 512
     catalog_bytes = a.catalog_bytes_per_item if a.catalog_bytes_per_item is not None else catalog_default
+    origin = f"measured: {m.source} ({m.date}), {m.vectors:,} vectors in {m.shards} shards"
     out: list[str] = []
     w = out.append
     w("# Capacity sheet")
@@ -152,39 +137,57 @@ def sheet(m: Measured, a: argparse.Namespace) -> str:
     w(f"| shards (`index.shards`) | {shards} | parameter `--shards` |")
     w(f"| replicas per shard (`cluster.replication`) | {repl} | parameter `--replication` |")
     w(f"| memory per node | {a.node_memory_gib:g} GiB | parameter `--node-memory-gib` |")
-    w(f"| headroom kept free (rebuilds, OS) | {a.headroom:.0%} | parameter `--headroom` |")
-    w(f"| vector dimension | {m.dim} | measured: {m.source} ({m.date}), section heading |")
-    w(f"| index heap (FP16 vectors + links) per 100K vectors | {m.heap_mib_per_100k} MiB | measured: {m.source} ({m.date}): {m.setup} |")
-    w(f"| raw FP16 vectors per 100K | {m.raw_fp16_mib_per_100k} MiB | measured: {m.source} ({m.date}) |")
+    w(f"| headroom kept free (OS, growth) | {a.headroom:.0%} | parameter `--headroom` |")
+    w(f"| vector dimension | {m.dim} | {origin} |")
+    w(f"| FP16 index file (vectors + links) per vector | {m.fp16_file_bytes:.1f} B | {origin} |")
+    w(f"| INT8 index file (vectors + scale + links) per vector | {m.int8_file_bytes:.1f} B | {origin} |")
+    w(f"| peak memory while building a shard, over the index it keeps | {m.build_peak:.2f}x | {origin} (worst shard) |")
     est = "estimate: 2·dim FP16 vector + 512 B metadata, not measured" if a.catalog_bytes_per_item is None else "parameter `--catalog-bytes-per-item`"
     w(f"| router catalogue cache per item | {fmt_int(catalog_bytes)} B | {est} |")
     w(f"| shard process memory besides the index (runtime, buffers) | {a.process_base_gib:g} GiB | estimate (`--process-base-gib`); the demo server's whole RSS was 319 MiB |")
     w("")
-    w("Derived: HNSW links per vector = (heap − raw FP16) per vector = "
-      f"({m.heap_mib_per_100k} − {m.raw_fp16_mib_per_100k}) MiB / 100K = **{m.link_bytes:.1f} B**; "
-      f"FP16 vector = links + 2·{m.dim} B, FP32 vector = links + 4·{m.dim} B. "
-      "The index stores FP16 today; FP32 is shown for comparison.")
+    if m.searches:
+        w(f"Search measured on the same index ({m.vectors:,} vectors, {m.shards} shards, one thread searching every shard in turn):")
+        w("")
+        w("| storage | recall@10 | queries/s | heap GiB |")
+        w("|---|---|---|---|")
+        for r in m.searches:
+            w(f"| {r['storage']} | {r['recall_at_10']:.3f} | {r['single_thread_qps_all_shards']:.0f} | {r['anon_after_search_gib']:.2f} |")
+        w("")
+    w("A shard serves its graph mapped from its snapshot file; to answer from memory, the file must "
+      "stay resident, so its size is what a shard replica needs. A rebuild builds one shard on the "
+      f"heap beside the served index: {m.build_peak:.2f}x that shard's FP16 index, reserved once per "
+      "node (shards rebuild one at a time at start-up; background rebuilds of two shards of one node "
+      "at once would need the headroom). FP32 (the FP16 file + 2·dim B) is shown for comparison. "
+      "INT8 + FP16 re-rank keeps the INT8 file resident and reads the FP16 rows of the few "
+      "re-ranked candidates from disk: measured in the index library and its benchmark; **the "
+      "service stores FP16 only**.")
     w("")
     w("## Shard nodes")
     w("")
     w(f"{fmt_int(items)} items in {shards} shards = {fmt_int(per_shard)} vectors per shard; "
-      f"usable memory per node = {a.node_memory_gib:g} GiB × (1 − {a.headroom:g}) = {usable_gib:.1f} GiB. "
+      f"usable memory per node = {a.node_memory_gib:g} GiB × (1 − {a.headroom:g}) − {a.process_base_gib:g} GiB "
+      f"process − {rebuild_gib:.2f} GiB rebuild reserve = {usable_gib - a.process_base_gib - rebuild_gib:.1f} GiB. "
       "Nodes needed: the fewest shard nodes whose busiest node, under core-api's placement "
       "(node i hosts shard s iff i = (s + j) mod nodes, j < replication), holds no more shard "
       "replicas than fit.")
     w("")
-    w("| | FP32 | FP16 |")
-    w("|---|---|---|")
+    formats = ("FP32", "FP16", "INT8")
+    w("| | FP32 | FP16 (served) | INT8 + FP16 re-rank (library only) |")
+    w("|---|---|---|---|")
     rows: dict[str, list[str]] = {k: [] for k in (
-        "bytes per vector", "GiB per shard replica", "shard replicas per node that fit",
-        "shard nodes needed", "shard replicas on the busiest node", "index memory, all replicas",
-        "node memory provisioned")}
-    for fmt in ("FP32", "FP16"):
+        "resident bytes per vector", "disk bytes per vector", "GiB per shard replica",
+        "shard replicas per node that fit", "shard nodes needed", "shard replicas on the busiest node",
+        "index memory, all replicas", "node memory provisioned")}
+    for fmt in formats:
         bpv = m.bytes_per_vector(fmt)
+        disk = m.fp16_file_bytes + m.int8_file_bytes if fmt == "INT8" else bpv
         shard_gib = per_shard * bpv / GIB
-        fit = math.floor(usable_gib / shard_gib) if shard_gib > 0 else 0
+        room = usable_gib - a.process_base_gib - rebuild_gib
+        fit = math.floor(room / shard_gib) if shard_gib > 0 and room > 0 else 0
         n = nodes_needed(shards, repl, fit)
-        rows["bytes per vector"].append(f"{bpv:.1f}")
+        rows["resident bytes per vector"].append(f"{bpv:.1f}")
+        rows["disk bytes per vector"].append(f"{disk:.1f}")
         rows["GiB per shard replica"].append(f"{shard_gib:.2f}")
         rows["shard replicas per node that fit"].append(str(fit))
         rows["shard nodes needed"].append(str(n) if n else "does not fit")
@@ -195,7 +198,7 @@ def sheet(m: Measured, a: argparse.Namespace) -> str:
         w(f"| {label} | " + " | ".join(cells) + " |")
     w("")
 
-    # The deploy/k8s layout: a fixed node count, FP16 (what the index stores).
+    # The deploy/k8s layout: a fixed node count, FP16 (what the service stores).
     nodes = a.shard_nodes
     load = max_load(shards, nodes, repl)
     shard_gib16 = per_shard * m.bytes_per_vector("FP16") / GIB
@@ -203,19 +206,12 @@ def sheet(m: Measured, a: argparse.Namespace) -> str:
     request = request_gib(m, a)
     w(f"## Shard node request for the deploy/k8s layout ({nodes} shard nodes, FP16)")
     w("")
-    w(f"Busiest node: {load} shard replicas × {shard_gib16:.2f} GiB = {index_gib:.2f} GiB of index; "
-      f"+ {a.process_base_gib:g} GiB baseline = {index_gib + a.process_base_gib:.2f} GiB; "
+    w(f"Busiest node: {load} shard replicas × {shard_gib16:.2f} GiB = {index_gib:.2f} GiB of mapped index; "
+      f"+ {rebuild_gib:.2f} GiB to rebuild one shard ({m.build_peak:.2f}x {shard_gib16:.2f} GiB) "
+      f"+ {a.process_base_gib:g} GiB baseline = {index_gib + rebuild_gib + a.process_base_gib:.2f} GiB; "
       f"/ (1 − {a.headroom:g}) headroom = **{request} GiB memory request** per shard pod "
-      "(`deploy/k8s/shard.yaml`).")
-    if m.build_rss_mib_per_100k is not None:
-        build_gib = per_shard * m.build_rss_mib_per_100k * MIB / 100_000 / GIB
-        w("")
-        w(f"Caveat (measured, {m.source}): process RSS grew {m.build_rss_mib_per_100k} MiB per 100K "
-          f"vectors while building (shards built in parallel, allocator retention included). At that "
-          f"rate, building one {fmt_int(per_shard)}-vector shard in memory would take about "
-          f"{build_gib:.1f} GiB, more than the {a.node_memory_gib * a.headroom:.1f} GiB of headroom. "
-          "Whether the build cost scales linearly to full-size shards is not measured: measure a "
-          "full-size shard build before relying on the headroom for rebuilds.")
+      "(`deploy/k8s/shard.yaml`). Mapped file pages are charged to the pod like its heap, and the "
+      f"snapshots take {index_gib:.1f} GiB of its volume ({2 * index_gib:.1f} GiB while all are rewritten at once).")
     w("")
     w("## Router catalogue cache")
     w("")
@@ -235,11 +231,16 @@ def sheet(m: Measured, a: argparse.Namespace) -> str:
     return "\n".join(out) + "\n"
 
 
+def rebuild_reserve_gib(m: Measured, a: argparse.Namespace) -> float:
+    """Memory to rebuild one shard of FP16 beside the served index."""
+    return m.build_peak * math.ceil(int(a.items) / a.shards) * m.bytes_per_vector("FP16") / GIB
+
+
 def request_gib(m: Measured, a: argparse.Namespace) -> int:
     per_shard = math.ceil(int(a.items) / a.shards)
     load = max_load(a.shards, a.shard_nodes, a.replication)
     index_gib = load * per_shard * m.bytes_per_vector("FP16") / GIB
-    return math.ceil((index_gib + a.process_base_gib) / (1 - a.headroom))
+    return math.ceil((index_gib + rebuild_reserve_gib(m, a) + a.process_base_gib) / (1 - a.headroom))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -248,8 +249,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", type=int, default=20, help="index.shards (default 20)")
     p.add_argument("--replication", type=int, default=2, help="cluster.replication (default 2)")
     p.add_argument("--node-memory-gib", type=float, default=64, help="memory per node (default 64)")
-    p.add_argument("--headroom", type=float, default=0.3,
-                   help="fraction of node memory kept free for rebuilds and the OS (default 0.3)")
+    p.add_argument("--headroom", type=float, default=0.2,
+                   help="fraction of node memory kept free for the OS and growth (default 0.2); "
+                        "the rebuild reserve is computed from the measured build peak")
     p.add_argument("--catalog-bytes-per-item", type=float, default=None,
                    help="router catalogue cache bytes per item (default: estimate 2*dim + 512)")
     p.add_argument("--shard-nodes", type=int, default=10,
@@ -283,8 +285,13 @@ def self_test() -> None:
         assert counts == [repl] * shards, (shards, nodes, repl, counts)
     assert max_load(20, 10, 2) == 4 and max_load(20, 4, 2) == 10
     assert nodes_needed(20, 2, 5) == 10 and nodes_needed(20, 2, 10) == 4 and nodes_needed(20, 2, 0) is None
-    m = Measured("x", "d", 100_000, 384, 86.8, 73.2, None)
-    assert abs(m.link_bytes - 142.606) < 0.01 and abs(m.bytes_per_vector("FP16") - m.link_bytes - 768) < 1e-9
+    m = Measured("x", "d", 10_000_000, 20, 384, 900.0, 520.0, 1.25)
+    assert m.bytes_per_vector("FP32") == 1668.0 and m.bytes_per_vector("INT8") == 520.0
+    a = parser().parse_args(["--items", "2e7", "--shards", "20", "--shard-nodes", "2", "--replication", "1",
+                             "--process-base-gib", "1", "--headroom", "0.5"])
+    # 1M vectors per shard: 0.838 GiB each, 10 on a node; rebuild 1.25 x 0.838 = 1.048 GiB.
+    assert abs(rebuild_reserve_gib(m, a) - 1.25 * 1e6 * 900 / GIB) < 1e-9
+    assert request_gib(m, a) == math.ceil((10 * 1e6 * 900 / GIB + 1.25 * 1e6 * 900 / GIB + 1) / 0.5)
 
 
 def main() -> int:

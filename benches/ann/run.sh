@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# ANN comparison: our build and compact search (FP32, FP16 and INT8 vectors on one graph; N shards
-# merged) vs hnsw_rs (the reference builder) vs hnswlib vs faiss HNSW vs usearch, all with M=16 and
-# ef_construction=200; builds timed on one thread and on all cores (ours and hnswlib), searches on
-# one search thread and on all cores, median of 5 interleaved rounds (ANN_ROUNDS), in one run here;
+# ANN comparison: our build and compact search (FP32, FP16 and INT8 vectors on one graph, INT8
+# with an FP16 re-rank; N shards merged) vs hnsw_rs (the reference builder) vs hnswlib vs faiss
+# HNSW vs usearch, all with M=16 and ef_construction=200; builds timed on one thread and on all
+# cores (ours and hnswlib), searches on one search thread and on all cores, median of 5
+# interleaved rounds (ANN_ROUNDS), in one run here;
 # then filtered search (filters passing 50/10/1/0.1% of the items) against hnswlib's filter and
 # post-filtering.
 #   benches/ann/run.sh [glove]   GloVe-100 (339K unit vectors, 2,000 held-out queries)
@@ -52,7 +53,7 @@ for round in $(seq 1 "$rounds"); do
   echo "== round $round of $rounds" >&2
   python3 benches/ann/peers.py "$data" --efs "$efs" --rounds 1 --build-threads "$threads" --threads "$threads" \
     --index-dir "$indexes" | tee -a "$out"
-  "$bin/examples/ann_bench" "$data" --efs "$efs" --rounds 1 --precisions fp32,fp16,int8 --threads "$threads" \
+  "$bin/examples/ann_bench" "$data" --efs "$efs" --rounds 1 --precisions fp32,fp16,int8,int8-rerank --threads "$threads" \
     --build-threads "$threads" $skip \
     --index-dir "$indexes" | tee -a "$out"
 done

@@ -1,6 +1,7 @@
 //! Our HNSW search path on a prepared data set (see `benches/ann/prepare_glove.py`): builds
 //! the graph with hnsw_rs (M=16, ef_construction=200), freezes it into the compact layout at
-//! each requested storage precision (FP32, FP16, INT8: the same links, different vectors), and
+//! each requested storage precision (FP32, FP16, INT8: the same links, different vectors; and
+//! INT8 whose best 40 candidates are re-scored on FP16 rows), and
 //! measures recall@10 and queries/s for several ef values, for the compact search and for
 //! hnsw_rs's own search on the very same graph. With `--shards N` it also splits the data over
 //! N FP16 graphs (row i to shard i mod N), searches every shard for the top 10 and merges
@@ -19,7 +20,7 @@
 //! search's `ef` results, filtered).
 //!
 //! usage: ann_bench DATA_DIR [--efs 10,20,40,80,120,200] [--rounds 3] [--skip-hnsw-rs]
-//!                           [--shards N] [--precisions fp32,fp16,int8] [--threads 1,2]
+//!                           [--shards N] [--precisions fp32,fp16,int8,int8-rerank] [--threads 1,2]
 //!                           [--index-dir DIR] [--filters 0.5,0.1] [--filter-efs 100]
 
 use std::fs::File;
@@ -29,7 +30,7 @@ use std::time::Instant;
 
 use hnsw_rs::prelude::Hnsw;
 use rayon::prelude::*;
-use vector_index::graph::{BuildParams, ClampedDot, FrozenGraph};
+use vector_index::graph::{search_reranked, BuildParams, ClampedDot, FrozenGraph};
 use vector_index::{Fp16, Fp32, Int8, NodeSet, Storage};
 
 fn read_f32(path: &Path) -> Vec<f32> {
@@ -50,7 +51,12 @@ enum Compact {
     Fp32(FrozenGraph<Fp32>),
     Fp16(FrozenGraph<Fp16>),
     Int8(FrozenGraph<Int8>),
+    /// INT8 walk, the best `RERANK` re-scored on the FP16 rows (`graph::search_reranked`).
+    Int8Rerank(FrozenGraph<Int8>, FrozenGraph<Fp16>),
 }
+
+/// Candidates the INT8 walk hands to the FP16 re-rank.
+const RERANK: usize = 40;
 
 impl Compact {
     /// `graph`'s links with `base` stored at precision `name`.
@@ -59,7 +65,8 @@ impl Compact {
             "fp32" => Self::Fp32(graph.relink(base)),
             "fp16" => Self::Fp16(graph.relink(base)),
             "int8" => Self::Int8(graph.relink(base)),
-            other => panic!("unknown precision '{other}' (fp32, fp16 or int8)"),
+            "int8-rerank" => Self::Int8Rerank(graph.relink(base), graph.relink(base)),
+            other => panic!("unknown precision '{other}' (fp32, fp16, int8 or int8-rerank)"),
         }
     }
 
@@ -69,7 +76,11 @@ impl Compact {
             "fp32" => Self::Fp32(FrozenGraph::read_from(&mut r).expect("saved graph")),
             "fp16" => Self::Fp16(FrozenGraph::read_from(&mut r).expect("saved graph")),
             "int8" => Self::Int8(FrozenGraph::read_from(&mut r).expect("saved graph")),
-            other => panic!("unknown precision '{other}' (fp32, fp16 or int8)"),
+            "int8-rerank" => Self::Int8Rerank(
+                FrozenGraph::read_from(&mut r).expect("saved graph"),
+                FrozenGraph::read_from(&mut r).expect("saved graph"),
+            ),
+            other => panic!("unknown precision '{other}' (fp32, fp16, int8 or int8-rerank)"),
         }
     }
 
@@ -79,6 +90,7 @@ impl Compact {
             Self::Fp32(g) => g.write_to(&mut w),
             Self::Fp16(g) => g.write_to(&mut w),
             Self::Int8(g) => g.write_to(&mut w),
+            Self::Int8Rerank(coarse, fine) => coarse.write_to(&mut w).and(fine.write_to(&mut w)),
         }
         .expect("write graph");
     }
@@ -88,6 +100,7 @@ impl Compact {
             Self::Fp32(_) => Fp32::NAME,
             Self::Fp16(_) => Fp16::NAME,
             Self::Int8(_) => Int8::NAME,
+            Self::Int8Rerank(..) => return format!("ours (INT8 + FP16 re-rank of {RERANK})"),
         };
         format!("ours (compact {name})")
     }
@@ -97,6 +110,8 @@ impl Compact {
             Self::Fp32(g) => g.heap_bytes(),
             Self::Fp16(g) => g.heap_bytes(),
             Self::Int8(g) => g.heap_bytes(),
+            // The FP16 rows too: here they are on the heap (the service would map them).
+            Self::Int8Rerank(coarse, fine) => coarse.heap_bytes() + fine.len() * fine.dim() * 2,
         }
     }
 
@@ -105,6 +120,9 @@ impl Compact {
             Self::Fp32(g) => g.search(q, 10, ef),
             Self::Fp16(g) => g.search(q, 10, ef),
             Self::Int8(g) => g.search(q, 10, ef),
+            Self::Int8Rerank(coarse, fine) => {
+                search_reranked(coarse, fine, q, 10, ef, RERANK.min(ef))
+            }
         };
         hits.into_iter().map(|(i, _)| i as usize).collect()
     }

@@ -10,6 +10,7 @@
 pub mod distance;
 pub mod filter;
 pub mod graph;
+pub mod rows;
 mod shard;
 pub mod storage;
 
@@ -19,6 +20,7 @@ use rayon::prelude::*;
 
 pub use filter::{Clause, Filter, LabelIndex, NodeSet};
 pub use graph::{BuildParams, FrozenGraph};
+pub use rows::{MappedFile, Rows};
 pub use shard::LocalShard;
 pub use storage::{Fp16, Fp32, Int8, Storage};
 
@@ -78,7 +80,7 @@ pub trait Shard: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Approximate bytes of vectors and links held in memory.
+    /// Approximate bytes of vectors and links, on the heap or mapped from a snapshot.
     fn memory_bytes(&self) -> usize;
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
@@ -11,10 +11,13 @@ use std::sync::{Arc, RwLock, Weak};
 use half::f16;
 
 use super::distance::best_dot;
-use super::{Filter, FrozenGraph, Hit, IndexParams, LabelIndex, Labels, Shard, ShardItem};
+use super::graph::{padding, SECTION_ALIGN};
+use super::{
+    Filter, FrozenGraph, Hit, IndexParams, LabelIndex, Labels, MappedFile, Shard, ShardItem,
+};
 
-/// Version 3 added each node's labels.
-const SNAPSHOT_MAGIC: &[u8; 8] = b"SRSHARD3";
+/// Version 3 added each node's labels; version 4 aligns the graph for mapping.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"SRSHARD4";
 
 /// A rebuild inserts the delta into the graph while fewer than one frozen node in this many
 /// is stale (replaced or deleted); past that it rebuilds from the live vectors.
@@ -101,6 +104,9 @@ impl LocalShard {
         items: Vec<ShardItem>,
     ) -> Arc<Self> {
         let snapshot_path = snapshot_dir.map(|d| d.join(format!("shard-{id:03}.snap")));
+        if let Some(dir) = snapshot_dir {
+            remove_unfinished_snapshots(dir, id);
+        }
         let frozen = snapshot_path
             .as_deref()
             .and_then(|p| match read_snapshot(p, params.dim) {
@@ -184,7 +190,9 @@ impl LocalShard {
     /// graph is rebuilt from every live vector, which also drops the stale nodes.
     fn rebuild(&self) {
         let started = std::time::Instant::now();
-        let (frozen, delta, stale) = {
+        // Under the lock, only what is cheap to copy: the delta's rows and which frozen nodes
+        // are still live. The frozen rows may be mapped from disk; they are read after it.
+        let (frozen, delta, keep) = {
             let st = self.state.read().expect("shard lock");
             let delta: Vec<ShardItem> = st
                 .delta
@@ -197,10 +205,38 @@ impl LocalShard {
                     labels: e.labels.clone(),
                 })
                 .collect();
-            (st.frozen.clone(), delta, st.stale)
+            let incremental =
+                !st.frozen.ids.is_empty() && st.stale * MAX_STALE_SHARE < st.frozen.ids.len();
+            let keep: Option<Vec<bool>> = (!incremental).then(|| {
+                st.frozen
+                    .ids
+                    .iter()
+                    .zip(&st.frozen.versions)
+                    .map(|(id, v)| st.live.get(id) == Some(v))
+                    .collect()
+            });
+            (st.frozen.clone(), delta, keep)
         };
-        let incremental = !frozen.ids.is_empty() && stale * MAX_STALE_SHARE < frozen.ids.len();
-        let next = if incremental {
+        let incremental = keep.is_none();
+        let mut next = if let Some(keep) = keep {
+            let (mut ids, mut versions, mut labels, mut vectors) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (n, _) in keep.iter().enumerate().filter(|(_, &k)| k) {
+                ids.push(frozen.ids[n].clone());
+                versions.push(frozen.versions[n]);
+                labels.push(frozen.labels[n].clone());
+                vectors.extend_from_slice(frozen.graph.vector(n as u32));
+            }
+            for item in delta {
+                ids.push(item.id);
+                versions.push(item.version);
+                labels.push(item.labels);
+                vectors.extend(item.vector.iter().map(|&x| f16::from_f32(x)));
+            }
+            // Straight from the FP16 rows: no FP32 copy of the shard during a rebuild.
+            let graph = FrozenGraph::build_encoded(vectors, self.params.dim, self.params.build());
+            Frozen::new(graph, ids, versions, labels)
+        } else {
             let mut ids = frozen.ids.clone();
             let mut versions = frozen.versions.clone();
             let mut labels = frozen.labels.clone();
@@ -213,40 +249,28 @@ impl LocalShard {
             }
             let graph = frozen.graph.clone().insert_rows(&rows, self.params.build());
             Frozen::new(graph, ids, versions, labels)
-        } else {
-            let st = self.state.read().expect("shard lock");
-            let (mut ids, mut versions, mut labels, mut vectors) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let frozen_nodes = (0..st.frozen.ids.len()).map(|n| {
-                (
-                    &st.frozen.ids[n],
-                    st.frozen.versions[n],
-                    &st.frozen.labels[n],
-                    st.frozen.graph.vector(n as u32),
-                )
-            });
-            let delta_nodes = st
-                .delta
-                .iter()
-                .map(|e| (&e.id, e.version, &e.labels, e.vector.as_slice()));
-            for (id, version, node_labels, vector) in frozen_nodes.chain(delta_nodes) {
-                if st.live.get(id) == Some(&version) {
-                    ids.push(id.clone());
-                    versions.push(version);
-                    labels.push(node_labels.clone());
-                    vectors.extend(vector.iter().map(|x| x.to_f32()));
+        };
+        drop(frozen);
+        if let Some(path) = &self.snapshot_path {
+            // Serve the graph from the snapshot just written: the built copy leaves the heap,
+            // and the kernel keeps as much of the file in memory as searches use.
+            match write_snapshot(path, &next) {
+                Ok((file, graph_at)) => match FrozenGraph::map(&file, graph_at) {
+                    Ok((graph, _)) if graph.len() == next.ids.len() => next.graph = graph,
+                    Ok(_) => tracing::error!(
+                        shard = self.id,
+                        "snapshot written with another length; serving from memory"
+                    ),
+                    Err(e) => {
+                        tracing::error!(shard = self.id, error = %e, "cannot map the snapshot just written; serving from memory")
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(shard = self.id, error = %e, "cannot write shard snapshot")
                 }
             }
-            drop(st);
-            let graph = FrozenGraph::build(&vectors, self.params.dim, self.params.build());
-            Frozen::new(graph, ids, versions, labels)
-        };
-        let frozen = Arc::new(next);
-        if let Some(path) = &self.snapshot_path {
-            if let Err(e) = write_snapshot(path, &frozen) {
-                tracing::error!(shard = self.id, error = %e, "cannot write shard snapshot");
-            }
         }
+        let frozen = Arc::new(next);
         let built: HashSet<u64> = frozen.versions.iter().copied().collect();
         {
             let mut st = self.state.write().expect("shard lock");
@@ -288,6 +312,16 @@ impl LocalShard {
     pub fn layout(&self) -> (usize, usize) {
         let st = self.state.read().expect("shard lock");
         (st.frozen.ids.len(), st.delta.len())
+    }
+
+    /// Bytes of the frozen graph served from its mapped snapshot (0 without a snapshot).
+    pub fn mapped_bytes(&self) -> usize {
+        self.state
+            .read()
+            .expect("shard lock")
+            .frozen
+            .graph
+            .mapped_bytes()
     }
 }
 
@@ -369,7 +403,9 @@ impl Shard for LocalShard {
 
     fn memory_bytes(&self) -> usize {
         let st = self.state.read().expect("shard lock");
-        st.frozen.graph.heap_bytes() + st.delta.len() * self.params.dim * 2
+        st.frozen.graph.heap_bytes()
+            + st.frozen.graph.mapped_bytes()
+            + st.delta.len() * self.params.dim * 2
     }
 }
 
@@ -377,13 +413,37 @@ fn to_f16(v: &[f32]) -> Vec<f16> {
     v.iter().map(|&x| f16::from_f32(x)).collect()
 }
 
-/// Writes the snapshot atomically: a temporary file, fsync, then rename over the old one.
-fn write_snapshot(path: &Path, frozen: &Frozen) -> io::Result<()> {
+/// Writes the snapshot atomically: a temporary file (named for this process and write),
+/// fsync, then rename over the old one. Returns the file mapped (mapped before the rename, so
+/// it is the file this call wrote) and the offset of the graph in it, aligned for mapping.
+fn write_snapshot(path: &Path, frozen: &Frozen) -> io::Result<(MappedFile, usize)> {
+    use std::sync::atomic::AtomicU64;
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("snap.tmp");
-    let mut w = BufWriter::new(File::create(&tmp)?);
+    let tmp = path.with_extension(format!(
+        "snap.{}-{}.tmp",
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = write_snapshot_file(&tmp, frozen).and_then(|(file, graph_at)| {
+        // SAFETY: the file is ours alone until renamed, and is only ever replaced by rename.
+        let mapped = unsafe { MappedFile::map(&file)? };
+        fs::rename(&tmp, path)?;
+        Ok((mapped, graph_at))
+    });
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_snapshot_file(tmp: &Path, frozen: &Frozen) -> io::Result<(File, usize)> {
+    let mut w = Counted {
+        inner: BufWriter::new(File::create_new(tmp)?),
+        written: 0,
+    };
     w.write_all(SNAPSHOT_MAGIC)?;
     w.write_all(&(frozen.ids.len() as u64).to_le_bytes())?;
     for ((id, version), labels) in frozen.ids.iter().zip(&frozen.versions).zip(&frozen.labels) {
@@ -396,19 +456,58 @@ fn write_snapshot(path: &Path, frozen: &Frozen) -> io::Result<()> {
             w.write_all(label.as_bytes())?;
         }
     }
-    frozen.graph.write_to(&mut w)?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
+    w.write_all(&[0; SECTION_ALIGN][..padding(w.written)])?;
+    let graph_at = w.written;
+    frozen.graph.write_to(&mut w.inner)?;
+    let file = w.inner.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
-    fs::rename(&tmp, path)
+    Ok((file, graph_at))
 }
 
+/// Removes the temporary files of snapshot writes of shard `id` that a crash interrupted.
+fn remove_unfinished_snapshots(dir: &Path, id: usize) {
+    let prefix = format!("shard-{id:03}.snap.");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// A writer that counts the bytes through it (to align the graph that follows).
+struct Counted<W> {
+    inner: W,
+    written: usize,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Opens a snapshot by mapping it: the item table is read, the graph stays in the file.
 fn read_snapshot(path: &Path, dim: usize) -> io::Result<Frozen> {
-    let mut r = BufReader::new(File::open(path)?);
+    // SAFETY: snapshots are only ever replaced by rename, never changed in place.
+    let file = unsafe { MappedFile::open(path)? };
+    let bytes = file.bytes();
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+    let mut r = bytes;
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)?;
     if &magic != SNAPSHOT_MAGIC {
-        return Err(bad("not a shard snapshot"));
+        return Err(bad("not a shard snapshot of this version"));
     }
     let mut b8 = [0u8; 8];
     r.read_exact(&mut b8)?;
@@ -416,13 +515,17 @@ fn read_snapshot(path: &Path, dim: usize) -> io::Result<Frozen> {
     let mut ids = Vec::with_capacity(n.min(1 << 24));
     let mut versions = Vec::with_capacity(n.min(1 << 24));
     let mut labels = Vec::with_capacity(n.min(1 << 24));
-    let read_str = |r: &mut BufReader<File>| -> io::Result<Arc<str>> {
+    let read_str = |r: &mut &[u8]| -> io::Result<Arc<str>> {
         let mut b2 = [0u8; 2];
         r.read_exact(&mut b2)?;
-        let mut s = vec![0u8; u16::from_le_bytes(b2) as usize];
-        r.read_exact(&mut s)?;
+        let len = u16::from_le_bytes(b2) as usize;
+        if r.len() < len {
+            return Err(bad("snapshot is truncated"));
+        }
+        let (text, rest) = r.split_at(len);
+        *r = rest;
         Ok(Arc::from(
-            String::from_utf8(s).map_err(|_| bad("text is not UTF-8"))?,
+            std::str::from_utf8(text).map_err(|_| bad("text is not UTF-8"))?,
         ))
     };
     for _ in 0..n {
@@ -438,7 +541,8 @@ fn read_snapshot(path: &Path, dim: usize) -> io::Result<Frozen> {
                 .collect::<io::Result<Labels>>()?,
         );
     }
-    let graph = FrozenGraph::read_from(&mut r)?;
+    let table_end = bytes.len() - r.len();
+    let (graph, _) = FrozenGraph::map(&file, table_end + padding(table_end))?;
     if graph.len() != n || (n > 0 && graph.dim() != dim) {
         return Err(bad("snapshot does not match the index dimension"));
     }

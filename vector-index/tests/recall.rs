@@ -217,6 +217,102 @@ fn our_build_reaches_the_reference_builders_recall() {
     assert!(r_single >= 0.95, "one-thread build recall {r_single}");
 }
 
+/// A graph written at an aligned offset of a file and mapped back searches exactly like the
+/// built one, holds its vectors and level-0 links in the file rather than on the heap, and a
+/// damaged or truncated file is refused rather than trusted.
+#[test]
+fn a_mapped_graph_searches_like_the_built_one() {
+    use std::io::Write;
+    use vector_index::graph::{padding, SECTION_ALIGN};
+    use vector_index::MappedFile;
+    let data = clustered(2_000, 20, 51);
+    let queries = clustered(40, 20, 52);
+    let params = BuildParams {
+        m: 16,
+        ef_construction: 100,
+    };
+    let built: FrozenGraph = FrozenGraph::build(&data, DIM, params);
+    let dir = temp_dir("mapped");
+    let path = dir.join("graph.bin");
+    let mut bytes = vec![7u8; SECTION_ALIGN];
+    built.write_to(&mut bytes).unwrap();
+    assert_eq!(padding(bytes.len()), 0, "whole sections");
+    std::fs::write(&path, &bytes).unwrap();
+    // SAFETY (here and below): the test's own files, never changed while mapped.
+    let file = unsafe { MappedFile::open(&path) }.unwrap();
+    let (mapped, end) = FrozenGraph::<Fp16>::map(&file, SECTION_ALIGN).unwrap();
+    assert_eq!(end, bytes.len());
+    for q in queries.chunks_exact(DIM) {
+        assert_eq!(mapped.search(q, 10, 64), built.search(q, 10, 64));
+    }
+    let vectors_and_level0 = 2_000 * DIM * 2 + 2_000 * (1 + 2 * 16) * 4;
+    assert_eq!(mapped.mapped_bytes(), vectors_and_level0);
+    assert_eq!(built.mapped_bytes(), 0);
+    assert_eq!(built.heap_bytes() - mapped.heap_bytes(), vectors_and_level0);
+    // Growing a mapped graph copies it to the heap first; the file is untouched.
+    let grown = mapped.clone().insert_rows(&queries[..DIM], params);
+    assert_eq!(grown.len(), 2_001);
+    assert_eq!(grown.mapped_bytes(), 0);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    // A misaligned offset, a truncated file, a link out of range: refused.
+    assert!(FrozenGraph::<Fp16>::map(&file, 8).is_err());
+    let cut = dir.join("cut.bin");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    let cut = unsafe { MappedFile::open(&cut) }.unwrap();
+    assert!(FrozenGraph::<Fp16>::map(&cut, SECTION_ALIGN).is_err());
+    // An FP16 graph read as INT8: refused by its row size.
+    assert!(FrozenGraph::<Int8>::map(&file, SECTION_ALIGN).is_err());
+    // The file's prefix, the graph's two-section header, then the vectors.
+    let level0_at = SECTION_ALIGN * 3 + 2_000 * DIM * 2;
+    let mut bad = bytes.clone();
+    bad[level0_at + 4..level0_at + 8].copy_from_slice(&5_000u32.to_le_bytes());
+    let bad_path = dir.join("bad.bin");
+    std::fs::File::create(&bad_path)
+        .unwrap()
+        .write_all(&bad)
+        .unwrap();
+    let bad_file = unsafe { MappedFile::open(&bad_path) }.unwrap();
+    let err = FrozenGraph::<Fp16>::map(&bad_file, SECTION_ALIGN)
+        .err()
+        .expect("a link past the last node is refused");
+    assert!(err.to_string().contains("links"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// INT8 rows for the walk and FP16 rows for the final order: recall at least INT8's alone
+/// and within a hair of FP16's.
+#[test]
+fn int8_search_with_an_fp16_rerank_recovers_fp16_recall() {
+    use vector_index::graph::search_reranked;
+    let data = clustered(4_000, 40, 61);
+    let queries = clustered(100, 40, 62);
+    let params = BuildParams {
+        m: 16,
+        ef_construction: 200,
+    };
+    let fp16: FrozenGraph<Fp16> = FrozenGraph::build(&data, DIM, params);
+    let int8: FrozenGraph<Int8> = fp16.relink(&data);
+    let r16 = recall_of(&data, &queries, |q| top10(&fp16, q, 40));
+    let r8 = recall_of(&data, &queries, |q| top10(&int8, q, 40));
+    let reranked = recall_of(&data, &queries, |q| {
+        search_reranked(&int8, &fp16, q, 10, 40, 30)
+            .into_iter()
+            .map(|(n, _)| n as usize)
+            .collect()
+    });
+    assert!(reranked >= r8, "re-ranked {reranked} vs INT8 {r8}");
+    assert!(
+        reranked >= r16 - 0.005,
+        "re-ranked {reranked} vs FP16 {r16}"
+    );
+    // Scores come from the FP16 rows.
+    let q = &queries[..DIM];
+    assert_eq!(
+        search_reranked(&int8, &fp16, q, 5, 40, 30)[0],
+        fp16.scan(q, 1, 0..4_000)[0]
+    );
+}
+
 /// Rows inserted into a built graph are found as well as rows built in from the start, and
 /// the old nodes keep their numbers.
 #[test]
@@ -393,9 +489,15 @@ fn upserts_and_deletes_are_visible_at_once_and_survive_rebuild_and_reload() {
         .map(|h| h.item_id)
         .collect();
     shard.wait_idle();
+    // The rebuilt graph is served from the snapshot it wrote, and so is the reopened one.
+    assert!(shard.mapped_bytes() > 0, "served from the mapped snapshot");
     let reopened = LocalShard::open(0, p, Some(&dir), live);
     let (_, delta) = reopened.layout();
     assert!(delta < 120, "snapshot reused, delta {delta}");
+    assert!(
+        reopened.mapped_bytes() > 0,
+        "started by mapping the snapshot"
+    );
     let after: Vec<Arc<str>> = reopened
         .search(&q2, 10, 100, &all())
         .into_iter()

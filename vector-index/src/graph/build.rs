@@ -317,7 +317,7 @@ impl<S: Storage> FrozenGraph<S> {
         );
         let added = rows.len() / self.dim;
         let mut grown = self;
-        let mut vectors = std::mem::take(&mut grown.vectors);
+        let mut vectors = std::mem::take(&mut grown.vectors).into_vec();
         vectors.extend_from_slice(&super::encode_all::<S>(rows, grown.dim));
         grown.extended(vectors, added, params)
     }
@@ -343,7 +343,7 @@ impl<S: Storage> FrozenGraph<S> {
                 upper_len += level as usize * self.upper_stride;
             }
         }
-        let mut level0 = to_atomic(self.level0);
+        let mut level0 = to_atomic(self.level0.into_vec());
         level0.resize_with(len * self.level0_stride, || AtomicU32::new(0));
         let mut upper = to_atomic(self.upper);
         upper.resize_with(upper_len, || AtomicU32::new(0));
@@ -484,7 +484,8 @@ impl<S: Storage> FrozenGraph<S> {
                     self.search(&row, 1, 16).first().map(|&(n, _)| n)
                 })
                 .unwrap_or(self.entry);
-            let row = &mut self.level0[from as usize * stride..(from as usize + 1) * stride];
+            let row =
+                &mut self.level0.make_mut()[from as usize * stride..(from as usize + 1) * stride];
             let count = row[0] as usize;
             if count + 1 < stride {
                 row[count + 1] = orphan;

@@ -18,6 +18,7 @@ use hnsw_rs::prelude::{Distance, Hnsw};
 
 use super::distance::{dot_f32, prefetch};
 use super::filter::NodeSet;
+use super::rows::{MappedFile, Rows};
 use super::storage::{Fp16, Storage};
 
 const NO_UPPER: u32 = u32::MAX;
@@ -105,9 +106,9 @@ pub struct FrozenGraph<S: Storage = Fp16> {
     dim: usize,
     len: usize,
     /// `len` rows of `S::row_len(dim)` elements.
-    vectors: Vec<S::Elem>,
+    vectors: Rows<S::Elem>,
     level0_stride: usize,
-    level0: Vec<u32>,
+    level0: Rows<u32>,
     upper_stride: usize,
     /// Index into `upper` of a node's level-1 list, or `NO_UPPER`.
     upper_offsets: Vec<u32>,
@@ -128,6 +129,17 @@ impl<S: Storage> FrozenGraph<S> {
             "vectors must be whole rows of {dim}"
         );
         Self::construct(encode_all::<S>(vectors, dim), dim, params)
+    }
+
+    /// Builds the graph over rows already encoded at precision `S` (`S::row_len(dim)`
+    /// elements each): no FP32 copy of the data is needed, which is what lets a machine
+    /// build shards whose FP32 form would not fit in its memory.
+    pub fn build_encoded(stored: Vec<S::Elem>, dim: usize, params: BuildParams) -> Self {
+        assert!(
+            dim > 0 && stored.len().is_multiple_of(S::row_len(dim)),
+            "rows must be whole rows of {dim}"
+        );
+        Self::construct(stored, dim, params)
     }
 
     /// Builds the graph with `hnsw_rs` (in parallel) and freezes it: the reference builder.
@@ -259,9 +271,9 @@ impl<S: Storage> FrozenGraph<S> {
     #[allow(clippy::too_many_arguments)]
     fn from_parts(
         dim: usize,
-        vectors: Vec<S::Elem>,
+        vectors: impl Into<Rows<S::Elem>>,
         level0_stride: usize,
-        level0: Vec<u32>,
+        level0: impl Into<Rows<u32>>,
         upper_stride: usize,
         upper_offsets: Vec<u32>,
         upper: Vec<u32>,
@@ -269,12 +281,13 @@ impl<S: Storage> FrozenGraph<S> {
         entry: u32,
         max_level: u8,
     ) -> Self {
+        let vectors = vectors.into();
         Self {
             dim,
             len: vectors.len() / S::row_len(dim),
             vectors,
             level0_stride,
-            level0,
+            level0: level0.into(),
             upper_stride,
             upper_offsets,
             upper,
@@ -304,11 +317,21 @@ impl<S: Storage> FrozenGraph<S> {
         &self.vectors[start..start + row]
     }
 
-    /// Bytes held by the search structure (vectors and links).
+    /// Bytes of vectors and links held on the heap (a mapped part counts in
+    /// [`mapped_bytes`](Self::mapped_bytes) instead).
     pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(self.vectors.as_slice())
-            + (self.level0.len() + self.upper.len() + self.upper_offsets.len()) * 4
+        self.vectors.heap_bytes()
+            + self.level0.heap_bytes()
+            + (self.upper.len() + self.upper_offsets.len()) * 4
             + self.levels.len()
+    }
+
+    /// Bytes of vectors and links served from a mapped snapshot file: resident only while
+    /// the kernel keeps their pages cached.
+    pub fn mapped_bytes(&self) -> usize {
+        let mapped = |bytes: usize, is_mapped: bool| if is_mapped { bytes } else { 0 };
+        mapped(size_of_val(&*self.vectors), self.vectors.is_mapped())
+            + mapped(size_of_val(&*self.level0), self.level0.is_mapped())
     }
 
     fn neighbours(&self, node: u32, level: u8) -> &[u32] {
@@ -492,8 +515,12 @@ impl<S: Storage> FrozenGraph<S> {
         }
     }
 
-    /// Writes the graph in a little-endian binary layout.
+    /// Writes the graph in a little-endian binary layout whose sections each start at a
+    /// multiple of [`SECTION_ALIGN`] bytes from the graph's start, so a file that places the
+    /// graph at such an offset can be mapped with [`map`](Self::map).
     pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(GRAPH_MAGIC);
         for v in [
             self.dim,
             self.len,
@@ -502,72 +529,217 @@ impl<S: Storage> FrozenGraph<S> {
             self.upper.len(),
             self.entry as usize,
             self.max_level as usize,
+            S::row_len(self.dim) * size_of::<S::Elem>(),
         ] {
-            w.write_all(&(v as u64).to_le_bytes())?;
+            header.extend_from_slice(&(v as u64).to_le_bytes());
         }
-        w.write_all(bytemuck::cast_slice(&self.vectors))?;
-        w.write_all(bytemuck::cast_slice(&self.level0))?;
-        w.write_all(bytemuck::cast_slice(&self.upper_offsets))?;
-        w.write_all(&self.levels)?;
-        w.write_all(bytemuck::cast_slice(&self.upper))?;
+        for section in [
+            &header[..],
+            bytemuck::cast_slice(&self.vectors),
+            bytemuck::cast_slice(&self.level0),
+            bytemuck::cast_slice(&self.upper_offsets),
+            &self.levels,
+            bytemuck::cast_slice(&self.upper),
+        ] {
+            w.write_all(section)?;
+            w.write_all(&[0; SECTION_ALIGN][..padding(section.len())])?;
+        }
         Ok(())
     }
 
-    /// Reads what [`write_to`](Self::write_to) wrote, validating every link.
+    /// Reads what [`write_to`](Self::write_to) wrote onto the heap, validating every link.
     pub fn read_from(r: &mut impl Read) -> io::Result<Self> {
-        let mut header = [0u64; 7];
-        for h in &mut header {
-            let mut b = [0u8; 8];
-            r.read_exact(&mut b)?;
-            *h = u64::from_le_bytes(b);
-        }
-        let [dim, len, level0_stride, upper_stride, upper_len, entry, max_level] =
-            header.map(|v| v as usize);
-        let bad = |what: &str| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("corrupt graph: {what}"))
-        };
-        if dim == 0
-            || dim > 65_536
-            || len > u32::MAX as usize
-            || level0_stride == 0
-            || upper_stride == 0
-        {
-            return Err(bad("header"));
-        }
-        fn read_vec<T: bytemuck::Pod + Default + Clone>(
-            r: &mut impl Read,
-            n: usize,
-        ) -> io::Result<Vec<T>> {
-            let mut v = vec![T::default(); n];
+        let mut header = [0u8; HEADER_BYTES];
+        r.read_exact(&mut header)?;
+        let layout = Layout::parse::<S>(&header)?;
+        fn section<T: bytemuck::Pod>(r: &mut impl Read, n: usize) -> io::Result<Vec<T>> {
+            // A corrupt header must not abort the process on an impossible allocation.
+            let mut v = Vec::new();
+            v.try_reserve_exact(n)
+                .map_err(|_| corrupt("section larger than memory"))?;
+            v.resize(n, T::zeroed());
             r.read_exact(bytemuck::cast_slice_mut(&mut v))?;
+            io::copy(
+                &mut r.take(padding(size_of_val(v.as_slice())) as u64),
+                &mut io::sink(),
+            )?;
             Ok(v)
         }
-        let vectors: Vec<S::Elem> = read_vec(r, len * S::row_len(dim))?;
-        let level0: Vec<u32> = read_vec(r, len * level0_stride)?;
-        let upper_offsets: Vec<u32> = read_vec(r, len)?;
-        let levels: Vec<u8> = read_vec(r, len)?;
-        let upper: Vec<u32> = read_vec(r, upper_len)?;
+        let vectors: Vec<S::Elem> = section(r, layout.vectors_len)?;
+        let level0: Vec<u32> = section(r, layout.level0_len)?;
+        let upper_offsets = section(r, layout.len)?;
+        let levels = section(r, layout.len)?;
+        let upper = section(r, layout.upper_len)?;
+        layout.assemble(vectors, level0, upper_offsets, levels, upper)
+    }
+
+    /// Maps the graph that [`write_to`](Self::write_to) wrote at byte `offset` of `file`
+    /// (a multiple of [`SECTION_ALIGN`]): the vectors and level-0 links stay in the file and
+    /// are paged in as searches touch them; the small upper layers are copied. Every link is
+    /// validated. Returns the graph and the offset just past it.
+    pub fn map(file: &MappedFile, offset: usize) -> io::Result<(Self, usize)> {
+        let bytes = file.bytes();
+        let header = offset
+            .checked_add(HEADER_BYTES)
+            .and_then(|end| bytes.get(offset..end))
+            .ok_or_else(|| corrupt("truncated header"))?;
+        let layout = Layout::parse::<S>(header)?;
+        let mut at = offset + HEADER_BYTES;
+        let mut next = |n: usize, size: usize| -> io::Result<usize> {
+            let start = at;
+            let len = n.checked_mul(size).ok_or_else(|| corrupt("header"))?;
+            at = start + len + padding(len);
+            Ok(start)
+        };
+        let vectors = Rows::mapped(
+            file,
+            next(layout.vectors_len, size_of::<S::Elem>())?,
+            layout.vectors_len,
+        )?;
+        let level0 = Rows::mapped(file, next(layout.level0_len, 4)?, layout.level0_len)?;
+        let copy = |start: usize, n: usize| Rows::<u32>::mapped(file, start, n).map(Rows::into_vec);
+        let upper_offsets = copy(next(layout.len, 4)?, layout.len)?;
+        let levels = Rows::<u8>::mapped(file, next(layout.len, 1)?, layout.len)?.into_vec();
+        let upper = copy(next(layout.upper_len, 4)?, layout.upper_len)?;
+        if at > bytes.len() {
+            return Err(corrupt("truncated"));
+        }
+        let graph = layout.assemble(vectors, level0, upper_offsets, levels, upper)?;
+        Ok((graph, at))
+    }
+}
+
+/// INT8 walk, FP16 decision: searches `coarse` (INT8 rows, a quarter of FP32's memory) for
+/// its `rerank` best nodes and re-scores them on `fine`'s FP16 rows, typically mapped from
+/// disk and touched only for those nodes. Both graphs hold the same nodes (see
+/// [`FrozenGraph::relink`]). Recovers FP16's recall at INT8's resident memory.
+pub fn search_reranked(
+    coarse: &FrozenGraph<super::storage::Int8>,
+    fine: &FrozenGraph<Fp16>,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    rerank: usize,
+) -> Vec<(u32, f32)> {
+    assert_eq!(coarse.len(), fine.len(), "the same nodes");
+    let rerank = rerank.max(k);
+    let candidates = coarse.search(query, rerank, ef.max(rerank));
+    fine.scan(query, k, candidates.into_iter().map(|(node, _)| node))
+}
+
+/// Sections of a written graph start at multiples of this many bytes (a cache line), which
+/// aligns every element type for mapping.
+pub const SECTION_ALIGN: usize = 64;
+
+/// Graph format 2: sections aligned for mapping, the stored row size in the header.
+const GRAPH_MAGIC: &[u8; 8] = b"SRGRAPH2";
+
+/// The header: the magic and eight little-endian u64 fields, padded to two sections.
+const HEADER_BYTES: usize = 2 * SECTION_ALIGN;
+
+/// Zero bytes that pad a section of `len` bytes to [`SECTION_ALIGN`].
+pub fn padding(len: usize) -> usize {
+    (SECTION_ALIGN - len % SECTION_ALIGN) % SECTION_ALIGN
+}
+
+fn corrupt(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("corrupt graph: {what}"))
+}
+
+/// A written graph's header.
+struct Layout {
+    dim: usize,
+    len: usize,
+    level0_stride: usize,
+    upper_stride: usize,
+    upper_len: usize,
+    entry: usize,
+    max_level: usize,
+    /// Elements in the vectors and level-0 sections.
+    vectors_len: usize,
+    level0_len: usize,
+}
+
+impl Layout {
+    fn parse<S: Storage>(header: &[u8]) -> io::Result<Self> {
+        if &header[..8] != GRAPH_MAGIC {
+            return Err(corrupt("not a graph of this format"));
+        }
+        let field = |i: usize| {
+            let b: [u8; 8] = header[8 + i * 8..16 + i * 8].try_into().expect("8 bytes");
+            u64::from_le_bytes(b) as usize
+        };
+        let (dim, len, level0_stride) = (field(0), field(1), field(2));
+        if field(7) != S::row_len(dim.max(1)) * size_of::<S::Elem>() {
+            return Err(corrupt("rows of another storage precision"));
+        }
+        let layout = Self {
+            dim,
+            len,
+            level0_stride,
+            upper_stride: field(3),
+            upper_len: field(4),
+            entry: field(5),
+            max_level: field(6),
+            vectors_len: len
+                .checked_mul(S::row_len(dim.max(1)))
+                .ok_or_else(|| corrupt("header"))?,
+            level0_len: len
+                .checked_mul(level0_stride)
+                .ok_or_else(|| corrupt("header"))?,
+        };
+        if layout.dim == 0
+            || layout.dim > 65_536
+            || layout.len > u32::MAX as usize
+            || layout.level0_stride == 0
+            || layout.level0_stride > 4_096
+            || layout.upper_stride == 0
+            || layout.upper_stride > 4_096
+            || layout.upper_len > u32::MAX as usize
+        {
+            return Err(corrupt("header"));
+        }
+        Ok(layout)
+    }
+
+    /// The graph from its sections, once every link is checked.
+    fn assemble<S: Storage>(
+        &self,
+        vectors: impl Into<Rows<S::Elem>>,
+        level0: impl Into<Rows<u32>>,
+        upper_offsets: Vec<u32>,
+        levels: Vec<u8>,
+        upper: Vec<u32>,
+    ) -> io::Result<FrozenGraph<S>> {
+        let (len, entry, max_level) = (self.len, self.entry, self.max_level);
+        let level0 = level0.into();
         let links_ok = |rows: &[u32], stride: usize| {
             rows.chunks_exact(stride).all(|row| {
                 (row[0] as usize) < stride
                     && row[1..=row[0] as usize].iter().all(|&n| (n as usize) < len)
             })
         };
-        if !links_ok(&level0, level0_stride)
-            || !links_ok(&upper, upper_stride)
+        if !links_ok(&level0, self.level0_stride)
+            || !links_ok(&upper, self.upper_stride)
             || (len > 0 && entry >= len)
             || max_level >= MAX_LAYERS
             || (len > 0 && levels[entry] as usize != max_level)
-            || !upper_levels_ok(&upper_offsets, &levels, &upper, upper_stride, max_level)
+            || !upper_levels_ok(
+                &upper_offsets,
+                &levels,
+                &upper,
+                self.upper_stride,
+                max_level,
+            )
         {
-            return Err(bad("links"));
+            return Err(corrupt("links"));
         }
-        Ok(Self::from_parts(
-            dim,
+        Ok(FrozenGraph::from_parts(
+            self.dim,
             vectors,
-            level0_stride,
+            self.level0_stride,
             level0,
-            upper_stride,
+            self.upper_stride,
             upper_offsets,
             upper,
             levels,
