@@ -159,9 +159,9 @@ def sheet(m: Measured, a: argparse.Namespace) -> str:
       f"heap beside the served index: {m.build_peak:.2f}x that shard's FP16 index, reserved once per "
       "node (shards rebuild one at a time at start-up; background rebuilds of two shards of one node "
       "at once would need the headroom). FP32 (the FP16 file + 2·dim B) is shown for comparison. "
-      "INT8 + FP16 re-rank keeps the INT8 file resident and reads the FP16 rows of the few "
-      "re-ranked candidates from disk: measured in the index library and its benchmark; **the "
-      "service stores FP16 only**.")
+      "INT8 + FP16 re-rank (`index.precision = \"int8-rerank\"`) keeps the INT8 graph resident "
+      "and reads the FP16 rows of the few re-ranked candidates from disk; its snapshot holds both "
+      "graphs. The sheet sizes FP16 (the default), which answers from memory alone.")
     w("")
     w("## Shard nodes")
     w("")
@@ -173,7 +173,7 @@ def sheet(m: Measured, a: argparse.Namespace) -> str:
       "replicas than fit.")
     w("")
     formats = ("FP32", "FP16", "INT8")
-    w("| | FP32 | FP16 (served) | INT8 + FP16 re-rank (library only) |")
+    w("| | FP32 | FP16 (default) | INT8 + FP16 re-rank |")
     w("|---|---|---|---|")
     rows: dict[str, list[str]] = {k: [] for k in (
         "resident bytes per vector", "disk bytes per vector", "GiB per shard replica",

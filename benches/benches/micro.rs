@@ -71,6 +71,7 @@ fn index(shards: usize) -> ShardedIndex {
         ef_construction: 200,
         ef_search: 100,
         rebuild_threshold: usize::MAX / 2,
+        precision: vector_index::Precision::Fp16,
     };
     let mut per: Vec<Vec<ShardItem>> = vec![Vec::new(); shards];
     for (i, v) in clustered_vectors(20_000, DIM, 200, 7)

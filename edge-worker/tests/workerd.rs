@@ -82,17 +82,18 @@ impl Drop for Proc {
         let _ = self.child.wait();
         if std::thread::panicking() {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: String = log
-                .chars()
-                .rev()
-                .take(4000)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
+            let tail = tail(&log, 4000);
             eprintln!("--- {} ---\n{tail}", self.log.display());
         }
     }
+}
+
+/// The last `chars` characters of `text`.
+fn tail(text: &str, chars: usize) -> &str {
+    let skip = text.chars().count().saturating_sub(chars);
+    text.char_indices()
+        .nth(skip)
+        .map_or("", |(i, _)| &text[i..])
 }
 
 fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
@@ -166,7 +167,58 @@ fn token_vars(jwks_url: Option<&str>) -> Vec<String> {
     vars
 }
 
-fn start_edge(port: u16, core_port: u16, state_dir: &Path, log: PathBuf, vars: &[String]) -> Proc {
+/// Starts `wrangler dev` in front of `origin_port` and waits until it answers `/healthz`;
+/// returns the process and its port. A start whose runtime exits before it is healthy (a
+/// port taken between choosing and binding it, or workerd failing to start on a loaded
+/// machine) is retried on fresh ports, twice at most; each try keeps its own logs in `dir`.
+fn start_edge(origin_port: u16, dir: &Path, vars: &[String]) -> (Proc, u16) {
+    const TRIES: usize = 3;
+    for attempt in 1..=TRIES {
+        let port = free_port();
+        let log = dir.join(format!("wrangler-{attempt}.log"));
+        let mut edge = spawn_edge(port, origin_port, dir, attempt, log.clone(), vars);
+        let start = Instant::now();
+        loop {
+            if http(port, "GET", "/healthz", None).is_ok_and(|r| r.status == 200) {
+                return (edge, port);
+            }
+            // wrangler reports a runtime that failed to start as an error and may keep running
+            // (it waits for a file change), so its log tells as well as its exit. The marker
+            // is coloured even with NO_COLOR ("[", escapes, "ERROR", escapes, "]").
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            let exited = edge.child.try_wait().ok().flatten();
+            if exited.is_some() || output.contains("ERROR") {
+                let debug = dir.join(format!("wrangler-debug-{attempt}.log"));
+                let debug = std::fs::read_to_string(debug).unwrap_or_default();
+                let debug = tail(&debug, 6000);
+                eprintln!(
+                    "wrangler dev try {attempt} failed before it was healthy ({exited:?}):\n\
+                     {output}\n--- debug log ---\n{debug}"
+                );
+                assert!(
+                    attempt < TRIES,
+                    "wrangler dev did not start in {TRIES} tries"
+                );
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(180),
+                "wrangler dev not ready after 180s"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    unreachable!("every try returns or panics")
+}
+
+fn spawn_edge(
+    port: u16,
+    origin_port: u16,
+    dir: &Path,
+    attempt: usize,
+    log: PathBuf,
+    vars: &[String],
+) -> Proc {
     let root = repo_root();
     let shim = root.join("edge-worker/build/worker/shim.mjs");
     assert!(
@@ -183,13 +235,18 @@ fn start_edge(port: u16, core_port: u16, state_dir: &Path, log: PathBuf, vars: &
     cmd.current_dir(&root)
         .env("WRANGLER_SEND_METRICS", "false")
         .env("NO_COLOR", "1")
+        // wrangler's own debug log (workerd's start-up errors among it), kept with the test's.
+        .env(
+            "WRANGLER_LOG_PATH",
+            dir.join(format!("wrangler-debug-{attempt}.log")),
+        )
         .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
         .args(["--inspector-port", &free_port().to_string()])
-        .args(["--persist-to", &state_dir.display().to_string()])
+        .args(["--persist-to", &dir.join("edge").display().to_string()])
         .args(["--log-level", "warn"])
         .args([
             "--var",
-            &format!("CORE_ORIGIN:http://127.0.0.1:{core_port}"),
+            &format!("CORE_ORIGIN:http://127.0.0.1:{origin_port}"),
         ])
         .args(["--var", &format!("EDGE_SHARED_SECRET:{SECRET}")])
         // Generous: the test machine also runs other suites; the deadline is not under test.
@@ -277,20 +334,11 @@ fn edge_caches_signs_invalidates_and_survives_the_core() {
     let tmp = std::env::temp_dir().join(format!("edge-workerd-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
-    let (core_port, edge_port) = (free_port(), free_port());
+    let core_port = free_port();
     let core = start_core(core_port, &tmp.join("core"), tmp.join("core.log"));
-    let _edge = start_edge(
-        edge_port,
-        core_port,
-        &tmp.join("edge"),
-        tmp.join("wrangler.log"),
-        &token_vars(None),
-    );
+    let (_edge, edge_port) = start_edge(core_port, &tmp, &token_vars(None));
     wait_for("core-api", Duration::from_secs(300), || {
         http(core_port, "GET", "/readyz", None).is_ok_and(|r| r.status == 200)
-    });
-    wait_for("wrangler dev", Duration::from_secs(180), || {
-        http(edge_port, "GET", "/healthz", None).is_ok_and(|r| r.status == 200)
     });
     // The main user: one whose one-hour cache window does not end in the next 10 minutes
     // (windows are offset per user, so some user's entries always expire soon, and a
@@ -585,13 +633,10 @@ fn edge_authenticates_users_and_signs_for_them() {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
     let origin = Origin::start();
-    let edge_port = free_port();
     let jwks_url = format!("http://127.0.0.1:{}/jwks.json", origin.port);
-    let _edge = start_edge(
-        edge_port,
+    let (_edge, edge_port) = start_edge(
         origin.port,
-        &tmp.join("edge"),
-        tmp.join("wrangler.log"),
+        &tmp,
         // A short write deadline, so a slow write can be shown (the origin answers at once
         // otherwise).
         &[
@@ -600,9 +645,6 @@ fn edge_authenticates_users_and_signs_for_them() {
         ]
         .concat(),
     );
-    wait_for("wrangler dev", Duration::from_secs(180), || {
-        http(edge_port, "GET", "/healthz", None).is_ok_and(|r| r.status == 200)
-    });
     let alice = hs256_token("alice", 3600);
     let auth = bearer(&alice);
     let code = |r: &Reply| r.json()["code"].as_str().unwrap_or_default().to_string();
@@ -827,20 +869,10 @@ fn edge_rate_limits_each_identity() {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
     let origin = Origin::start();
-    let edge_port = free_port();
     let mut vars = token_vars(None);
     // No rate-limiting binding under `wrangler dev` here: the worker's own counts apply.
     vars.push("RATE_LIMIT_PER_MINUTE:3".into());
-    let _edge = start_edge(
-        edge_port,
-        origin.port,
-        &tmp.join("edge"),
-        tmp.join("wrangler.log"),
-        &vars,
-    );
-    wait_for("wrangler dev", Duration::from_secs(180), || {
-        http(edge_port, "GET", "/healthz", None).is_ok_and(|r| r.status == 200)
-    });
+    let (_edge, edge_port) = start_edge(origin.port, &tmp, &vars);
     // A minute's budget of 3 for alice, counted on cache hits too; the 4th is refused.
     let alice = hs256_token("alice", 3600);
     let path = "/v1/recommendations?limit=3";

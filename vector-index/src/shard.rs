@@ -13,10 +13,13 @@ use half::f16;
 use super::distance::best_dot;
 use super::graph::{padding, SECTION_ALIGN};
 use super::{
-    Filter, FrozenGraph, Hit, IndexParams, LabelIndex, Labels, MappedFile, Shard, ShardItem,
+    Filter, FrozenGraph, Hit, IndexParams, Int8, LabelIndex, Labels, MappedFile, Precision, Shard,
+    ShardItem,
 };
 
-/// Version 3 added each node's labels; version 4 aligns the graph for mapping.
+/// Version 3 added each node's labels; version 4 aligns the graph for mapping. The INT8 copy
+/// of the graph of a shard served with a re-rank follows the FP16 graph, aligned; it is there
+/// when the file goes on past the FP16 graph.
 const SNAPSHOT_MAGIC: &[u8; 8] = b"SRSHARD4";
 
 /// A rebuild inserts the delta into the graph while fewer than one frozen node in this many
@@ -26,7 +29,10 @@ const MAX_STALE_SHARE: usize = 5;
 /// The frozen part: a graph and, per node, the item, vector version and labels it holds,
 /// with a bitmap per label for filtered search.
 struct Frozen {
+    /// FP16 rows: walked, or with `coarse`, read only to re-rank its candidates.
     graph: FrozenGraph,
+    /// The same links over INT8 rows, walked when the shard serves [`Precision::Int8Rerank`].
+    coarse: Option<FrozenGraph<Int8>>,
     ids: Vec<Arc<str>>,
     versions: Vec<u64>,
     labels: Vec<Labels>,
@@ -37,6 +43,7 @@ struct Frozen {
 impl Frozen {
     fn new(
         graph: FrozenGraph,
+        coarse: Option<FrozenGraph<Int8>>,
         ids: Vec<Arc<str>>,
         versions: Vec<u64>,
         labels: Vec<Labels>,
@@ -44,6 +51,7 @@ impl Frozen {
         let position = ids.iter().cloned().zip(0u32..).collect();
         Self {
             graph,
+            coarse,
             ids,
             versions,
             label_index: LabelIndex::new(&labels),
@@ -55,6 +63,7 @@ impl Frozen {
     fn empty(dim: usize, params: IndexParams) -> Self {
         Self::new(
             FrozenGraph::build(&[], dim, params.build()),
+            None,
             vec![],
             vec![],
             vec![],
@@ -65,6 +74,57 @@ impl Frozen {
         self.position
             .get(id)
             .is_some_and(|&n| self.versions[n as usize] == version)
+    }
+
+    /// A frozen part served at `precision` from its FP16 graph: the INT8 copy is made (or
+    /// dropped) to match.
+    fn served_at(mut self, precision: Precision) -> Self {
+        self.coarse = match precision {
+            Precision::Fp16 => None,
+            Precision::Int8Rerank { .. } => self
+                .coarse
+                .take()
+                .filter(|c| c.len() == self.graph.len())
+                .or_else(|| Some(self.graph.requantize())),
+        };
+        self
+    }
+
+    /// The `k` nearest admitted nodes: the FP16 walk, or the INT8 walk for `rerank`
+    /// candidates re-scored on the FP16 rows.
+    fn nearest(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: &Filter,
+        precision: Precision,
+    ) -> Vec<(u32, f32)> {
+        let admitted = (!filter.is_empty()).then(|| self.label_index.admitted(filter));
+        match (&self.coarse, precision) {
+            (Some(coarse), Precision::Int8Rerank { rerank }) => {
+                let rerank = rerank.max(k);
+                let ef = ef.max(rerank);
+                let candidates = match &admitted {
+                    None => coarse.search(query, rerank, ef),
+                    Some(admitted) => coarse.search_in(query, rerank, ef, admitted),
+                };
+                self.graph
+                    .scan(query, k, candidates.into_iter().map(|(node, _)| node))
+            }
+            _ => match &admitted {
+                None => self.graph.search(query, k, ef.max(k)),
+                Some(admitted) => self.graph.search_in(query, k, ef.max(k), admitted),
+            },
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.graph.heap_bytes() + self.coarse.as_ref().map_or(0, |c| c.heap_bytes())
+    }
+
+    fn mapped_bytes(&self) -> usize {
+        self.graph.mapped_bytes() + self.coarse.as_ref().map_or(0, |c| c.mapped_bytes())
     }
 }
 
@@ -117,7 +177,8 @@ impl LocalShard {
                     None
                 }
             })
-            .unwrap_or_else(|| Frozen::empty(params.dim, params));
+            .unwrap_or_else(|| Frozen::empty(params.dim, params))
+            .served_at(params.precision);
         let mut live = HashMap::with_capacity(items.len());
         let mut delta = Vec::new();
         for item in items {
@@ -235,7 +296,7 @@ impl LocalShard {
             }
             // Straight from the FP16 rows: no FP32 copy of the shard during a rebuild.
             let graph = FrozenGraph::build_encoded(vectors, self.params.dim, self.params.build());
-            Frozen::new(graph, ids, versions, labels)
+            Frozen::new(graph, None, ids, versions, labels)
         } else {
             let mut ids = frozen.ids.clone();
             let mut versions = frozen.versions.clone();
@@ -248,18 +309,25 @@ impl LocalShard {
                 rows.extend(item.vector);
             }
             let graph = frozen.graph.clone().insert_rows(&rows, self.params.build());
-            Frozen::new(graph, ids, versions, labels)
-        };
+            Frozen::new(graph, None, ids, versions, labels)
+        }
+        .served_at(self.params.precision);
         drop(frozen);
         if let Some(path) = &self.snapshot_path {
             // Serve the graph from the snapshot just written: the built copy leaves the heap,
             // and the kernel keeps as much of the file in memory as searches use.
             match write_snapshot(path, &next) {
-                Ok((file, graph_at)) => match FrozenGraph::map(&file, graph_at) {
-                    Ok((graph, _)) if graph.len() == next.ids.len() => next.graph = graph,
+                Ok((file, graph_at)) => match map_graphs(&file, graph_at) {
+                    Ok((graph, coarse))
+                        if graph.len() == next.ids.len()
+                            && coarse.is_some() == next.coarse.is_some() =>
+                    {
+                        next.graph = graph;
+                        next.coarse = coarse;
+                    }
                     Ok(_) => tracing::error!(
                         shard = self.id,
-                        "snapshot written with another length; serving from memory"
+                        "snapshot written with another layout; serving from memory"
                     ),
                     Err(e) => {
                         tracing::error!(shard = self.id, error = %e, "cannot map the snapshot just written; serving from memory")
@@ -316,12 +384,17 @@ impl LocalShard {
 
     /// Bytes of the frozen graph served from its mapped snapshot (0 without a snapshot).
     pub fn mapped_bytes(&self) -> usize {
+        self.state.read().expect("shard lock").frozen.mapped_bytes()
+    }
+
+    /// Whether the frozen graph is walked on INT8 rows (with an FP16 re-rank).
+    pub fn walks_int8(&self) -> bool {
         self.state
             .read()
             .expect("shard lock")
             .frozen
-            .graph
-            .mapped_bytes()
+            .coarse
+            .is_some()
     }
 }
 
@@ -335,12 +408,7 @@ impl Shard for LocalShard {
         let frozen = &st.frozen;
         // Stale nodes can occupy result slots: ask the graph for a few more.
         let want = k + st.stale.min(k);
-        let nodes = if filter.is_empty() {
-            frozen.graph.search(query, want, ef.max(want))
-        } else {
-            let admitted = frozen.label_index.admitted(filter);
-            frozen.graph.search_in(query, want, ef.max(want), &admitted)
-        };
+        let nodes = frozen.nearest(query, want, ef, filter, self.params.precision);
         let mut hits: Vec<Hit> = nodes
             .into_iter()
             .filter(|&(n, _)| {
@@ -403,9 +471,7 @@ impl Shard for LocalShard {
 
     fn memory_bytes(&self) -> usize {
         let st = self.state.read().expect("shard lock");
-        st.frozen.graph.heap_bytes()
-            + st.frozen.graph.mapped_bytes()
-            + st.delta.len() * self.params.dim * 2
+        st.frozen.heap_bytes() + st.frozen.mapped_bytes() + st.delta.len() * self.params.dim * 2
     }
 }
 
@@ -458,7 +524,11 @@ fn write_snapshot_file(tmp: &Path, frozen: &Frozen) -> io::Result<(File, usize)>
     }
     w.write_all(&[0; SECTION_ALIGN][..padding(w.written)])?;
     let graph_at = w.written;
-    frozen.graph.write_to(&mut w.inner)?;
+    frozen.graph.write_to(&mut w)?;
+    if let Some(coarse) = &frozen.coarse {
+        w.write_all(&[0; SECTION_ALIGN][..padding(w.written)])?;
+        coarse.write_to(&mut w)?;
+    }
     let file = w.inner.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     Ok((file, graph_at))
@@ -542,9 +612,26 @@ fn read_snapshot(path: &Path, dim: usize) -> io::Result<Frozen> {
         );
     }
     let table_end = bytes.len() - r.len();
-    let (graph, _) = FrozenGraph::map(&file, table_end + padding(table_end))?;
-    if graph.len() != n || (n > 0 && graph.dim() != dim) {
-        return Err(bad("snapshot does not match the index dimension"));
+    let (graph, coarse) = map_graphs(&file, table_end + padding(table_end))?;
+    let lengths_match = graph.len() == n && coarse.as_ref().is_none_or(|c| c.len() == n);
+    if !lengths_match || (n > 0 && graph.dim() != dim) {
+        return Err(bad(
+            "snapshot does not match its items or the index dimension",
+        ));
     }
-    Ok(Frozen::new(graph, ids, versions, labels))
+    Ok(Frozen::new(graph, coarse, ids, versions, labels))
+}
+
+/// Maps the FP16 graph at `offset` of a snapshot and the INT8 copy after it, if any.
+fn map_graphs(
+    file: &MappedFile,
+    offset: usize,
+) -> io::Result<(FrozenGraph, Option<FrozenGraph<Int8>>)> {
+    let (graph, end) = FrozenGraph::map(file, offset)?;
+    let coarse = if end < file.bytes().len() {
+        Some(FrozenGraph::map(file, end + padding(end))?.0)
+    } else {
+        None
+    };
+    Ok((graph, coarse))
 }

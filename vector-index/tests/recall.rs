@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vector_index::graph::{BuildParams, ClampedDot, FrozenGraph};
 use vector_index::{
-    shard_of, Filter, IndexParams, Labels, LocalShard, Shard, ShardItem, ShardedIndex,
+    shard_of, Filter, IndexParams, Labels, LocalShard, Precision, Shard, ShardItem, ShardedIndex,
 };
 use vector_index::{Fp16, Fp32, Int8, Storage};
 
@@ -86,6 +86,7 @@ fn params() -> IndexParams {
         ef_construction: 200,
         ef_search: 100,
         rebuild_threshold: 100_000,
+        precision: Precision::Fp16,
     }
 }
 
@@ -657,6 +658,121 @@ fn filtered_search_returns_the_nearest_admitted_items() {
     let reopened = LocalShard::open(0, params(), Some(&dir), items);
     assert_eq!(reopened.layout(), (n, 0), "snapshot reused");
     check(&reopened);
+}
+
+/// A shard served with the INT8 walk and an FP16 re-rank: FP16's recall and scores, filters
+/// applied, and both graphs in the snapshot, which reopens mapped at either precision.
+#[test]
+fn a_shard_walking_int8_with_an_fp16_rerank_keeps_fp16_recall() {
+    let n = 4_000;
+    let data = clustered(n, 40, 71);
+    let queries = clustered(100, 40, 72);
+    let dir = temp_dir("int8-rerank");
+    let int8 = IndexParams {
+        precision: Precision::Int8Rerank { rerank: 40 },
+        rebuild_threshold: 100,
+        ..params()
+    };
+    let items: Vec<ShardItem> = data
+        .chunks_exact(DIM)
+        .enumerate()
+        .map(|(i, v)| ShardItem {
+            labels: vec![Arc::from(format!("kind:{}", i % 4))].into(),
+            ..item(format!("item{i}"), 1 + i as u64, v)
+        })
+        .collect();
+    let dot = |i: usize, q: &[f32]| -> f32 {
+        data[i * DIM..(i + 1) * DIM]
+            .iter()
+            .zip(q)
+            .map(|(a, b)| a * b)
+            .sum()
+    };
+    let odd = Filter::default().any_of(["kind:1", "kind:3"]);
+    // Recall of the shard against exact search, unfiltered and filtered; every score is the
+    // FP16 inner product, not the INT8 estimate.
+    let check = |shard: &LocalShard| -> (f64, f64) {
+        let mut found = [0usize; 2];
+        for q in queries.chunks_exact(DIM) {
+            for (f, filter) in [all(), odd.clone()].iter().enumerate() {
+                let admit = |i: usize| f == 0 || i % 2 == 1;
+                let mut truth: Vec<usize> = (0..n).filter(|&i| admit(i)).collect();
+                truth.sort_by(|&a, &b| dot(b, q).total_cmp(&dot(a, q)));
+                truth.truncate(10);
+                let hits = shard.search(q, 10, 100, filter);
+                assert_eq!(hits.len(), 10);
+                for h in &hits {
+                    let i: usize = h.item_id[4..].parse().unwrap();
+                    assert!(admit(i), "{} is not admitted by {filter:?}", h.item_id);
+                    assert!((h.score - dot(i, q)).abs() < 2e-3, "an FP16 score");
+                    found[f] += truth.contains(&i) as usize;
+                }
+            }
+        }
+        let total = 10.0 * (queries.len() / DIM) as f64;
+        (found[0] as f64 / total, found[1] as f64 / total)
+    };
+    let fp16 = LocalShard::open(0, params(), None, items.clone());
+    let (fp16_all, fp16_odd) = check(&fp16);
+    let shard = LocalShard::open(0, int8, Some(&dir), items.clone());
+    assert!(shard.walks_int8());
+    let (all_recall, odd_recall) = check(&shard);
+    assert!(
+        all_recall >= fp16_all - 0.005 && odd_recall >= fp16_odd - 0.005,
+        "INT8 + re-rank {all_recall} / {odd_recall} vs FP16 {fp16_all} / {fp16_odd}"
+    );
+    assert!(all_recall >= 0.95 && odd_recall >= 0.95);
+
+    // The snapshot holds both graphs: reopened mapped, with the same answers.
+    let mapped_fp16_only = LocalShard::open(0, params(), Some(&dir), items.clone());
+    assert!(!mapped_fp16_only.walks_int8());
+    let reopened = LocalShard::open(0, int8, Some(&dir), items.clone());
+    assert_eq!(reopened.layout(), (n, 0), "snapshot reused");
+    assert!(reopened.walks_int8());
+    assert!(
+        reopened.mapped_bytes() > mapped_fp16_only.mapped_bytes(),
+        "the INT8 graph is mapped too"
+    );
+    let q = &queries[..DIM];
+    let ids = |s: &LocalShard| -> Vec<Arc<str>> {
+        s.search(q, 10, 100, &all())
+            .into_iter()
+            .map(|h| h.item_id)
+            .collect()
+    };
+    assert_eq!(ids(&shard), ids(&reopened));
+
+    // A rebuild (inserts past a tenth of the graph) keeps both graphs, and the new items
+    // are found through the INT8 walk.
+    for i in 0..450 {
+        reopened.upsert(
+            Arc::from(format!("new{i}")),
+            100_000 + i as u64,
+            &queries[(i % 100) * DIM..(i % 100 + 1) * DIM],
+            vec![Arc::from("kind:1")].into(),
+        );
+    }
+    reopened.wait_idle();
+    let (frozen, delta) = reopened.layout();
+    assert!(
+        frozen > n && delta < 450,
+        "rebuilt: {frozen} frozen, {delta} delta"
+    );
+    assert!(reopened.walks_int8() && reopened.mapped_bytes() > 0);
+    let found = reopened.search(q, 2, 100, &odd);
+    assert!(
+        found.iter().any(|h| h.item_id.starts_with("new")),
+        "{found:?}"
+    );
+
+    // An FP16-only snapshot opened for the re-rank derives the INT8 graph at once.
+    let dir16 = temp_dir("int8-from-fp16");
+    drop(LocalShard::open(0, params(), Some(&dir16), items.clone()));
+    let derived = LocalShard::open(0, int8, Some(&dir16), items);
+    assert_eq!(derived.layout(), (n, 0), "snapshot reused");
+    assert!(derived.walks_int8());
+    let (all_recall, odd_recall) = check(&derived);
+    assert!(all_recall >= 0.95 && odd_recall >= 0.95);
 }
 
 #[test]

@@ -139,7 +139,7 @@ fn build(n: usize, shards: usize, dir: &Path, queries: usize) {
         write_u32s(&dir.join(format!("ids-{s:03}")), &ids);
         eprintln!("shard {s}: {} nodes, {:.0} s so far", ids.len(), build_s);
     }
-    std::fs::write(dir.join("queries.f32"), bytemuck_f32(&qs)).expect("write queries");
+    std::fs::write(dir.join("queries.f32"), le_bytes(&qs)).expect("write queries");
     let truth: Vec<u32> = truth
         .iter()
         .flat_map(|t| t.iter().map(|&(_, i)| i))
@@ -165,7 +165,8 @@ fn build(n: usize, shards: usize, dir: &Path, queries: usize) {
     );
 }
 
-fn bytemuck_f32(v: &[f32]) -> Vec<u8> {
+/// Little-endian bytes of `v`.
+fn le_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
@@ -184,23 +185,23 @@ fn search(dir: &Path, storage: &str, ef: usize, rerank: usize) {
         .collect();
     let (rss_before, anon_before) = (proc_status("VmRSS:"), proc_status("RssAnon:"));
     let started = Instant::now();
-    // SAFETY: this benchmark's own files, not changed while mapped.
-    let map =
-        |kind: &str, s: usize| unsafe { MappedFile::open(&graph_path(dir, kind, s)) }.expect("map");
-    let fp16: Vec<FrozenGraph<Fp16>> = if storage != "int8" {
-        (0..shards)
-            .map(|s| FrozenGraph::map(&map("fp16", s), 0).expect("fp16 graph").0)
+    // Every shard's graph of precision `S` from its `kind` files; none unless `wanted`.
+    fn map_all<S: Storage>(
+        dir: &Path,
+        kind: &str,
+        shards: usize,
+        wanted: bool,
+    ) -> Vec<FrozenGraph<S>> {
+        (0..shards * usize::from(wanted))
+            .map(|s| {
+                // SAFETY: this benchmark's own files, not changed while mapped.
+                let file = unsafe { MappedFile::open(&graph_path(dir, kind, s)) }.expect("map");
+                FrozenGraph::map(&file, 0).expect(kind).0
+            })
             .collect()
-    } else {
-        Vec::new()
-    };
-    let int8: Vec<FrozenGraph<Int8>> = if storage != "fp16" {
-        (0..shards)
-            .map(|s| FrozenGraph::map(&map("int8", s), 0).expect("int8 graph").0)
-            .collect()
-    } else {
-        Vec::new()
-    };
+    }
+    let fp16: Vec<FrozenGraph<Fp16>> = map_all(dir, "fp16", shards, storage != "int8");
+    let int8: Vec<FrozenGraph<Int8>> = map_all(dir, "int8", shards, storage != "fp16");
     let load_s = started.elapsed().as_secs_f64();
     let rss_loaded = proc_status("VmRSS:");
     let search_one = |q: &[f32]| -> Vec<u32> {

@@ -52,6 +52,7 @@ fn main() {
         ef_construction: 200,
         ef_search: ef,
         rebuild_threshold: usize::MAX / 2,
+        precision: vector_index::Precision::Fp16,
     };
     let mut per: Vec<Vec<ShardItem>> = vec![Vec::new(); shards];
     for (i, v) in data.chunks_exact(DIM).enumerate() {

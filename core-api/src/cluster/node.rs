@@ -101,6 +101,7 @@ impl ShardNode {
             ef_construction: config.index.ef_construction,
             ef_search: config.index.ef_search,
             rebuild_threshold: config.index.rebuild_threshold,
+            precision: config.index.precision(),
         };
         let snapshot_dir = config
             .storage

@@ -118,6 +118,9 @@ impl Config {
         if self.index.ef_construction < self.index.m || self.index.ef_search == 0 {
             return invalid("index.ef_construction must be >= m and index.ef_search > 0");
         }
+        if !(1..=10_000).contains(&self.index.rerank) {
+            return invalid("index.rerank must be between 1 and 10000");
+        }
         if !(0.0..=1.0).contains(&self.ranking.mmr_lambda)
             || !(0.0..=1.0).contains(&self.ranking.query_blend)
         {

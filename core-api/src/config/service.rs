@@ -24,6 +24,30 @@ pub struct IndexConfig {
     pub ef_search: usize,
     /// Vectors waiting in a shard's exact delta before it is rebuilt in the background.
     pub rebuild_threshold: usize,
+    /// The vectors the graph walk reads: `fp16`, or `int8-rerank` (INT8 rows walked, the
+    /// best `rerank` candidates re-scored on the FP16 rows: faster, FP16's recall).
+    pub precision: IndexPrecision,
+    /// Candidates re-scored per shard and query with `int8-rerank`.
+    pub rerank: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IndexPrecision {
+    Fp16,
+    Int8Rerank,
+}
+
+impl IndexConfig {
+    /// The index library's precision for these settings.
+    pub fn precision(&self) -> vector_index::Precision {
+        match self.precision {
+            IndexPrecision::Fp16 => vector_index::Precision::Fp16,
+            IndexPrecision::Int8Rerank => vector_index::Precision::Int8Rerank {
+                rerank: self.rerank,
+            },
+        }
+    }
 }
 
 /// Weights of the hybrid ranker and the knobs of the other ranking stages.
@@ -116,6 +140,8 @@ impl Default for IndexConfig {
             ef_construction: 200,
             ef_search: 100,
             rebuild_threshold: 2_000,
+            precision: IndexPrecision::Fp16,
+            rerank: 40,
         }
     }
 }

@@ -155,6 +155,24 @@ fn kubernetes_config_loads_for_both_roles() {
 }
 
 #[test]
+fn the_index_precision_is_chosen_by_name() {
+    let default = Config::load(None, env(&[])).unwrap();
+    assert_eq!(default.index.precision(), vector_index::Precision::Fp16);
+    let int8 = Config::load(
+        None,
+        env(&[
+            ("RECO__INDEX__PRECISION", "int8-rerank"),
+            ("RECO__INDEX__RERANK", "64"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        int8.index.precision(),
+        vector_index::Precision::Int8Rerank { rerank: 64 }
+    );
+}
+
+#[test]
 fn invalid_values_are_rejected() {
     assert!(Config::load(None, env(&[("RECO__INDEX__SHARDS", "0")])).is_err());
     assert!(Config::load(None, env(&[("RECO__NOPE__X", "1")])).is_err());
@@ -163,6 +181,8 @@ fn invalid_values_are_rejected() {
     assert!(Config::load(None, env(&[("RECO__POLICY__SYNC_SECS", "0")])).is_err());
     assert!(Config::load(None, env(&[("RECO__POLICY__IMPRESSION_TTL_SECS", "5")])).is_err());
     assert!(Config::load(None, env(&[("RECO__POLICY__SYNC_SECS", "2")])).is_ok());
+    assert!(Config::load(None, env(&[("RECO__INDEX__PRECISION", "int4")])).is_err());
+    assert!(Config::load(None, env(&[("RECO__INDEX__RERANK", "0")])).is_err());
 }
 
 #[test]

@@ -61,6 +61,7 @@ impl Engine {
             ef_construction: config.index.ef_construction,
             ef_search: config.index.ef_search,
             rebuild_threshold: config.index.rebuild_threshold,
+            precision: config.index.precision(),
         };
         let catalog = Catalog::default();
         let shared_store = cluster.as_ref().map(|(_, catalogue)| {

@@ -268,6 +268,30 @@ impl<S: Storage> FrozenGraph<S> {
         )
     }
 
+    /// The same links with this graph's rows re-encoded at precision `T`, a row at a time
+    /// (no FP32 copy of the graph): the INT8 walk of a shard served with an FP16 re-rank.
+    pub fn requantize<T: Storage>(&self) -> FrozenGraph<T> {
+        let row = T::row_len(self.dim);
+        let mut stored = vec![T::Elem::default(); self.len * row];
+        let mut decoded = vec![0.0; self.dim];
+        for (node, out) in stored.chunks_exact_mut(row).enumerate() {
+            S::decode(self.vector(node as u32), &mut decoded);
+            T::encode(&decoded, out);
+        }
+        FrozenGraph::from_parts(
+            self.dim,
+            stored,
+            self.level0_stride,
+            self.level0.clone(),
+            self.upper_stride,
+            self.upper_offsets.clone(),
+            self.upper.clone(),
+            self.levels.clone(),
+            self.entry,
+            self.max_level,
+        )
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn from_parts(
         dim: usize,
