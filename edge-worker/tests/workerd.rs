@@ -168,33 +168,37 @@ fn token_vars(jwks_url: Option<&str>) -> Vec<String> {
 }
 
 /// Starts `wrangler dev` in front of `origin_port` and waits until it answers `/healthz`;
-/// returns the process and its port. A start whose runtime exits before it is healthy (a
-/// port taken between choosing and binding it, or workerd failing to start on a loaded
-/// machine) is retried on fresh ports, twice at most; each try keeps its own logs in `dir`.
+/// returns the process and its port. A start that fails for a transient reason (a port taken
+/// between choosing and binding it, or workerd failing to start on a loaded machine) is
+/// retried on fresh ports and a fresh state directory, twice at most; each try keeps its own
+/// logs in `dir`. Any other exit before it is healthy fails the test at once.
 fn start_edge(origin_port: u16, dir: &Path, vars: &[String]) -> (Proc, u16) {
     const TRIES: usize = 3;
+    const TRANSIENT: [&str; 2] = ["Address already in use", "Workers runtime failed to start"];
     for attempt in 1..=TRIES {
         let port = free_port();
         let log = dir.join(format!("wrangler-{attempt}.log"));
         let mut edge = spawn_edge(port, origin_port, dir, attempt, log.clone(), vars);
         let start = Instant::now();
         loop {
-            if http(port, "GET", "/healthz", None).is_ok_and(|r| r.status == 200) {
+            if healthy(port) {
                 return (edge, port);
             }
-            // wrangler reports a runtime that failed to start as an error and may keep running
-            // (it waits for a file change), so its log tells as well as its exit. The marker
-            // is coloured even with NO_COLOR ("[", escapes, "ERROR", escapes, "]").
+            // wrangler reports a runtime that failed to start and may keep running (it waits
+            // for a file change), so its log tells as well as its exit.
             let output = std::fs::read_to_string(&log).unwrap_or_default();
             let exited = edge.child.try_wait().ok().flatten();
-            if exited.is_some() || output.contains("ERROR") {
+            let transient = TRANSIENT.iter().any(|m| output.contains(m));
+            if exited.is_some() || transient {
                 let debug = dir.join(format!("wrangler-debug-{attempt}.log"));
                 let debug = std::fs::read_to_string(debug).unwrap_or_default();
-                let debug = tail(&debug, 6000);
                 eprintln!(
                     "wrangler dev try {attempt} failed before it was healthy ({exited:?}):\n\
-                     {output}\n--- debug log ---\n{debug}"
+                     {}\n--- debug log ---\n{}",
+                    tail(&output, 4000),
+                    tail(&debug, 6000)
                 );
+                assert!(transient, "wrangler dev exited before it was healthy");
                 assert!(
                     attempt < TRIES,
                     "wrangler dev did not start in {TRIES} tries"
@@ -209,6 +213,23 @@ fn start_edge(origin_port: u16, dir: &Path, vars: &[String]) -> (Proc, u16) {
         }
     }
     unreachable!("every try returns or panics")
+}
+
+/// One `/healthz` probe with a short deadline (a starting wrangler may hold a request).
+fn healthy(port: u16) -> bool {
+    let probe = || -> std::io::Result<bool> {
+        let deadline = Some(Duration::from_secs(2));
+        let mut s = TcpStream::connect_timeout(&loopback(port), Duration::from_secs(2))?;
+        s.set_read_timeout(deadline)?;
+        s.write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )?;
+        let mut status = [0u8; 12];
+        s.read_exact(&mut status)?;
+        Ok(status.starts_with(b"HTTP/1.1 200"))
+    };
+    probe().unwrap_or(false)
 }
 
 fn spawn_edge(
@@ -242,7 +263,10 @@ fn spawn_edge(
         )
         .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
         .args(["--inspector-port", &free_port().to_string()])
-        .args(["--persist-to", &dir.join("edge").display().to_string()])
+        .args([
+            "--persist-to",
+            &dir.join(format!("edge-{attempt}")).display().to_string(),
+        ])
         .args(["--log-level", "warn"])
         .args([
             "--var",

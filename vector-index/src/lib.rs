@@ -54,6 +54,7 @@ pub struct IndexParams {
     pub ef_search: usize,
     /// Rebuild a shard once its delta holds more than this many vectors.
     pub rebuild_threshold: usize,
+    /// What the graph walk reads (FP16 by default).
     pub precision: Precision,
 }
 

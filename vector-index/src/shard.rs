@@ -84,7 +84,7 @@ impl Frozen {
             Precision::Int8Rerank { .. } => self
                 .coarse
                 .take()
-                .filter(|c| c.len() == self.graph.len())
+                .filter(|c| c.len() == self.graph.len() && c.dim() == self.graph.dim())
                 .or_else(|| Some(self.graph.requantize())),
         };
         self
@@ -100,6 +100,9 @@ impl Frozen {
         filter: &Filter,
         precision: Precision,
     ) -> Vec<(u32, f32)> {
+        if k == 0 {
+            return Vec::new();
+        }
         let admitted = (!filter.is_empty()).then(|| self.label_index.admitted(filter));
         match (&self.coarse, precision) {
             (Some(coarse), Precision::Int8Rerank { rerank }) => {
@@ -167,7 +170,7 @@ impl LocalShard {
         if let Some(dir) = snapshot_dir {
             remove_unfinished_snapshots(dir, id);
         }
-        let frozen = snapshot_path
+        let read = snapshot_path
             .as_deref()
             .and_then(|p| match read_snapshot(p, params.dim) {
                 Ok(f) => Some(f),
@@ -176,9 +179,18 @@ impl LocalShard {
                     tracing::warn!(shard = id, error = %e, "ignoring unreadable shard snapshot; rebuilding");
                     None
                 }
-            })
+            });
+        let had_int8 = read.as_ref().is_some_and(|f| f.coarse.is_some());
+        let mut frozen = read
             .unwrap_or_else(|| Frozen::empty(params.dim, params))
             .served_at(params.precision);
+        if frozen.coarse.is_some() && !had_int8 && !frozen.ids.is_empty() {
+            // Derived from an FP16-only snapshot: written back, so it is mapped, not kept on
+            // the heap, and not derived again at the next start.
+            if let Some(path) = &snapshot_path {
+                persist(id, path, &mut frozen);
+            }
+        }
         let mut live = HashMap::with_capacity(items.len());
         let mut delta = Vec::new();
         for item in items {
@@ -314,29 +326,7 @@ impl LocalShard {
         .served_at(self.params.precision);
         drop(frozen);
         if let Some(path) = &self.snapshot_path {
-            // Serve the graph from the snapshot just written: the built copy leaves the heap,
-            // and the kernel keeps as much of the file in memory as searches use.
-            match write_snapshot(path, &next) {
-                Ok((file, graph_at)) => match map_graphs(&file, graph_at) {
-                    Ok((graph, coarse))
-                        if graph.len() == next.ids.len()
-                            && coarse.is_some() == next.coarse.is_some() =>
-                    {
-                        next.graph = graph;
-                        next.coarse = coarse;
-                    }
-                    Ok(_) => tracing::error!(
-                        shard = self.id,
-                        "snapshot written with another layout; serving from memory"
-                    ),
-                    Err(e) => {
-                        tracing::error!(shard = self.id, error = %e, "cannot map the snapshot just written; serving from memory")
-                    }
-                },
-                Err(e) => {
-                    tracing::error!(shard = self.id, error = %e, "cannot write shard snapshot")
-                }
-            }
+            persist(self.id, path, &mut next);
         }
         let frozen = Arc::new(next);
         let built: HashSet<u64> = frozen.versions.iter().copied().collect();
@@ -479,6 +469,31 @@ fn to_f16(v: &[f32]) -> Vec<f16> {
     v.iter().map(|&x| f16::from_f32(x)).collect()
 }
 
+/// Writes `frozen`'s snapshot and serves its graphs from the file just written: the built
+/// copies leave the heap, and the kernel keeps as much of the file in memory as searches use.
+/// On failure the shard goes on serving from memory.
+fn persist(shard: usize, path: &Path, frozen: &mut Frozen) {
+    match write_snapshot(path, frozen) {
+        Ok((file, graph_at)) => match map_graphs(&file, graph_at) {
+            Ok((graph, coarse))
+                if graph.len() == frozen.ids.len()
+                    && coarse.is_some() == frozen.coarse.is_some() =>
+            {
+                frozen.graph = graph;
+                frozen.coarse = coarse;
+            }
+            Ok(_) => tracing::error!(
+                shard,
+                "snapshot written with another layout; serving from memory"
+            ),
+            Err(e) => {
+                tracing::error!(shard, error = %e, "cannot map the snapshot just written; serving from memory")
+            }
+        },
+        Err(e) => tracing::error!(shard, error = %e, "cannot write shard snapshot"),
+    }
+}
+
 /// Writes the snapshot atomically: a temporary file (named for this process and write),
 /// fsync, then rename over the old one. Returns the file mapped (mapped before the rename, so
 /// it is the file this call wrote) and the offset of the graph in it, aligned for mapping.
@@ -613,8 +628,8 @@ fn read_snapshot(path: &Path, dim: usize) -> io::Result<Frozen> {
     }
     let table_end = bytes.len() - r.len();
     let (graph, coarse) = map_graphs(&file, table_end + padding(table_end))?;
-    let lengths_match = graph.len() == n && coarse.as_ref().is_none_or(|c| c.len() == n);
-    if !lengths_match || (n > 0 && graph.dim() != dim) {
+    // An INT8 copy of another length is dropped when the shard is served (`served_at`).
+    if graph.len() != n || (n > 0 && graph.dim() != dim) {
         return Err(bad(
             "snapshot does not match its items or the index dimension",
         ));
@@ -628,10 +643,74 @@ fn map_graphs(
     offset: usize,
 ) -> io::Result<(FrozenGraph, Option<FrozenGraph<Int8>>)> {
     let (graph, end) = FrozenGraph::map(file, offset)?;
-    let coarse = if end < file.bytes().len() {
-        Some(FrozenGraph::map(file, end + padding(end))?.0)
-    } else {
-        None
-    };
+    // A bad INT8 copy costs only itself: it is derived again from the FP16 graph if needed.
+    let coarse = (end < file.bytes().len())
+        .then(|| FrozenGraph::map(file, end + padding(end)))
+        .and_then(|mapped| {
+            mapped
+                .inspect_err(|e| tracing::warn!(error = %e, "ignoring the snapshot's INT8 graph"))
+                .ok()
+        })
+        .map(|(coarse, _)| coarse)
+        .filter(|c| c.dim() == graph.dim());
     Ok((graph, coarse))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::search_reranked;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    /// The INT8 shard walks its INT8 graph and re-scores on FP16: exactly the library's
+    /// `search_reranked` on the same two graphs, filtered or not.
+    #[test]
+    fn an_int8_shard_searches_its_int8_graph_with_an_fp16_rerank() {
+        let (dim, n) = (32, 2_000);
+        let mut rng = StdRng::seed_from_u64(5);
+        let unit = |rng: &mut StdRng| -> Vec<f32> {
+            let v: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / norm).collect()
+        };
+        let vectors: Vec<f32> = (0..n).flat_map(|_| unit(&mut rng)).collect();
+        let params = crate::BuildParams {
+            m: 16,
+            ef_construction: 100,
+        };
+        let ids: Vec<Arc<str>> = (0..n).map(|i| Arc::from(format!("i{i}"))).collect();
+        let labels: Vec<Labels> = (0..n)
+            .map(|i| vec![Arc::from(if i % 3 == 0 { "a" } else { "b" })].into())
+            .collect();
+        let precision = Precision::Int8Rerank { rerank: 12 };
+        let frozen = Frozen::new(
+            FrozenGraph::build(&vectors, dim, params),
+            None,
+            ids,
+            vec![1; n],
+            labels,
+        )
+        .served_at(precision);
+        let coarse = frozen.coarse.as_ref().expect("an INT8 graph");
+        let only_a = Filter::default().any_of(["a"]);
+        for _ in 0..20 {
+            let q = unit(&mut rng);
+            let found = frozen.nearest(&q, 10, 40, &Filter::default(), precision);
+            assert_eq!(
+                found,
+                search_reranked(coarse, &frozen.graph, &q, 10, 40, 12)
+            );
+            // Filtered: the INT8 walk admits only "a" nodes, then the same re-rank.
+            let admitted = frozen.label_index.admitted(&only_a);
+            let candidates = coarse.search_in(&q, 12, 40, &admitted);
+            let expected = frozen
+                .graph
+                .scan(&q, 10, candidates.into_iter().map(|(node, _)| node));
+            assert_eq!(frozen.nearest(&q, 10, 40, &only_a, precision), expected);
+            assert!(expected.iter().all(|&(node, _)| node % 3 == 0));
+        }
+        assert!(frozen
+            .nearest(&vectors[..dim], 0, 40, &Filter::default(), precision)
+            .is_empty());
+    }
 }

@@ -44,8 +44,12 @@ UNWIND $edges AS e
 MATCH (a:Content {content_id: e.from}), (b:Content {content_id: e.to})
 CREATE (a)-[:SIMILAR_TO {similarity: e.w}]->(b)";
 
+/// The engaged item's node is merged, not matched: an event may arrive before the catalogue's
+/// fill (at the first start on a fresh Neo4j, or from another router) has written it, and its
+/// edges must not be lost. Such a node has no quality, so it is never a neighbour until the
+/// fill or an upsert writes its content.
 const RECORD: &str = "
-MATCH (c:Content {content_id: $item})
+MERGE (c:Content {content_id: $item})
 MERGE (u:User {user_id: $user})
 MERGE (u)-[w:WATCHED]->(c)
 SET w.at = timestamp()
