@@ -254,18 +254,7 @@ impl<S: Storage> FrozenGraph<S> {
     /// precision `T`: to compare precisions on one graph.
     pub fn relink<T: Storage>(&self, vectors: &[f32]) -> FrozenGraph<T> {
         assert_eq!(vectors.len(), self.len * self.dim, "one row per node");
-        FrozenGraph::from_parts(
-            self.dim,
-            encode_all::<T>(vectors, self.dim),
-            self.level0_stride,
-            self.level0.clone(),
-            self.upper_stride,
-            self.upper_offsets.clone(),
-            self.upper.clone(),
-            self.levels.clone(),
-            self.entry,
-            self.max_level,
-        )
+        self.with_rows(encode_all::<T>(vectors, self.dim))
     }
 
     /// The same links with this graph's rows re-encoded at precision `T`, a row at a time
@@ -278,6 +267,11 @@ impl<S: Storage> FrozenGraph<S> {
             S::decode(self.vector(node as u32), &mut decoded);
             T::encode(&decoded, out);
         }
+        self.with_rows(stored)
+    }
+
+    /// This graph's links over `stored`, one row of precision `T` per node.
+    fn with_rows<T: Storage>(&self, stored: Vec<T::Elem>) -> FrozenGraph<T> {
         FrozenGraph::from_parts(
             self.dim,
             stored,
