@@ -17,7 +17,7 @@ for path in map(pathlib.Path, sys.argv[1:]):
     lines = path.read_text().splitlines()
     title = lines[0].lstrip("# ")
     written = next((l for l in lines if l.startswith("Written by")), "")
-    out += [f"### {title} (`{path.name}`)", "", written.split(";")[0] + ".", ""]
+    out += [f"### {title} (`{path.name}`)", "", "; ".join(written.split("; ")[:2]) + ".", ""]
     # The targets, read back from this file's own tables.
     targets = []
     section = None
