@@ -505,6 +505,9 @@ fn production_backends(tag: &str) -> Option<(core_api::Config, crate::stores::Re
     config.scylla = scylla_test_config(&nodes);
     config.neo4j = neo4j_test_config(&uri);
     config.redis.url = redis.url();
+    // Generous, as for the other servers: a first connection on a loaded test machine can
+    // take longer than the production default, and the deadline is not under test here.
+    config.redis.timeout_ms = 5_000;
     Some((config, redis))
 }
 
